@@ -1,0 +1,104 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Grains;
+using Orchestrator.Silo;
+using Orchestrator.Worker;
+
+namespace Orchestrator.Cli;
+
+/// <summary>
+/// A connection to a cluster: a client of a running one, or an embedded one (a silo with memory storage and a
+/// node agent, in this process) when no cluster runs and the command can use one.
+/// </summary>
+public sealed class ClusterSession : IAsyncDisposable
+{
+    readonly IHost _host;
+
+    ClusterSession(IHost host, bool embedded, string description)
+    {
+        _host = host;
+        IsEmbedded = embedded;
+        Description = description;
+    }
+
+    public IGrainFactory Grains => _host.Services.GetRequiredService<IGrainFactory>();
+    public bool IsEmbedded { get; }
+    public string Description { get; }
+
+    public static async Task<ClusterSession> Connect(ClusterConnection connection, bool allowEmbedded, string? devices = null, CancellationToken ct = default)
+    {
+        if (connection.IsEmbeddedDefault && !await Listening(connection.Gateways[0].Port))
+        {
+            if (!allowEmbedded)
+                throw new CliException($"no cluster is running at {connection.Gateways[0]}: start one with 'orch up', or pass --redis HOST:PORT / --gateway HOST:PORT (or set ORCH_REDIS / ORCH_GATEWAY)");
+            return await StartEmbedded(devices, ct, keepRunning: false);
+        }
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Error);
+        builder.UseOrleansClient(connection.ConfigureClient);
+        var host = builder.Build();
+        try
+        {
+            await host.StartAsync(ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new CliException($"cannot reach the cluster through {connection}: {e.GetBaseException().Message}. Check that the silos are running and the address is right.");
+        }
+        return new ClusterSession(host, embedded: false, connection.ToString());
+    }
+
+    /// <summary>Starts a silo and a node agent in this process on the default ports.</summary>
+    public static async Task<ClusterSession> StartEmbedded(string? devices, CancellationToken ct, bool keepRunning)
+    {
+        IReadOnlyList<string> deviceList;
+        try { deviceList = NodeAgent.ParseDevices(devices, () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(keepRunning ? LogLevel.Information : LogLevel.Warning);
+        builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.UseOrleans(new SiloSettings(Redis: null).Configure);
+        builder.Services.AddNodeAgent(new NodeAgentOptions("local", deviceList));
+        var host = builder.Build();
+        try
+        {
+            await host.StartAsync(ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new CliException($"could not start the embedded cluster: {e.GetBaseException().Message}. Is port {ClusterConnection.DefaultGatewayPort} or {ClusterConnection.DefaultSiloPort} taken?");
+        }
+        return new ClusterSession(host, embedded: true, $"embedded cluster (node 'local', devices {string.Join(",", deviceList)})");
+    }
+
+    public Task WaitForShutdown(CancellationToken ct) => _host.WaitForShutdownAsync(ct);
+
+    static async Task<bool> Listening(int port)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await socket.ConnectAsync(System.Net.IPAddress.Loopback, port, timeout.Token);
+            return true;
+        }
+        catch (Exception) { return false; }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        try { await _host.StopAsync(timeout.Token); }
+        catch (Exception) { /* shutting down anyway */ }
+        _host.Dispose();
+    }
+}
+
+/// <summary>An error the user can fix; exits 1 with the message.</summary>
+public class CliException(string message) : Exception(message);
+
+/// <summary>Bad arguments or an invalid spec; exits 2.</summary>
+public sealed class UsageException(string message) : CliException(message);

@@ -1,0 +1,197 @@
+using System.CommandLine;
+using System.Reflection;
+using Orchestrator.Cli;
+using Orchestrator.Core.Specs;
+using Orchestrator.Grains;
+using Spectre.Console;
+
+if (!AnsiConsole.Profile.Capabilities.Interactive) AnsiConsole.Profile.Width = 200;
+
+var redis = new Option<string?>("--redis") { Description = "Reach the cluster through Redis at HOST:PORT (env ORCH_REDIS)", Recursive = true };
+var gateway = new Option<string?>("--gateway") { Description = "Reach the cluster through silo gateway(s) HOST:PORT[,...] (env ORCH_GATEWAY). With neither: the embedded default at 127.0.0.1:30000", Recursive = true };
+ClusterConnection Connection(ParseResult p)
+{
+    try { return ClusterConnection.Resolve(p.GetValue(redis), p.GetValue(gateway)); }
+    catch (ArgumentException e) { throw new UsageException(e.Message); }
+}
+
+// submit
+var file = new Argument<FileInfo>("FILE") { Description = "Job spec, YAML or JSON (see README: job-spec reference)" };
+var sets = new Option<string[]>("--set") { Description = "Override a field: --set train.lr=0.1 (repeatable)", AllowMultipleArgumentsPerToken = false };
+var sweeps = new Option<string[]>("--sweep") { Description = "One job per value: --sweep train.lr=0.01,0.1 (repeatable: the product of all sweeps)" };
+var wait = new Option<bool>("--wait") { Description = "Follow the jobs with live progress until they end; exit 1 if any fails" };
+var skipDataCheck = new Option<bool>("--skip-data-check") { Description = "Do not check data.path here (when the data lives only on the workers)" };
+var submit = new Command("submit", "Validate a job spec and submit it (or a sweep of it)") { file, sets, sweeps, wait, skipDataCheck };
+submit.SetAction((p, ct) => Run(async () =>
+{
+    var specs = LoadSpecs(p.GetValue(file)!, p.GetValue(sets) ?? [], p.GetValue(sweeps) ?? [], !p.GetValue(skipDataCheck));
+    await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: true, ct: ct);
+    var follow = p.GetValue(wait);
+    if (session.IsEmbedded)
+    {
+        AnsiConsole.MarkupLine($"[grey]No cluster is running: using an {Markup.Escape(session.Description)} until the jobs end ('orch up' keeps one running).[/]");
+        follow = true;
+    }
+    var ids = await SubmitAll(session.Grains, specs, ct);
+    return follow ? await FollowAndSummarize(session.Grains, ids, ct) : 0;
+}));
+
+// demo
+var demoEpochs = new Option<int>("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 3 };
+var demoDevices = new Option<string?>("--devices") { Description = "Devices for the embedded node (default cpu:1)" };
+var demo = new Command("demo", "Start an embedded cluster (a silo and a worker in this process), train the Fashion-MNIST MLP example end to end and print its test accuracy") { demoEpochs, demoDevices };
+demo.SetAction((p, ct) => Run(async () =>
+{
+    using var reader = new StreamReader(Assembly.GetExecutingAssembly().GetManifestResourceStream("demo.yaml")!);
+    var root = SpecDocument.SetPath(JobSpecParser.ParseDocument(await reader.ReadToEndAsync(ct)), "train.epochs", p.GetValue(demoEpochs).ToString());
+    var spec = JobSpecParser.FromNode(SpecDocument.SetPath(root, "name", "demo-mlp"));
+    await using var session = await ClusterSession.StartEmbedded(p.GetValue(demoDevices), ct, keepRunning: false);
+    AnsiConsole.MarkupLine($"[bold]Orchestrator demo[/]: {Markup.Escape(session.Description)}");
+    AnsiConsole.MarkupLine($"Training [bold]{spec.Model.Type.ToString().ToLowerInvariant()} 784-{string.Join("-", spec.Model.Hidden)}-10[/] on Fashion-MNIST ({Markup.Escape(spec.Data.Path)}) for {spec.Train.Epochs} epochs, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, batch {spec.Train.BatchSize}");
+    var ids = await SubmitAll(session.Grains, [spec], ct);
+    return await FollowAndSummarize(session.Grains, ids, ct);
+}));
+
+// up
+var upDevices = new Option<string?>("--devices") { Description = "Devices for the embedded node: cpu:N slots (default cpu:1) or cuda:N" };
+var up = new Command("up", "Run the embedded default cluster (a silo with memory storage and a worker) until Ctrl-C; other orch commands reach it with no flags") { upDevices };
+up.SetAction((p, ct) => Run(async () =>
+{
+    await using var session = await ClusterSession.StartEmbedded(p.GetValue(upDevices), ct, keepRunning: true);
+    AnsiConsole.MarkupLine($"[green]{Markup.Escape(session.Description)} is up[/] at gateway 127.0.0.1:{ClusterConnection.DefaultGatewayPort}. Ctrl-C stops it (its jobs are kept in memory only).");
+    await session.WaitForShutdown(ct);
+    return 0;
+}));
+
+// jobs
+var jobs = new Command("jobs", "List jobs with state, progress and accuracy");
+jobs.SetAction((p, ct) => Run(async () =>
+{
+    await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
+    Views.Jobs(await session.Grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List());
+    return 0;
+}));
+
+// job ID
+var jobId = new Argument<string>("ID") { Description = "Job id (see 'orch jobs')" };
+var follow = new Option<bool>("--follow", "-f") { Description = "Show live progress until the job ends" };
+var job = new Command("job", "Show a job: state, placement, progress, result, recent events") { jobId, follow };
+job.SetAction((p, ct) => Run(async () =>
+{
+    await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
+    var grain = session.Grains.GetGrain<IJobGrain>(p.GetValue(jobId)!);
+    if (p.GetValue(follow)) return await FollowAndSummarize(session.Grains, [p.GetValue(jobId)!], ct);
+    Views.Job(await grain.GetInfo(), await grain.GetEvents());
+    return 0;
+}));
+
+// events / logs
+Command EventsCommand(string name)
+{
+    var id = new Argument<string>("ID") { Description = "Job id" };
+    var cmd = new Command(name, "Show a job's event history: who did what, when") { id };
+    cmd.SetAction((p, ct) => Run(async () =>
+    {
+        await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
+        Views.Events(await session.Grains.GetGrain<IJobGrain>(p.GetValue(id)!).GetEvents());
+        return 0;
+    }));
+    return cmd;
+}
+
+// cancel
+var cancelId = new Argument<string>("ID") { Description = "Job id" };
+var cancel = new Command("cancel", "Cancel a job; a running worker stops at its next report") { cancelId };
+cancel.SetAction((p, ct) => Run(async () =>
+{
+    await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
+    var info = await session.Grains.GetGrain<IJobGrain>(p.GetValue(cancelId)!).Cancel(Environment.UserName);
+    AnsiConsole.MarkupLine($"{Markup.Escape(info.JobId)}: {JobWatcher.StateMarkup(info.State)}");
+    return 0;
+}));
+
+// nodes
+var nodes = new Command("nodes", "List nodes: health, devices, what runs where, last heartbeat");
+nodes.SetAction((p, ct) => Run(async () =>
+{
+    await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
+    var scheduler = await session.Grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo();
+    var infos = await Task.WhenAll(scheduler.Nodes.Select(n => session.Grains.GetGrain<INodeGrain>(n).GetInfo()));
+    Views.Nodes(infos);
+    if (scheduler.Queue.Count > 0) AnsiConsole.MarkupLine($"{scheduler.Queue.Count} job(s) waiting for a device");
+    return 0;
+}));
+
+var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
+{
+    redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up,
+};
+return await root.Parse(args).InvokeAsync();
+
+static IReadOnlyList<JobSpec> LoadSpecs(FileInfo file, string[] sets, string[] sweeps, bool checkFiles)
+{
+    if (!file.Exists) throw new UsageException($"spec file '{file.FullName}' does not exist");
+    var text = File.ReadAllText(file.FullName);
+    IReadOnlyList<SpecVariants.Variant> variants;
+    try { variants = SpecVariants.Expand(JobSpecParser.ParseDocument(text), sets, sweeps); }
+    catch (SpecFormatException e) { throw new UsageException(e.Message); }
+    var options = new SpecValidationOptions { CheckFiles = checkFiles };
+    var specs = new List<JobSpec>();
+    var problems = new List<string>();
+    foreach (var v in variants)
+    {
+        try { specs.Add(JobSpecParser.FromNode(SpecVariants.WithNameSuffix(v.Spec, v.NameSuffix), options)); }
+        catch (SpecValidationException e)
+        {
+            var label = v.NameSuffix.Length > 0 ? $" (variant {v.NameSuffix.TrimStart('-')})" : "";
+            problems.AddRange(e.Errors.Select(err => $"{file.Name}{label}: {err}"));
+        }
+    }
+    if (problems.Count > 0) throw new UsageException("invalid job spec; nothing was submitted:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Distinct().Select(x => "  " + x)));
+    return specs;
+}
+
+static async Task<IReadOnlyList<string>> SubmitAll(IGrainFactory grains, IReadOnlyList<JobSpec> specs, CancellationToken ct)
+{
+    var retry = Resilience.Retry(TimeSpan.FromSeconds(30));
+    var ids = new List<string>();
+    foreach (var spec in specs)
+    {
+        var id = $"{spec.Name}-{Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant()[..5]}";
+        var submission = new JobSubmission(JobSpecJson.Write(spec), Environment.UserName);
+        // Submit is idempotent per id, so a retry after a lost reply cannot make a second job.
+        var info = await retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(id).Submit(submission), ct);
+        AnsiConsole.MarkupLine($"submitted [bold]{Markup.Escape(info.JobId)}[/] ({Markup.Escape(info.Model)})");
+        ids.Add(id);
+    }
+    return ids;
+}
+
+static async Task<int> FollowAndSummarize(IGrainFactory grains, IReadOnlyList<string> ids, CancellationToken ct)
+{
+    var final = await JobWatcher.Follow(grains, ids, ct);
+    foreach (var j in final)
+    {
+        var line = j.State == JobState.Succeeded
+            ? $"[green]{Markup.Escape(j.JobId)} succeeded[/]: test accuracy [bold]{j.Result!.TestAccuracy:F4}[/] after {j.Result.Epochs} epochs ({j.Result.Steps} steps, {j.Result.TrainingSeconds:F1} s training, {j.Result.SamplesPerSecond:F0} samples/s)"
+            : $"[red]{Markup.Escape(j.JobId)} {j.State.ToString().ToLowerInvariant()}[/]: {Markup.Escape(j.FailureReason ?? "")}";
+        AnsiConsole.MarkupLine(line);
+    }
+    return final.All(j => j.State == JobState.Succeeded) ? 0 : 1;
+}
+
+static async Task<int> Run(Func<Task<int>> action)
+{
+    try { return await action(); }
+    catch (UsageException e) { AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return 2; }
+    catch (CliException e) { AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return 1; }
+    catch (SpecValidationException e) { AnsiConsole.MarkupLine($"[red]invalid job spec:[/]{Environment.NewLine}{Markup.Escape(e.Message)}"); return 2; }
+    catch (KeyNotFoundException e) { AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return 1; }
+    catch (ArgumentException e) { AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return 2; }
+    catch (OperationCanceledException) { AnsiConsole.MarkupLine("[yellow]interrupted[/]"); return 130; }
+    catch (Exception e) when (Resilience.IsTransient(e))
+    {
+        AnsiConsole.MarkupLine($"[red]error:[/] the cluster did not answer ({Markup.Escape(e.GetBaseException().Message)}); check that its silos are running, then retry");
+        return 1;
+    }
+}

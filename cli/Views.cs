@@ -1,0 +1,92 @@
+using Orchestrator.Grains;
+using Spectre.Console;
+
+namespace Orchestrator.Cli;
+
+/// <summary>Tables and panels for jobs, nodes and events.</summary>
+public static class Views
+{
+    public static void Jobs(IReadOnlyList<JobInfo> jobs)
+    {
+        if (jobs.Count == 0)
+        {
+            AnsiConsole.MarkupLine("[grey]no jobs yet: submit one with 'orch submit examples/fmnist-mlp.yaml --wait'[/]");
+            return;
+        }
+        var table = new Table().Border(TableBorder.Simple)
+            .AddColumns("ID", "STATE", "MODEL", "PROGRESS", "LOSS", "ACCURACY", "NODE", "OWNER", "AGE");
+        foreach (var j in jobs)
+        {
+            var p = j.Progress;
+            var progress = p is { TotalSteps: > 0 } ? $"{p.Step}/{p.TotalSteps} ({100.0 * p.Step / p.TotalSteps:F0}%)" : "-";
+            var accuracy = j.Result?.TestAccuracy ?? p?.TestAccuracy;
+            table.AddRow(
+                Markup.Escape(j.JobId),
+                JobWatcher.StateMarkup(j.State),
+                Markup.Escape(j.Model),
+                progress,
+                (j.Result?.FinalLoss ?? p?.Loss) is { } loss ? $"{loss:F4}" : "-",
+                accuracy is { } a ? $"{a:F4}" : "-",
+                j.Assignment is { } asg ? Markup.Escape($"{asg.NodeId}/{asg.Device}") : "-",
+                Markup.Escape(j.Owner),
+                Age(j.SubmittedAt));
+        }
+        AnsiConsole.Write(table);
+    }
+
+    public static void Job(JobInfo j, IReadOnlyList<JobEvent> events)
+    {
+        var grid = new Grid().AddColumn().AddColumn();
+        void Row(string k, string v) => grid.AddRow($"[bold]{k}[/]", v);
+        Row("job", Markup.Escape(j.JobId));
+        Row("state", JobWatcher.StateMarkup(j.State));
+        Row("model", Markup.Escape(j.Model));
+        Row("owner", Markup.Escape(j.Owner));
+        Row("priority", j.Priority.ToString());
+        Row("submitted", $"{j.SubmittedAt.ToLocalTime():u}");
+        if (j.Assignment is { } a) Row("placement", Markup.Escape($"{a.NodeId}/{a.Device} (epoch {a.Epoch})"));
+        Row("progress", Markup.Escape(JobWatcher.ProgressText(j)));
+        if (j.CheckpointStep is { } cp) Row("checkpoint", $"step {cp}");
+        if (j.Recoveries > 0) Row("recoveries", j.Recoveries.ToString());
+        if (j.Result is { } r) Row("result", $"test accuracy [green]{r.TestAccuracy:F4}[/], loss {r.FinalLoss:F4}, {r.Steps} steps, {r.Epochs} epochs, {r.TrainingSeconds:F1} s, {r.SamplesPerSecond:F0} samples/s");
+        if (j.FailureReason is { } f) Row("failure", $"[red]{Markup.Escape(f)}[/]");
+        AnsiConsole.Write(grid);
+        AnsiConsole.WriteLine();
+        Events(events, last: 15);
+    }
+
+    public static void Events(IReadOnlyList<JobEvent> events, int? last = null)
+    {
+        var table = new Table().Border(TableBorder.Simple).AddColumns("TIME", "WHO", "WHAT");
+        foreach (var e in last is { } n ? events.TakeLast(n) : events)
+            table.AddRow($"{e.At.ToLocalTime():HH:mm:ss.fff}", Markup.Escape(e.Who), Markup.Escape(e.What));
+        AnsiConsole.Write(table);
+    }
+
+    public static void Nodes(IReadOnlyList<NodeInfo> nodes)
+    {
+        if (nodes.Count == 0)
+        {
+            AnsiConsole.MarkupLine("[grey]no nodes have joined: start a worker with 'orch-worker --redis HOST:PORT --node-id NAME'[/]");
+            return;
+        }
+        var table = new Table().Border(TableBorder.Simple).AddColumns("NODE", "HEALTH", "DEVICES", "RUNNING", "LAST HEARTBEAT", "HOST/PID");
+        foreach (var n in nodes)
+        {
+            table.AddRow(
+                Markup.Escape(n.NodeId),
+                n.Health == NodeHealth.Healthy ? "[green]healthy[/]" : "[red]dead[/]",
+                Markup.Escape(string.Join(",", n.Devices)),
+                n.Assignments.Count == 0 ? "-" : Markup.Escape(string.Join(", ", n.Assignments.Select(a => $"{a.JobId}@{a.Device}"))),
+                n.LastHeartbeat is { } h ? $"{(DateTime.UtcNow - h).TotalSeconds:F1}s ago" : "-",
+                Markup.Escape($"{n.Host}/{n.ProcessId}"));
+        }
+        AnsiConsole.Write(table);
+    }
+
+    static string Age(DateTime at)
+    {
+        var d = DateTime.UtcNow - at;
+        return d.TotalMinutes < 1 ? $"{d.TotalSeconds:F0}s" : d.TotalHours < 1 ? $"{d.TotalMinutes:F0}m" : d.TotalDays < 1 ? $"{d.TotalHours:F0}h" : $"{d.TotalDays:F0}d";
+    }
+}

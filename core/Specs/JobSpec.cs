@@ -1,0 +1,73 @@
+namespace Orchestrator.Core.Specs;
+
+public enum JobKind { Single }
+public enum ModelType { Mlp, Cnn }
+public enum OptimizerKind { Sgd, Adam }
+
+/// <summary>A validated job spec. Only <see cref="JobSpecParser"/> makes these, so every instance is valid.</summary>
+public sealed record JobSpec(
+    string Name,
+    JobKind Kind,
+    string Owner,
+    int Priority,
+    ModelSpec Model,
+    DataSpec Data,
+    TrainSpec Train,
+    ResourceSpec Resources);
+
+/// <param name="Hidden">MLP hidden layer widths, input to output.</param>
+/// <param name="Channels">CNN: output channels of its two 3×3 convolutions (each followed by 2×2 max pooling).</param>
+/// <param name="FcHidden">CNN: width of the hidden fully connected layer.</param>
+public sealed record ModelSpec(ModelType Type, IReadOnlyList<int> Hidden, IReadOnlyList<int> Channels, int FcHidden)
+{
+    public bool Equals(ModelSpec? other) =>
+        other is not null && Type == other.Type && FcHidden == other.FcHidden &&
+        Hidden.SequenceEqual(other.Hidden) && Channels.SequenceEqual(other.Channels);
+
+    public override int GetHashCode() => HashCode.Combine(Type, FcHidden, Hidden.Count, Channels.Count);
+}
+
+/// <param name="TrainLimit">Use only the first N training images (0 = all); for quick runs and tests.</param>
+public sealed record DataSpec(string Dataset, string Path, int TrainLimit);
+
+/// <param name="Epochs">Passes over the training set; exclusive with <paramref name="Steps"/>.</param>
+/// <param name="Steps">Optimizer steps; when set, epochs are derived from it.</param>
+/// <param name="CheckpointEvery">Steps between checkpoints sent to the job grain.</param>
+public sealed record TrainSpec(
+    int Epochs,
+    long Steps,
+    int BatchSize,
+    OptimizerKind Optimizer,
+    double Lr,
+    double Momentum,
+    double WeightDecay,
+    double Beta1,
+    double Beta2,
+    double Eps,
+    int Seed,
+    int CheckpointEvery);
+
+public sealed record ResourceSpec(int Devices);
+
+public sealed record SpecError(string Field, string Message)
+{
+    public override string ToString() => $"{Field}: {Message}";
+}
+
+public sealed class SpecValidationException(IReadOnlyList<SpecError> errors)
+    : Exception(string.Join(Environment.NewLine, errors.Select(e => e.ToString())))
+{
+    public IReadOnlyList<SpecError> Errors { get; } = errors;
+}
+
+public static class FashionMnistFiles
+{
+    public const string DefaultPath = "/usr/share/datasets/fashion-mnist";
+    public const string TrainImages = "train-images-idx3-ubyte.gz";
+    public const string TrainLabels = "train-labels-idx1-ubyte.gz";
+    public const string TestImages = "t10k-images-idx3-ubyte.gz";
+    public const string TestLabels = "t10k-labels-idx1-ubyte.gz";
+    public const int TrainCount = 60_000;
+    public const int TestCount = 10_000;
+    public static readonly string[] All = [TrainImages, TrainLabels, TestImages, TestLabels];
+}

@@ -1,0 +1,279 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Orchestrator.Core.Specs;
+
+public sealed record SpecValidationOptions
+{
+    /// <summary>Check that dataset files exist. The CLI and workers do; silos skip it (data lives on workers).</summary>
+    public bool CheckFiles { get; init; } = true;
+}
+
+/// <summary>
+/// Validates a spec tree and builds a <see cref="JobSpec"/>. Every problem is reported with the dotted
+/// path of the field and the reason; all problems are collected, not only the first.
+/// </summary>
+public static partial class JobSpecParser
+{
+    public static JobSpec Parse(string text, SpecValidationOptions? options = null) =>
+        FromNode(ParseDocument(text), options);
+
+    public static SpecNode ParseDocument(string text)
+    {
+        try { return SpecDocument.Parse(text); }
+        catch (SpecFormatException e) { throw new SpecValidationException([new SpecError("(document)", e.Message)]); }
+    }
+
+    public static JobSpec FromNode(SpecNode root, SpecValidationOptions? options = null)
+    {
+        options ??= new SpecValidationOptions();
+        var r = new Reader();
+        if (root is not SpecMap map)
+        {
+            throw new SpecValidationException([new SpecError("(document)", $"a job spec is a map of fields (name, model, data, train, ...), got {SpecDocument.Describe(root)}")]);
+        }
+        var spec = ReadSpec(r, map, options);
+        if (r.Errors.Count > 0 || spec is null) throw new SpecValidationException(r.Errors);
+        return spec;
+    }
+
+    static JobSpec? ReadSpec(Reader r, SpecMap root, SpecValidationOptions options)
+    {
+        var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources"]);
+        var name = r.String(top, "name", null, required: true);
+        if (name is not null && !NamePattern().IsMatch(name))
+            r.Error("name", $"'{SpecDocument.Truncate(name)}' is not a valid job name: use 1-63 lowercase letters, digits and '-', starting with a letter or digit");
+        var kind = r.Enum(top, "kind", JobKind.Single, new() { ["single"] = JobKind.Single },
+            unsupported: new() { ["data-parallel"] = "data-parallel jobs are not available in this version; use kind: single" });
+        var owner = r.String(top, "owner", "default") ?? "default";
+        if (owner.Length is 0 or > 63) r.Error("owner", "must be 1-63 characters");
+        var priority = (int)r.Integer(top, "priority", 0, -1000, 1000);
+
+        var model = ReadModel(r, r.Section(top, "model", required: true));
+        var data = ReadData(r, r.Section(top, "data", required: true), options);
+        var train = ReadTrain(r, r.Section(top, "train", required: false));
+        var resourcesMap = r.Fields(r.Section(top, "resources", required: false), "resources", ["devices"]);
+        var devices = (int)r.Integer(resourcesMap, "devices", 1, 1, 1024);
+        if (kind == JobKind.Single && devices != 1)
+            r.Error("resources.devices", $"a single job trains on exactly 1 device, got {devices}");
+
+        if (name is null || model is null || data is null || train is null) return null;
+        return new JobSpec(name, kind, owner, priority, model, data, train, new ResourceSpec(devices));
+    }
+
+    static ModelSpec? ReadModel(Reader r, SpecMap? map)
+    {
+        if (map is null) return null;
+        var m = r.Fields(map, "model", ["type", "hidden", "channels", "fc"]);
+        var type = r.Enum(m, "type", (ModelType?)null, new() { ["mlp"] = ModelType.Mlp, ["cnn"] = ModelType.Cnn });
+        if (type is null) return null;
+        if (type == ModelType.Mlp)
+        {
+            r.Forbid(m, "channels", "only a cnn has channels");
+            r.Forbid(m, "fc", "only a cnn has fc; an mlp's layers are all in hidden");
+            var hidden = r.IntList(m, "hidden", [256, 128], minCount: 1, maxCount: 8, min: 1, max: 8192);
+            return hidden is null ? null : new ModelSpec(ModelType.Mlp, hidden, [], 0);
+        }
+        r.Forbid(m, "hidden", "a cnn's layers are set with channels and fc");
+        var channels = r.IntList(m, "channels", [32, 64], minCount: 2, maxCount: 2, min: 1, max: 1024);
+        var fc = (int)r.Integer(m, "fc", 128, 1, 8192);
+        return channels is null ? null : new ModelSpec(ModelType.Cnn, [], channels, fc);
+    }
+
+    static DataSpec? ReadData(Reader r, SpecMap? map, SpecValidationOptions options)
+    {
+        if (map is null) return null;
+        var d = r.Fields(map, "data", ["dataset", "path", "trainLimit"]);
+        var dataset = r.Enum(d, "dataset", (string?)null, new() { ["fashion-mnist"] = "fashion-mnist" });
+        var path = r.String(d, "path", FashionMnistFiles.DefaultPath) ?? FashionMnistFiles.DefaultPath;
+        var limit = (int)r.Integer(d, "trainLimit", 0, 0, FashionMnistFiles.TrainCount);
+        if (dataset is null) return null;
+        if (options.CheckFiles)
+        {
+            var missing = FashionMnistFiles.All.Where(f => !File.Exists(System.IO.Path.Combine(path, f))).ToList();
+            if (missing.Count > 0)
+            {
+                r.Error("data.path", Directory.Exists(path)
+                    ? $"'{path}' lacks {string.Join(", ", missing)}; point data.path at a folder with the Fashion-MNIST IDX .gz files"
+                    : $"'{path}' does not exist; install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or point data.path at the IDX .gz files");
+            }
+        }
+        return new DataSpec(dataset, path, limit);
+    }
+
+    static TrainSpec? ReadTrain(Reader r, SpecMap? map)
+    {
+        var t = r.Fields(map, "train", ["epochs", "steps", "batchSize", "optimizer", "lr", "momentum", "weightDecay", "beta1", "beta2", "eps", "seed", "checkpointEvery"]);
+        var hasEpochs = t?.Get("epochs") is not null;
+        var hasSteps = t?.Get("steps") is not null;
+        if (hasEpochs && hasSteps) r.Error("train.steps", "give either train.epochs or train.steps, not both");
+        var epochs = (int)r.Integer(t, "epochs", 1, 1, 10_000);
+        var steps = r.Integer(t, "steps", 0, 1, 1_000_000_000);
+        var batch = (int)r.Integer(t, "batchSize", 64, 1, 8192);
+        var optimizer = r.Enum(t, "optimizer", OptimizerKind.Sgd, new() { ["sgd"] = OptimizerKind.Sgd, ["adam"] = OptimizerKind.Adam });
+        var lr = r.Number(t, "lr", optimizer == OptimizerKind.Adam ? 1e-3 : 0.05, 0, 10, minExclusive: true);
+        var momentum = r.Number(t, "momentum", optimizer == OptimizerKind.Sgd ? 0.9 : 0, 0, 1, maxExclusive: true);
+        if (optimizer == OptimizerKind.Adam) r.Forbid(t, "momentum", "adam has no momentum; set beta1/beta2 instead");
+        if (optimizer == OptimizerKind.Sgd)
+        {
+            foreach (var f in new[] { "beta1", "beta2", "eps" }) r.Forbid(t, f, "only adam uses beta1, beta2 and eps");
+        }
+        var wd = r.Number(t, "weightDecay", 0, 0, 1, maxExclusive: true);
+        var beta1 = r.Number(t, "beta1", 0.9, 0, 1, maxExclusive: true);
+        var beta2 = r.Number(t, "beta2", 0.999, 0, 1, maxExclusive: true);
+        var eps = r.Number(t, "eps", 1e-8, 0, 1, minExclusive: true);
+        var seed = (int)r.Integer(t, "seed", 1, 0, int.MaxValue);
+        var checkpointEvery = (int)r.Integer(t, "checkpointEvery", 500, 1, 10_000_000);
+        return new TrainSpec(hasSteps ? 0 : epochs, hasSteps ? steps : 0, batch, optimizer, lr, momentum, wd, beta1, beta2, eps, seed, checkpointEvery);
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$")]
+    private static partial Regex NamePattern();
+
+    /// <summary>Typed field access that records errors instead of throwing, and reports unknown fields.</summary>
+    sealed class Reader
+    {
+        public List<SpecError> Errors { get; } = [];
+        readonly Dictionary<SpecMap, string> _paths = new(ReferenceEqualityComparer.Instance);
+
+        public void Error(string field, string message)
+        {
+            if (!Errors.Any(e => e.Field == field)) Errors.Add(new SpecError(field, message));
+        }
+
+        string PathOf(SpecMap? map, string key)
+        {
+            var prefix = map is not null && _paths.TryGetValue(map, out var p) ? p : "";
+            return prefix.Length == 0 ? key : $"{prefix}.{key}";
+        }
+
+        /// <summary>Registers a map's path and reports keys outside <paramref name="known"/>.</summary>
+        public SpecMap? Fields(SpecMap? map, string path, string[] known)
+        {
+            if (map is null) return null;
+            _paths[map] = path;
+            foreach (var (key, _) in map.Entries)
+            {
+                if (known.Contains(key)) continue;
+                var close = known.FirstOrDefault(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase)
+                                                      || k.Replace("-", "").Equals(key.Replace("_", "").Replace("-", ""), StringComparison.OrdinalIgnoreCase));
+                var hint = close is not null ? $"; did you mean '{close}'?" : $"; known fields: {string.Join(", ", known)}";
+                Error(PathOf(map, key), $"unknown field{hint}");
+            }
+            return map;
+        }
+
+        public SpecMap? Section(SpecMap? parent, string key, bool required)
+        {
+            var node = parent?.Get(key);
+            var path = PathOf(parent, key);
+            if (node is null || node is SpecScalar { IsNull: true })
+            {
+                if (required) Error(path, "required section is missing");
+                return null;
+            }
+            if (node is SpecMap m) { _paths[m] = path; return m; }
+            Error(path, $"must be a map of fields, got {SpecDocument.Describe(node)}");
+            return null;
+        }
+
+        SpecScalar? Scalar(SpecMap? map, string key, bool required)
+        {
+            var node = map?.Get(key);
+            if (node is null || node is SpecScalar { IsNull: true })
+            {
+                if (required) Error(PathOf(map, key), "required field is missing");
+                return null;
+            }
+            if (node is SpecScalar s) return s;
+            Error(PathOf(map, key), $"must be a single value, got {SpecDocument.Describe(node)}");
+            return null;
+        }
+
+        public void Forbid(SpecMap? map, string key, string why)
+        {
+            if (map?.Get(key) is not null) Error(PathOf(map, key), $"not allowed here: {why}");
+        }
+
+        public string? String(SpecMap? map, string key, string? fallback, bool required = false)
+        {
+            var s = Scalar(map, key, required);
+            if (s is null) return fallback;
+            if (s.Text is { Length: > 4096 }) { Error(PathOf(map, key), "is longer than 4096 characters"); return fallback; }
+            if (s.Text is { } text && text.Any(char.IsControl)) { Error(PathOf(map, key), "contains control characters"); return fallback; }
+            return s.Text;
+        }
+
+        public T Enum<T>(SpecMap? map, string key, T fallback, Dictionary<string, T> values, Dictionary<string, string>? unsupported = null)
+        {
+            var s = Scalar(map, key, required: fallback is null);
+            if (s is null) return fallback;
+            var text = s.Text ?? "";
+            if (values.TryGetValue(text.ToLowerInvariant(), out var v)) return v;
+            if (unsupported is not null && unsupported.TryGetValue(text.ToLowerInvariant(), out var why))
+                Error(PathOf(map, key), why);
+            else
+                Error(PathOf(map, key), $"must be one of {string.Join(", ", values.Keys)}, got '{SpecDocument.Truncate(text)}'");
+            return fallback;
+        }
+
+        public long Integer(SpecMap? map, string key, long fallback, long min, long max)
+        {
+            var s = Scalar(map, key, required: false);
+            if (s is null) return fallback;
+            if (s.Quoted || !long.TryParse(s.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
+            {
+                var hint = SpecDocument.TryDouble(s.Text, out _) && !s.Quoted ? "a whole number" : "an integer";
+                Error(PathOf(map, key), $"must be {hint}, got {SpecDocument.Describe(s)}");
+                return fallback;
+            }
+            if (v < min || v > max) { Error(PathOf(map, key), $"must be between {min} and {max}, got {v}"); return fallback; }
+            return v;
+        }
+
+        public double Number(SpecMap? map, string key, double fallback, double min, double max, bool minExclusive = false, bool maxExclusive = false)
+        {
+            var s = Scalar(map, key, required: false);
+            if (s is null) return fallback;
+            if (s.Quoted || !SpecDocument.TryDouble(s.Text, out var v) || !double.IsFinite(v))
+            {
+                Error(PathOf(map, key), $"must be a finite number, got {SpecDocument.Describe(s)}");
+                return fallback;
+            }
+            bool below = minExclusive ? v <= min : v < min, above = maxExclusive ? v >= max : v > max;
+            if (below || above)
+            {
+                var range = $"{(minExclusive ? "(" : "[")}{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}{(maxExclusive ? ")" : "]")}";
+                Error(PathOf(map, key), $"must be in {range}, got {v.ToString(CultureInfo.InvariantCulture)}");
+                return fallback;
+            }
+            return v;
+        }
+
+        public IReadOnlyList<int>? IntList(SpecMap? map, string key, int[] fallback, int minCount, int maxCount, int min, int max)
+        {
+            var node = map?.Get(key);
+            var path = PathOf(map, key);
+            if (node is null || node is SpecScalar { IsNull: true }) return fallback;
+            if (node is not SpecList list) { Error(path, $"must be a list of integers like [256, 128], got {SpecDocument.Describe(node)}"); return null; }
+            if (list.Items.Count < minCount || list.Items.Count > maxCount)
+            {
+                Error(path, minCount == maxCount ? $"must have exactly {minCount} entries, got {list.Items.Count}" : $"must have {minCount} to {maxCount} entries, got {list.Items.Count}");
+                return null;
+            }
+            var result = new List<int>();
+            for (int i = 0; i < list.Items.Count; i++)
+            {
+                if (list.Items[i] is not SpecScalar s || s.Quoted || !int.TryParse(s.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
+                {
+                    Error($"{path}[{i}]", $"must be an integer, got {SpecDocument.Describe(list.Items[i])}");
+                    return null;
+                }
+                if (v < min || v > max) { Error($"{path}[{i}]", $"must be between {min} and {max}, got {v}"); return null; }
+                result.Add(v);
+            }
+            return result;
+        }
+    }
+}

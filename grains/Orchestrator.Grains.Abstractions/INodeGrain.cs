@@ -1,0 +1,22 @@
+namespace Orchestrator.Grains;
+
+/// <summary>
+/// One GPU node (key: node id): capacity, health, last heartbeat, and its desired assignments. The worker
+/// heartbeats every second and reconciles to the reply, so a lost message only delays, never diverges.
+/// </summary>
+[Alias("node")]
+public interface INodeGrain : IGrainWithStringKey
+{
+    [Alias("heartbeat")] Task<NodeDirective> Heartbeat(NodeReport report);
+
+    [Alias("info")] Task<NodeInfo> GetInfo();
+
+    /// <summary>Adds an assignment if its device is free and the node is healthy; false otherwise.</summary>
+    [Alias("assign")] Task<bool> Assign(Assignment assignment);
+
+    /// <summary>Removes the job's assignment if it still has this epoch (or any epoch when null).</summary>
+    [Alias("unassign")] Task Unassign(string jobId, long? epoch);
+
+    /// <summary>Declares the node dead if it missed heartbeats for <paramref name="timeout"/>; returns what it ran.</summary>
+    [Alias("liveness")] Task<IReadOnlyList<Assignment>> CheckLiveness(TimeSpan timeout);
+}

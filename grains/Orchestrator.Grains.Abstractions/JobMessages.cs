@@ -1,0 +1,65 @@
+namespace Orchestrator.Grains;
+
+/// <summary>Job life cycle. Recovering: the job lost its node or array and waits to be placed again.</summary>
+public enum JobState { Pending, Scheduled, Running, Recovering, Succeeded, Failed, Cancelled }
+
+public static class JobStates
+{
+    public static bool IsTerminal(this JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled;
+    public static bool IsQueued(this JobState s) => s is JobState.Pending or JobState.Recovering;
+}
+
+/// <param name="SpecJson">The canonical spec (see Orchestrator.Core.Specs.JobSpecJson); validated again by the grain.</param>
+[GenerateSerializer, Immutable, Alias("job-submission")]
+public sealed record JobSubmission(string SpecJson, string SubmittedBy);
+
+/// <summary>
+/// One placement of a job on a device. <see cref="Epoch"/> is a cluster-wide fencing token: it grows with every
+/// placement, and a worker holding an older epoch than the job's current one is refused everywhere.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("assignment")]
+public sealed record Assignment(string JobId, string NodeId, string Device, long Epoch, DateTime AssignedAt);
+
+[GenerateSerializer, Immutable, Alias("job-progress")]
+public sealed record JobProgress(long Step, long TotalSteps, int Epoch, double Loss, double? TestAccuracy, double SamplesPerSecond, DateTime At);
+
+/// <param name="Who">The component that caused it: user, scheduler, node id, worker, job grain.</param>
+[GenerateSerializer, Immutable, Alias("job-event")]
+public sealed record JobEvent(DateTime At, string Who, string What);
+
+[GenerateSerializer, Immutable, Alias("job-result")]
+public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int Epochs, double TrainingSeconds, double SamplesPerSecond);
+
+/// <summary>Model and optimizer state at <see cref="Step"/> in the worker's checkpoint format.</summary>
+[GenerateSerializer, Immutable, Alias("job-checkpoint")]
+public sealed record JobCheckpoint(long Step, byte[] Data, DateTime At);
+
+[GenerateSerializer, Immutable, Alias("job-info")]
+public sealed record JobInfo(
+    string JobId,
+    string Name,
+    string Owner,
+    JobState State,
+    int Priority,
+    string Model,
+    DateTime SubmittedAt,
+    DateTime? StartedAt,
+    DateTime? EndedAt,
+    Assignment? Assignment,
+    JobProgress? Progress,
+    JobResult? Result,
+    string? FailureReason,
+    long? CheckpointStep,
+    int Recoveries);
+
+/// <summary>A worker's answer for starting an assignment: the spec, and where to resume from.</summary>
+[GenerateSerializer, Immutable, Alias("start-reply")]
+public sealed record StartReply(bool Accepted, string? Reason, string SpecJson, JobCheckpoint? Checkpoint);
+
+/// <summary>The reply to every worker report: go on, or stop (cancelled, or the assignment is no longer current).</summary>
+[GenerateSerializer, Immutable, Alias("work-ack")]
+public sealed record WorkAck(bool Continue, string? Reason)
+{
+    public static readonly WorkAck Go = new(true, null);
+    public static WorkAck Stop(string reason) => new(false, reason);
+}

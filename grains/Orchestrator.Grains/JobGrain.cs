@@ -1,0 +1,263 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orchestrator.Core.Specs;
+
+namespace Orchestrator.Grains;
+
+[GenerateSerializer, Alias("job-state")]
+public sealed class JobGrainState
+{
+    [Id(0)] public string SpecJson { get; set; } = "";
+    [Id(1)] public string Name { get; set; } = "";
+    [Id(2)] public string Owner { get; set; } = "";
+    [Id(3)] public int Priority { get; set; }
+    [Id(4)] public string Model { get; set; } = "";
+    [Id(5)] public JobState State { get; set; }
+    [Id(6)] public long Sequence { get; set; }
+    [Id(7)] public Assignment? Assignment { get; set; }
+    [Id(8)] public JobProgress? Progress { get; set; }
+    [Id(9)] public JobResult? Result { get; set; }
+    [Id(10)] public string? FailureReason { get; set; }
+    [Id(11)] public DateTime SubmittedAt { get; set; }
+    [Id(12)] public DateTime? StartedAt { get; set; }
+    [Id(13)] public DateTime? EndedAt { get; set; }
+    [Id(14)] public List<JobEvent> Events { get; set; } = [];
+    [Id(15)] public int DroppedEvents { get; set; }
+    [Id(16)] public long? CheckpointStep { get; set; }
+    [Id(17)] public int Recoveries { get; set; }
+    /// <summary>Set while an activation is live, cleared on orderly deactivation: found set on activation means the silo died.</summary>
+    [Id(18)] public string? LiveOn { get; set; }
+    [Id(19)] public long HighestEpoch { get; set; }
+    [Id(20)] public int Devices { get; set; }
+}
+
+[GenerateSerializer, Alias("checkpoint-state")]
+public sealed class CheckpointState
+{
+    [Id(0)] public JobCheckpoint? Checkpoint { get; set; }
+}
+
+public sealed class JobGrain(
+    [PersistentState("job", StorageNames.State)] IPersistentState<JobGrainState> store,
+    [PersistentState("checkpoint", StorageNames.Checkpoints)] IPersistentState<CheckpointState> checkpoint,
+    IOptions<OrchestratorOptions> options,
+    ILogger<JobGrain> logger) : Grain, IJobGrain
+{
+    static readonly TimeSpan ProgressWriteInterval = TimeSpan.FromSeconds(3);
+    JobGrainState S => store.State;
+    string JobId => this.GetPrimaryKeyString();
+    DateTime _lastProgressWrite;
+
+    public override async Task OnActivateAsync(CancellationToken ct)
+    {
+        if (!store.RecordExists) return;
+        if (S.LiveOn is { } previous && !S.State.IsTerminal())
+        {
+            AddEvent("job grain", $"recovered from storage on {RuntimeIdentity} after its silo {previous} was lost; state {S.State}, last saved step {S.Progress?.Step ?? 0}");
+            logger.LogWarning("Job {JobId} recovered from storage after silo {Silo} was lost", JobId, previous);
+        }
+        S.LiveOn = RuntimeIdentity;
+        await store.WriteStateAsync(ct);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken ct)
+    {
+        if (!store.RecordExists) return;
+        S.LiveOn = null;
+        try { await store.WriteStateAsync(ct); }
+        catch (Exception e) { logger.LogWarning(e, "Job {JobId}: could not record orderly deactivation", JobId); }
+    }
+
+    public async Task<JobInfo> Submit(JobSubmission submission)
+    {
+        if (store.RecordExists)
+        {
+            if (S.SpecJson == submission.SpecJson) return Info();
+            throw new ArgumentException($"job id '{JobId}' already exists with a different spec; submit under another id");
+        }
+        JobSpec spec;
+        try { spec = JobSpecParser.Parse(submission.SpecJson, new SpecValidationOptions { CheckFiles = false }); }
+        catch (SpecValidationException e) { throw new ArgumentException($"invalid job spec:{Environment.NewLine}{e.Message}"); }
+
+        var index = GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster);
+        S.SpecJson = submission.SpecJson;
+        S.Name = spec.Name;
+        S.Owner = spec.Owner;
+        S.Priority = spec.Priority;
+        S.Devices = spec.Resources.Devices;
+        S.Model = spec.Model.Type == ModelType.Mlp
+            ? $"mlp {string.Join("-", spec.Model.Hidden)}"
+            : $"cnn {string.Join("-", spec.Model.Channels)} fc{spec.Model.FcHidden}";
+        S.State = JobState.Pending;
+        S.SubmittedAt = DateTime.UtcNow;
+        S.LiveOn = RuntimeIdentity;
+        S.Sequence = await index.Add(JobId);
+        AddEvent(submission.SubmittedBy, $"submitted: {S.Model}, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, priority {spec.Priority}");
+        await SaveAndPublish();
+        await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
+        return Info();
+    }
+
+    public Task<JobInfo> GetInfo()
+    {
+        EnsureExists();
+        return Task.FromResult(Info());
+    }
+
+    public Task<QueuedJob?> GetQueueEntry() =>
+        Task.FromResult(store.RecordExists && S.State.IsQueued() ? Queued() : null);
+
+    public Task<IReadOnlyList<JobEvent>> GetEvents()
+    {
+        EnsureExists();
+        return Task.FromResult<IReadOnlyList<JobEvent>>(S.Events.ToList());
+    }
+
+    public async Task<JobInfo> Cancel(string who)
+    {
+        EnsureExists();
+        if (S.State.IsTerminal()) return Info();
+        if (S.State.IsQueued())
+            await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Withdraw(JobId);
+        await ReleaseNode();
+        S.State = JobState.Cancelled;
+        S.EndedAt = DateTime.UtcNow;
+        AddEvent(who, "cancelled");
+        await SaveAndPublish();
+        return Info();
+    }
+
+    public async Task<bool> MarkScheduled(Assignment a)
+    {
+        if (!store.RecordExists || S.State.IsTerminal() || a.Epoch <= S.HighestEpoch) return false;
+        S.HighestEpoch = a.Epoch;
+        S.Assignment = a;
+        S.State = JobState.Scheduled;
+        AddEvent("scheduler", $"placed on {a.NodeId}/{a.Device} (epoch {a.Epoch}){ResumeNote()}");
+        await SaveAndPublish();
+        return true;
+    }
+
+    public async Task<QueuedJob?> MarkLost(long epoch, string reason)
+    {
+        if (!IsCurrent(epoch) || S.State.IsTerminal()) return null;
+        S.Assignment = null;
+        S.State = JobState.Recovering;
+        S.Recoveries++;
+        AddEvent("scheduler", $"lost its node: {reason}; requeued{ResumeNote()}");
+        await SaveAndPublish();
+        return Queued();
+    }
+
+    public async Task<StartReply> Start(long epoch, string nodeId)
+    {
+        if (Refusal(epoch) is { } why) return new StartReply(false, why.Reason, "", null);
+        if (S.State == JobState.Scheduled)
+        {
+            S.State = JobState.Running;
+            S.StartedAt ??= DateTime.UtcNow;
+            AddEvent(nodeId, checkpoint.State.Checkpoint is { } cp ? $"started; resuming from checkpoint at step {cp.Step}" : "started from step 0");
+            await SaveAndPublish();
+        }
+        return new StartReply(true, null, S.SpecJson, checkpoint.State.Checkpoint);
+    }
+
+    public async Task<WorkAck> ReportProgress(long epoch, JobProgress progress)
+    {
+        if (Refusal(epoch) is { } stop) return stop;
+        var epochEnded = progress.TestAccuracy is not null && progress.Epoch != S.Progress?.Epoch;
+        S.Progress = progress;
+        if (epochEnded) AddEvent(S.Assignment!.NodeId, $"epoch {progress.Epoch} done at step {progress.Step}: test accuracy {progress.TestAccuracy:F4}, loss {progress.Loss:F4}");
+        if (epochEnded || DateTime.UtcNow - _lastProgressWrite > ProgressWriteInterval) await SaveAndPublish();
+        return WorkAck.Go;
+    }
+
+    public async Task<WorkAck> SaveCheckpoint(long epoch, JobCheckpoint cp)
+    {
+        if (Refusal(epoch) is { } stop) return stop;
+        if (cp.Step <= (S.CheckpointStep ?? -1)) return WorkAck.Go;
+        checkpoint.State.Checkpoint = cp;
+        await checkpoint.WriteStateAsync();
+        S.CheckpointStep = cp.Step;
+        await SaveAndPublish();
+        return WorkAck.Go;
+    }
+
+    public async Task<WorkAck> Complete(long epoch, JobResult result)
+    {
+        if (Refusal(epoch) is { } stop) return stop;
+        var node = S.Assignment!.NodeId;
+        await ReleaseNode();
+        S.State = JobState.Succeeded;
+        S.Result = result;
+        S.EndedAt = DateTime.UtcNow;
+        AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training)");
+        await SaveAndPublish();
+        return WorkAck.Go;
+    }
+
+    public async Task<WorkAck> Fail(long epoch, string reason)
+    {
+        if (Refusal(epoch) is { } stop) return stop;
+        var node = S.Assignment!.NodeId;
+        await ReleaseNode();
+        S.State = JobState.Failed;
+        S.FailureReason = reason;
+        S.EndedAt = DateTime.UtcNow;
+        AddEvent(node, $"failed: {reason}");
+        await SaveAndPublish();
+        return WorkAck.Go;
+    }
+
+    bool IsCurrent(long epoch) => store.RecordExists && S.Assignment is { } a && a.Epoch == epoch;
+
+    /// <summary>Fencing: only the holder of the current assignment may act for the job.</summary>
+    WorkAck? Refusal(long epoch)
+    {
+        if (!store.RecordExists) return WorkAck.Stop($"job {JobId} does not exist");
+        if (S.State == JobState.Cancelled) return WorkAck.Stop("the job was cancelled");
+        if (S.State.IsTerminal()) return WorkAck.Stop($"the job already ended ({S.State})");
+        if (!IsCurrent(epoch))
+            return WorkAck.Stop(S.Assignment is { } a
+                ? $"assignment epoch {epoch} is stale: the job now runs on {a.NodeId} with epoch {a.Epoch}"
+                : $"assignment epoch {epoch} is stale: the job is {S.State}");
+        return null;
+    }
+
+    async Task ReleaseNode()
+    {
+        if (S.Assignment is not { } a) return;
+        await GrainFactory.GetGrain<INodeGrain>(a.NodeId).Unassign(JobId, a.Epoch);
+        await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Kick();
+    }
+
+    string ResumeNote() => S.CheckpointStep is { } step ? $"; will resume from checkpoint at step {step}" : "";
+
+    void EnsureExists()
+    {
+        if (!store.RecordExists) throw new KeyNotFoundException($"no job '{JobId}'; list jobs with 'orch jobs'");
+    }
+
+    void AddEvent(string who, string what)
+    {
+        S.Events.Add(new JobEvent(DateTime.UtcNow, who, what));
+        var excess = S.Events.Count - options.Value.MaxEventsPerJob;
+        if (excess > 0)
+        {
+            S.Events.RemoveRange(0, excess);
+            S.DroppedEvents += excess;
+        }
+    }
+
+    QueuedJob Queued() => new(JobId, S.Priority, S.Sequence, S.Devices);
+
+    JobInfo Info() => new(JobId, S.Name, S.Owner, S.State, S.Priority, S.Model, S.SubmittedAt, S.StartedAt, S.EndedAt,
+        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries);
+
+    async Task SaveAndPublish()
+    {
+        await store.WriteStateAsync();
+        _lastProgressWrite = DateTime.UtcNow;
+        await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).Update(Info());
+    }
+}

@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Logging;
+
+namespace Orchestrator.Grains;
+
+[GenerateSerializer, Alias("node-state")]
+public sealed class NodeGrainState
+{
+    [Id(0)] public List<string> Devices { get; set; } = [];
+    [Id(1)] public long MemoryBytes { get; set; }
+    [Id(2)] public List<Assignment> Assignments { get; set; } = [];
+    [Id(3)] public NodeHealth Health { get; set; }
+    [Id(4)] public string? Host { get; set; }
+    [Id(5)] public int? ProcessId { get; set; }
+    [Id(6)] public string? Incarnation { get; set; }
+}
+
+public sealed class NodeGrain(
+    [PersistentState("node", StorageNames.State)] IPersistentState<NodeGrainState> store,
+    ILogger<NodeGrain> logger) : Grain, INodeGrain
+{
+    NodeGrainState S => store.State;
+    string NodeId => this.GetPrimaryKeyString();
+
+    // Not persisted: after a reactivation the worker gets a full timeout to reach the new activation.
+    DateTime _lastHeartbeat = DateTime.UtcNow;
+    bool _heardFrom;
+
+    public async Task<NodeDirective> Heartbeat(NodeReport report)
+    {
+        _lastHeartbeat = DateTime.UtcNow;
+        _heardFrom = true;
+        var changed = !store.RecordExists || S.Health == NodeHealth.Dead || S.Incarnation != report.Incarnation
+                      || !S.Devices.SequenceEqual(report.Devices) || S.MemoryBytes != report.MemoryBytes;
+        if (changed)
+        {
+            if (S.Health == NodeHealth.Dead) logger.LogInformation("Node {Node} is back (incarnation {Incarnation})", NodeId, report.Incarnation);
+            S.Health = NodeHealth.Healthy;
+            S.Devices = report.Devices.ToList();
+            S.MemoryBytes = report.MemoryBytes;
+            S.Host = report.Host;
+            S.ProcessId = report.ProcessId;
+            S.Incarnation = report.Incarnation;
+            // Assignments on devices the node no longer has can never run there.
+            S.Assignments.RemoveAll(a => !S.Devices.Contains(a.Device));
+            await store.WriteStateAsync();
+            await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).RegisterNode(NodeId);
+        }
+        return new NodeDirective(S.Assignments.ToList());
+    }
+
+    public Task<NodeInfo> GetInfo() => Task.FromResult(new NodeInfo(NodeId, S.Health, S.Devices.ToList(), S.MemoryBytes,
+        _heardFrom ? _lastHeartbeat : null, S.Assignments.ToList(), S.Host, S.ProcessId, S.Incarnation));
+
+    public async Task<bool> Assign(Assignment a)
+    {
+        if (!store.RecordExists || S.Health != NodeHealth.Healthy || !S.Devices.Contains(a.Device)) return false;
+        if (S.Assignments.Any(x => x.Device == a.Device && x.JobId != a.JobId)) return false;
+        S.Assignments.RemoveAll(x => x.JobId == a.JobId);
+        S.Assignments.Add(a);
+        await store.WriteStateAsync();
+        return true;
+    }
+
+    public async Task Unassign(string jobId, long? epoch)
+    {
+        if (S.Assignments.RemoveAll(x => x.JobId == jobId && (epoch is null || x.Epoch == epoch)) > 0)
+            await store.WriteStateAsync();
+    }
+
+    public async Task<IReadOnlyList<Assignment>> CheckLiveness(TimeSpan timeout)
+    {
+        if (!store.RecordExists || S.Health == NodeHealth.Dead || DateTime.UtcNow - _lastHeartbeat <= timeout) return [];
+        var lost = S.Assignments.ToList();
+        logger.LogWarning("Node {Node} missed heartbeats for {Timeout}; declared dead, {Count} assignments to reschedule", NodeId, timeout, lost.Count);
+        S.Health = NodeHealth.Dead;
+        S.Assignments.Clear();
+        await store.WriteStateAsync();
+        return lost;
+    }
+}

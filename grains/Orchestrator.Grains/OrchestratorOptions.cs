@@ -1,0 +1,23 @@
+namespace Orchestrator.Grains;
+
+/// <summary>Cluster-wide settings of the control plane.</summary>
+public sealed class OrchestratorOptions
+{
+    /// <summary>A node that sends no heartbeat for this long is declared dead and its work is rescheduled.</summary>
+    public TimeSpan NodeHeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often each silo asks the scheduler for a pass (liveness, reconciliation, placement).</summary>
+    public TimeSpan SchedulerTickPeriod { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Events kept per job; older ones are dropped (the count of dropped events is kept).</summary>
+    public int MaxEventsPerJob { get; set; } = 200;
+}
+
+public static class StorageNames
+{
+    /// <summary>Job, node, scheduler and index state: small, written often.</summary>
+    public const string State = "orchestrator";
+
+    /// <summary>Model checkpoints: larger, written every N steps.</summary>
+    public const string Checkpoints = "checkpoints";
+}

@@ -1,0 +1,142 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orchestrator.Core.Scheduling;
+
+namespace Orchestrator.Grains;
+
+[GenerateSerializer, Alias("scheduler-state")]
+public sealed class SchedulerState
+{
+    [Id(0)] public List<QueuedJob> Queue { get; set; } = [];
+    [Id(1)] public List<string> Nodes { get; set; } = [];
+    /// <summary>The fencing token of the latest placement; persisted so it never goes backwards.</summary>
+    [Id(2)] public long LastEpoch { get; set; }
+    [Id(3)] public long PlacementsMade { get; set; }
+}
+
+/// <summary>
+/// Keeps the queue and places jobs through <see cref="ISchedulingPolicy"/>. Calls out only to job, node and
+/// index grains, none of which ever waits on the scheduler, so there are no call cycles.
+/// </summary>
+public sealed class SchedulerGrain(
+    [PersistentState("scheduler", StorageNames.State)] IPersistentState<SchedulerState> store,
+    ISchedulingPolicy policy,
+    IOptions<OrchestratorOptions> options,
+    ILogger<SchedulerGrain> logger) : Grain, ISchedulerGrain
+{
+    const int ReconcileEveryTicks = 10;
+    SchedulerState S => store.State;
+    DateTime _lastTick = DateTime.MinValue;
+    int _ticks;
+
+    public override async Task OnActivateAsync(CancellationToken ct)
+    {
+        // One-way notifications can be lost with a silo; the index is the truth about which jobs wait.
+        await ReconcileWithIndex();
+    }
+
+    public async Task Enqueue(QueuedJob job)
+    {
+        if (S.Queue.All(q => q.JobId != job.JobId))
+        {
+            S.Queue.Add(job);
+            await store.WriteStateAsync();
+        }
+        await PlacePending();
+    }
+
+    public async Task Withdraw(string jobId)
+    {
+        if (S.Queue.RemoveAll(q => q.JobId == jobId) > 0) await store.WriteStateAsync();
+    }
+
+    public async Task RegisterNode(string nodeId)
+    {
+        if (!S.Nodes.Contains(nodeId))
+        {
+            S.Nodes.Add(nodeId);
+            await store.WriteStateAsync();
+        }
+        await PlacePending();
+    }
+
+    public Task Kick() => PlacePending();
+
+    public async Task Tick()
+    {
+        // Every silo ticks; one pass per period is enough.
+        if (DateTime.UtcNow - _lastTick < options.Value.SchedulerTickPeriod * 0.8) return;
+        _lastTick = DateTime.UtcNow;
+        await RescheduleFromDeadNodes();
+        if (++_ticks % ReconcileEveryTicks == 0) await ReconcileWithIndex();
+        await PlacePending();
+    }
+
+    public Task<SchedulerInfo> GetInfo() => Task.FromResult(new SchedulerInfo(S.Queue.ToList(), S.Nodes.ToList(), S.PlacementsMade));
+
+    async Task RescheduleFromDeadNodes()
+    {
+        var timeout = options.Value.NodeHeartbeatTimeout;
+        foreach (var nodeId in S.Nodes.ToList())
+        {
+            var lost = await GrainFactory.GetGrain<INodeGrain>(nodeId).CheckLiveness(timeout);
+            foreach (var a in lost)
+            {
+                var reason = $"node {nodeId} sent no heartbeat for {timeout.TotalSeconds:0.#} s";
+                if (await GrainFactory.GetGrain<IJobGrain>(a.JobId).MarkLost(a.Epoch, reason) is { } entry
+                    && S.Queue.All(q => q.JobId != entry.JobId))
+                {
+                    S.Queue.Add(entry);
+                }
+            }
+            if (lost.Count > 0) await store.WriteStateAsync();
+        }
+    }
+
+    async Task ReconcileWithIndex()
+    {
+        var jobs = await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List();
+        var byId = jobs.ToDictionary(j => j.JobId);
+        var removed = S.Queue.RemoveAll(q => byId.TryGetValue(q.JobId, out var j) && !j.State.IsQueued());
+        var missing = jobs.Where(j => j.State.IsQueued() && S.Queue.All(q => q.JobId != j.JobId)).ToList();
+        foreach (var j in missing)
+        {
+            if (await GrainFactory.GetGrain<IJobGrain>(j.JobId).GetQueueEntry() is { } entry) S.Queue.Add(entry);
+        }
+        if (removed > 0 || missing.Count > 0)
+        {
+            logger.LogInformation("Scheduler reconciled with the job index: {Removed} stale entries removed, {Added} waiting jobs re-queued", removed, missing.Count);
+            await store.WriteStateAsync();
+        }
+    }
+
+    async Task PlacePending()
+    {
+        if (S.Queue.Count == 0 || S.Nodes.Count == 0) return;
+        var capacity = new List<NodeCapacity>();
+        foreach (var nodeId in S.Nodes)
+        {
+            var info = await GrainFactory.GetGrain<INodeGrain>(nodeId).GetInfo();
+            if (info.Health != NodeHealth.Healthy) continue;
+            var busy = info.Assignments.Select(a => a.Device).ToHashSet();
+            capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList()));
+        }
+        var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices)).ToList();
+        var placements = policy.Place(queue, capacity);
+        if (placements.Count == 0) return;
+
+        foreach (var p in placements)
+        {
+            var assignment = new Assignment(p.JobId, p.NodeId, p.Devices[0], ++S.LastEpoch, DateTime.UtcNow);
+            await store.WriteStateAsync();
+            var node = GrainFactory.GetGrain<INodeGrain>(p.NodeId);
+            if (!await node.Assign(assignment)) continue;
+            if (await GrainFactory.GetGrain<IJobGrain>(p.JobId).MarkScheduled(assignment))
+                S.PlacementsMade++;
+            else
+                await node.Unassign(p.JobId, assignment.Epoch);
+            S.Queue.RemoveAll(q => q.JobId == p.JobId);
+        }
+        await store.WriteStateAsync();
+    }
+}

@@ -1,0 +1,36 @@
+using System.CommandLine;
+using Microsoft.Extensions.Hosting;
+using Orchestrator.Grains;
+using Orchestrator.Silo;
+
+var redis = new Option<string?>("--redis") { Description = "Redis HOST:PORT for clustering and grain storage (env ORCH_REDIS). Without it: one local silo with memory storage." };
+var siloPort = new Option<int>("--silo-port") { Description = "Port for silo-to-silo traffic", DefaultValueFactory = _ => ClusterConnection.DefaultSiloPort };
+var gatewayPort = new Option<int>("--gateway-port") { Description = "Port clients (workers, CLI) connect to", DefaultValueFactory = _ => ClusterConnection.DefaultGatewayPort };
+var advertise = new Option<string>("--advertise") { Description = "IP address other silos and clients reach this silo at", DefaultValueFactory = _ => "127.0.0.1" };
+var fast = new Option<bool>("--fast-failure-detection") { Description = "Declare crashed silos dead in ~1-2 s instead of ~10-12 s (tests, chaos runs on one machine)" };
+var heartbeatTimeout = new Option<double>("--node-timeout") { Description = "Seconds without a heartbeat before a node is declared dead", DefaultValueFactory = _ => 5 };
+
+var root = new RootCommand("Orchestrator silo: hosts the job, node and scheduler grains. Start it N times with --redis (distinct ports) to form one cluster.")
+{
+    redis, siloPort, gatewayPort, advertise, fast, heartbeatTimeout,
+};
+root.SetAction(async (parse, ct) =>
+{
+    var redisAddress = parse.GetValue(redis) ?? Environment.GetEnvironmentVariable("ORCH_REDIS");
+    if (parse.GetValue(heartbeatTimeout) is var t && t <= 0)
+    {
+        Console.Error.WriteLine("error: --node-timeout must be positive");
+        return 2;
+    }
+    var settings = new SiloSettings(string.IsNullOrWhiteSpace(redisAddress) ? null : redisAddress,
+        parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(advertise)!, parse.GetValue(fast),
+        TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)));
+    var builder = Host.CreateApplicationBuilder();
+    builder.UseOrleans(settings.Configure);
+    var host = builder.Build();
+    await host.StartAsync(ct);
+    Console.WriteLine($"silo ready: silo port {settings.SiloPort}, gateway port {settings.GatewayPort}, {(settings.Redis is null ? "embedded (memory storage)" : $"redis {settings.Redis}")}");
+    await host.WaitForShutdownAsync(ct);
+    return 0;
+});
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,68 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orchestrator.Core.Scheduling;
+using Orchestrator.Grains;
+using Orleans.Configuration;
+using Orleans.Storage;
+
+namespace Orchestrator.Silo;
+
+/// <param name="Redis">HOST:PORT for clustering and grain storage; null for the embedded default (one local silo, memory storage).</param>
+/// <param name="FastFailureDetection">Probe every second and declare a silo dead after two missed probes and one vote
+/// (about 1-2 s), instead of Orleans' defaults (about 10-12 s). For tests and chaos runs on one machine.</param>
+public sealed record SiloSettings(
+    string? Redis,
+    int SiloPort = Orchestrator.Grains.ClusterConnection.DefaultSiloPort,
+    int GatewayPort = Orchestrator.Grains.ClusterConnection.DefaultGatewayPort,
+    string AdvertisedAddress = "127.0.0.1",
+    bool FastFailureDetection = false,
+    TimeSpan? NodeHeartbeatTimeout = null)
+{
+    public void Configure(ISiloBuilder silo)
+    {
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = Orchestrator.Grains.ClusterConnection.ClusterId;
+            o.ServiceId = Orchestrator.Grains.ClusterConnection.ServiceId;
+        });
+        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+        if (Redis is null)
+        {
+            silo.UseLocalhostClustering(SiloPort, GatewayPort, serviceId: Orchestrator.Grains.ClusterConnection.ServiceId, clusterId: Orchestrator.Grains.ClusterConnection.ClusterId);
+            silo.AddMemoryGrainStorage(StorageNames.State);
+            silo.AddMemoryGrainStorage(StorageNames.Checkpoints);
+        }
+        else
+        {
+            silo.UseRedisClustering(Redis);
+            silo.ConfigureEndpoints(IPAddress.Parse(AdvertisedAddress), SiloPort, GatewayPort, listenOnAnyHostAddress: AdvertisedAddress != "127.0.0.1");
+            foreach (var name in new[] { StorageNames.State, StorageNames.Checkpoints })
+            {
+                // Orleans' binary serializer instead of the default JSON one: exact, and compact for byte[] checkpoints.
+                silo.AddRedisGrainStorage(name, ob => ob.Configure<Orleans.Serialization.Serializer>((o, serializer) =>
+                {
+                    o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(Redis);
+                    o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+                }));
+            }
+        }
+        if (FastFailureDetection)
+        {
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                o.NumMissedProbesLimit = 2;
+                o.NumVotesForDeathDeclaration = 1;
+                o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+                o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(5);
+            });
+        }
+        silo.Services.Configure<OrchestratorOptions>(o =>
+        {
+            if (NodeHeartbeatTimeout is { } t) o.NodeHeartbeatTimeout = t;
+        });
+        silo.Services.AddSingleton<ISchedulingPolicy, PriorityBestFitPolicy>();
+        silo.Services.AddHostedService<SchedulerTicker>();
+    }
+}

@@ -1,0 +1,99 @@
+using Microsoft.Extensions.Logging;
+using Orchestrator.Grains;
+
+namespace Orchestrator.Worker;
+
+public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devices)
+{
+    public TimeSpan HeartbeatPeriod { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// The node's agent: heartbeats to its node grain every second and reconciles what runs here with the desired
+/// assignments in the reply (start what is new, stop what was removed), like a kubelet.
+/// </summary>
+public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, ILogger<NodeAgent> log)
+{
+    readonly Dictionary<string, JobRunner> _runners = [];
+    readonly string _incarnation = Guid.NewGuid().ToString("n")[..12];
+
+    public IReadOnlyCollection<JobRunner> Runners => _runners.Values;
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var node = grains.GetGrain<INodeGrain>(options.NodeId);
+        var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        log.LogInformation("Node {Node} up with devices {Devices}", options.NodeId, string.Join(",", options.Devices));
+        using var timer = new PeriodicTimer(options.HeartbeatPeriod);
+        do
+        {
+            try
+            {
+                var running = _runners.Values.Where(r => !r.Completion.IsCompleted)
+                    .Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.Epoch, r.Step)).ToList();
+                var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
+                Reconcile((await node.Heartbeat(report)).Desired);
+            }
+            catch (Exception e) when (Resilience.IsTransient(e) || e is OrleansException)
+            {
+                log.LogWarning("Node {Node}: heartbeat failed ({Error}); retrying", options.NodeId, e.GetType().Name);
+            }
+        } while (await Wait(timer, ct));
+
+        foreach (var r in _runners.Values) r.Stop("worker shutting down");
+        await Task.WhenAll(_runners.Values.Select(r => r.Completion));
+    }
+
+    static async Task<bool> Wait(PeriodicTimer timer, CancellationToken ct)
+    {
+        try { return await timer.WaitForNextTickAsync(ct); }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    void Reconcile(IReadOnlyList<Assignment> desired)
+    {
+        var wanted = desired.ToDictionary(a => a.JobId);
+        foreach (var (jobId, runner) in _runners.ToList())
+        {
+            if (wanted.TryGetValue(jobId, out var a) && a.Epoch == runner.Assignment.Epoch) continue;
+            runner.Stop(a is null ? "assignment removed from this node" : $"replaced by epoch {a.Epoch}");
+            if (runner.Completion.IsCompleted) _runners.Remove(jobId);
+        }
+        foreach (var a in desired)
+        {
+            if (_runners.TryGetValue(a.JobId, out var existing))
+            {
+                if (existing.Assignment.Epoch == a.Epoch) continue;
+                if (!existing.Completion.IsCompleted) continue; // the old one is still stopping
+            }
+            log.LogInformation("Node {Node}: starting job {Job} on {Device} (epoch {Epoch})", options.NodeId, a.JobId, a.Device, a.Epoch);
+            _runners[a.JobId] = new JobRunner(grains, a, log);
+        }
+    }
+
+    /// <summary>Parses --devices: "cpu:4" is four CPU slots, "cuda:2" two GPUs, "cuda:0,cuda:3" those ids.</summary>
+    public static IReadOnlyList<string> ParseDevices(string? text, Func<int> cudaCount)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            var gpus = cudaCount();
+            return gpus > 0 ? Enumerable.Range(0, gpus).Select(i => $"cuda:{i}").ToList() : ["cpu:0"];
+        }
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var p in parts)
+        {
+            var kv = p.Split(':');
+            if (kv.Length != 2 || kv[0] is not ("cpu" or "cuda") || !int.TryParse(kv[1], out var n) || n < 0)
+                throw new ArgumentException($"--devices '{text}': each entry must be cpu:N or cuda:N (for example cpu:4 or cuda:0,cuda:1)");
+        }
+        if (parts.Length == 1)
+        {
+            var kv = parts[0].Split(':');
+            var count = int.Parse(kv[1]);
+            if (count is < 1 or > 1024) throw new ArgumentException($"--devices '{text}': the count must be 1 to 1024");
+            return Enumerable.Range(0, count).Select(i => $"{kv[0]}:{i}").ToList();
+        }
+        if (parts.Distinct().Count() != parts.Length) throw new ArgumentException($"--devices '{text}' names a device twice");
+        return parts;
+    }
+}

@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orchestrator.Grains;
+using Orchestrator.Worker;
+
+var redis = new Option<string?>("--redis") { Description = "Find the cluster through Redis at HOST:PORT (env ORCH_REDIS)" };
+var gateway = new Option<string?>("--gateway") { Description = "Connect to silo gateway(s) HOST:PORT[,HOST:PORT] (env ORCH_GATEWAY); default 127.0.0.1:30000" };
+var nodeId = new Option<string>("--node-id") { Description = "This node's id (default: the host name)", DefaultValueFactory = _ => Environment.MachineName.ToLowerInvariant() };
+var devices = new Option<string?>("--devices") { Description = "Devices to offer: cpu:N for N CPU slots, cuda:N for N GPUs, or a list like cuda:0,cuda:2 (default: every GPU TorchSharp sees, else cpu:1)" };
+var threads = new Option<int?>("--threads") { Description = "Intra-op threads for TorchSharp (default: one per core)" };
+
+var root = new RootCommand("Orchestrator worker: owns a node's devices, runs the assignments its node grain wants, trains with TorchSharp.")
+{
+    redis, gateway, nodeId, devices, threads,
+};
+root.SetAction(async (parse, ct) =>
+{
+    ClusterConnection connection;
+    IReadOnlyList<string> deviceList;
+    try
+    {
+        connection = ClusterConnection.Resolve(parse.GetValue(redis), parse.GetValue(gateway));
+        deviceList = NodeAgent.ParseDevices(parse.GetValue(devices), () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 2;
+    }
+    if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+
+    var builder = Host.CreateApplicationBuilder();
+    builder.UseOrleansClient(client =>
+    {
+        connection.ConfigureClient(client);
+        client.UseConnectionRetryFilter<RetryConnectingFilter>();
+    });
+    builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList));
+    await builder.Build().RunAsync(ct);
+    return 0;
+});
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,103 @@
+using Orchestrator.Core.Specs;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Worker.Training;
+
+/// <summary>One member's optimizer hyperparameters; members of an array may all differ.</summary>
+public sealed record MemberHyperparameters(double Lr, double Momentum, double WeightDecay, double Beta1, double Beta2, double Eps)
+{
+    public static MemberHyperparameters From(TrainSpec t) => new(t.Lr, t.Momentum, t.WeightDecay, t.Beta1, t.Beta2, t.Eps);
+}
+
+/// <summary>
+/// SGD (momentum, weight decay) and Adam with PyTorch's update rules, over [K, ...] parameters with per-member
+/// hyperparameters held as [K, 1, …] tensors: one update for the whole array, each member with its own values.
+/// </summary>
+public sealed class ArrayOptimizer : IDisposable
+{
+    readonly ArrayModel _model;
+    readonly Tensor _lr, _momentum, _weightDecay, _beta1, _beta2, _eps;
+    readonly double[] _beta1Values, _beta2Values;
+    readonly bool _anyWeightDecay;
+
+    public OptimizerKind Kind { get; }
+
+    /// <summary>Per member: how many updates it has had (Adam's bias correction uses it).</summary>
+    public long[] Steps { get; }
+
+    /// <summary>Per parameter: SGD's momentum buffer or Adam's first moment; Adam's second moment.</summary>
+    public List<Tensor> FirstMoment { get; } = [];
+    public List<Tensor> SecondMoment { get; } = [];
+
+    public ArrayOptimizer(ArrayModel model, OptimizerKind kind, IReadOnlyList<MemberHyperparameters> members)
+    {
+        _model = model;
+        Kind = kind;
+        Steps = new long[members.Count];
+        Tensor Column(Func<MemberHyperparameters, double> f) => tensor(members.Select(m => (float)f(m)).ToArray());
+        _lr = Column(m => m.Lr);
+        _momentum = Column(m => m.Momentum);
+        _weightDecay = Column(m => m.WeightDecay);
+        _beta1 = Column(m => m.Beta1);
+        _beta2 = Column(m => m.Beta2);
+        _eps = Column(m => m.Eps);
+        _beta1Values = members.Select(m => m.Beta1).ToArray();
+        _beta2Values = members.Select(m => m.Beta2).ToArray();
+        _anyWeightDecay = members.Any(m => m.WeightDecay != 0);
+        foreach (var (_, p) in model.Parameters)
+        {
+            FirstMoment.Add(zeros_like(p));
+            if (kind == OptimizerKind.Adam) SecondMoment.Add(zeros_like(p));
+        }
+    }
+
+    static Tensor PerMember(Tensor column, Tensor like) =>
+        column.view([column.shape[0], .. Enumerable.Repeat(1L, (int)like.dim() - 1)]);
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in _model.Parameters) p.grad?.zero_();
+    }
+
+    public void Step()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        for (int k = 0; k < Steps.Length; k++) Steps[k]++;
+        Tensor? bc1 = null, bc2Sqrt = null;
+        if (Kind == OptimizerKind.Adam)
+        {
+            bc1 = tensor(Steps.Select((t, k) => (float)(1 - Math.Pow(_beta1Values[k], t))).ToArray());
+            bc2Sqrt = tensor(Steps.Select((t, k) => (float)Math.Sqrt(1 - Math.Pow(_beta2Values[k], t))).ToArray());
+        }
+        for (int i = 0; i < _model.Parameters.Count; i++)
+        {
+            var p = _model.Parameters[i].Value;
+            if (p.grad is not { } grad) continue;
+            var g = _anyWeightDecay ? grad.add(p.mul(PerMember(_weightDecay, p))) : grad;
+            var m = FirstMoment[i];
+            if (Kind == OptimizerKind.Sgd)
+            {
+                // buf = momentum·buf + g; with buf starting at 0 the first step gives buf = g exactly, as PyTorch.
+                m.mul_(PerMember(_momentum, p)).add_(g);
+                p.sub_(m.mul(PerMember(_lr, p)));
+            }
+            else
+            {
+                var v = SecondMoment[i];
+                var b1 = PerMember(_beta1, p);
+                var b2 = PerMember(_beta2, p);
+                m.mul_(b1).add_(g.mul(b1.neg().add(1)));
+                v.mul_(b2).add_(g.mul(g).mul(b2.neg().add(1)));
+                var denom = v.sqrt().div(PerMember(bc2Sqrt!, p)).add_(PerMember(_eps, p));
+                p.sub_(m.div(denom).mul(PerMember(_lr, p).div(PerMember(bc1!, p))));
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in FirstMoment.Concat(SecondMoment).Concat([_lr, _momentum, _weightDecay, _beta1, _beta2, _eps])) t.Dispose();
+    }
+}

@@ -1,0 +1,122 @@
+using Orchestrator.Core;
+using Orchestrator.Core.Specs;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Worker.Training;
+
+/// <summary>One member of an array: its own spec, plan, step counter and data order.</summary>
+public sealed class MemberRun(JobSpec spec)
+{
+    public JobSpec Spec { get; } = spec;
+    public TrainingPlan Plan { get; } = TrainingPlan.For(spec);
+    public long Step { get; set; }
+    public int Epoch => (int)(Step / Plan.StepsPerEpoch);
+    public bool Done => Step >= Plan.TotalSteps;
+    int[]? _order;
+    int _orderEpoch = -1;
+
+    /// <summary>The training-image indices of this member's next batch.</summary>
+    public ReadOnlySpan<int> NextBatch(int trainCount)
+    {
+        var epoch = Epoch;
+        if (_orderEpoch != epoch)
+        {
+            var count = Spec.Data.TrainLimit > 0 ? Math.Min(Spec.Data.TrainLimit, trainCount) : trainCount;
+            _order = FashionMnist.EpochOrder(count, Spec.Train.Seed, epoch);
+            _orderEpoch = epoch;
+        }
+        var b = Spec.Train.BatchSize;
+        var start = (int)(Step % Plan.StepsPerEpoch) * b;
+        return _order.AsSpan(start, b);
+    }
+}
+
+/// <summary>
+/// Trains K members of one architecture as one array on one device. The loss is the sum of member losses, so
+/// every member's gradient is exactly its own.
+/// </summary>
+public sealed class ArrayTrainer : IDisposable
+{
+    const int EvalChunk = 1000;
+    readonly FashionMnist _data;
+    readonly Device _device;
+    readonly float[] _images;
+    readonly long[] _labels;
+    readonly int _batch;
+
+    public ArrayModel Model { get; }
+    public ArrayOptimizer Optimizer { get; }
+    public IReadOnlyList<MemberRun> Members { get; }
+
+    public ArrayTrainer(IReadOnlyList<JobSpec> specs, FashionMnist data, Device? device = null)
+    {
+        _data = data;
+        _device = device ?? CPU;
+        Members = specs.Select(s => new MemberRun(s)).ToList();
+        _batch = specs[0].Train.BatchSize;
+        Model = ArrayModel.Create(specs[0].Model, FashionMnist.Pixels, FashionMnist.Classes, specs.Select(s => s.Train.Seed).ToList());
+        Optimizer = new ArrayOptimizer(Model, specs[0].Train.Optimizer, specs.Select(s => MemberHyperparameters.From(s.Train)).ToList());
+        _images = new float[specs.Count * _batch * FashionMnist.Pixels];
+        _labels = new long[specs.Count * _batch];
+    }
+
+    public int Width => Members.Count;
+
+    /// <summary>One optimizer step for every member; returns each member's mean batch loss.</summary>
+    public float[] Step()
+    {
+        using var scope = NewDisposeScope();
+        for (int k = 0; k < Width; k++)
+        {
+            var batch = Members[k].NextBatch(_data.TrainCount);
+            FashionMnist.Gather(_data.TrainImages, batch, _images.AsSpan(k * _batch * FashionMnist.Pixels, _batch * FashionMnist.Pixels));
+            for (int i = 0; i < _batch; i++) _labels[k * _batch + i] = _data.TrainLabels[batch[i]];
+        }
+        var x = tensor(_images, [Width, _batch, .. Model.SampleShape], device: _device);
+        var y = tensor(_labels, [Width * _batch], device: _device);
+        var memberLoss = MemberLosses(Model.Forward(x), y);
+        Optimizer.ZeroGrad();
+        memberLoss.sum().backward();
+        Optimizer.Step();
+        foreach (var m in Members) m.Step++;
+        return memberLoss.detach().cpu().data<float>().ToArray();
+    }
+
+    Tensor MemberLosses(Tensor logits, Tensor labels) =>
+        nn.functional.cross_entropy(logits.reshape(Width * _batch, FashionMnist.Classes), labels, reduction: nn.Reduction.None)
+            .view(Width, _batch).mean([1]);
+
+    /// <summary>Test-set accuracy of every member.</summary>
+    public double[] Evaluate()
+    {
+        var correct = new long[Width];
+        var buffer = new float[EvalChunk * FashionMnist.Pixels];
+        using var noGrad = no_grad();
+        for (int start = 0; start < _data.TestCount; start += EvalChunk)
+        {
+            using var scope = NewDisposeScope();
+            var n = Math.Min(EvalChunk, _data.TestCount - start);
+            var indices = Enumerable.Range(start, n).ToArray();
+            FashionMnist.Gather(_data.TestImages, indices, buffer);
+            var x = tensor(buffer.AsSpan(0, n * FashionMnist.Pixels).ToArray(), [1, n, .. Model.SampleShape], device: _device)
+                .expand([Width, n, .. Model.SampleShape]);
+            var predicted = Model.Forward(x).argmax(2).cpu();
+            var truth = tensor(_data.TestLabels.AsSpan(start, n).ToArray().Select(b => (long)b).ToArray()).unsqueeze(0);
+            var hits = predicted.eq(truth).sum([1]).data<long>().ToArray();
+            for (int k = 0; k < Width; k++) correct[k] += hits[k];
+        }
+        return correct.Select(c => (double)c / _data.TestCount).ToArray();
+    }
+
+    public byte[] Checkpoint(int member) => MemberCheckpoint.Capture(Model, Optimizer, member, Members[member].Step);
+
+    public void Restore(int member, byte[] checkpoint) =>
+        Members[member].Step = MemberCheckpoint.Restore(checkpoint, Model, Optimizer, member);
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Model.Dispose();
+    }
+}

@@ -1,0 +1,90 @@
+using System.Collections.Concurrent;
+using System.IO.Compression;
+using Orchestrator.Core.Specs;
+
+namespace Orchestrator.Worker.Training;
+
+/// <summary>Fashion-MNIST read from the IDX gzip files (Debian's dataset-fashion-mnist), kept as raw bytes.</summary>
+public sealed class FashionMnist
+{
+    public const int Pixels = 28 * 28;
+    public const int Classes = 10;
+    // The training set's mean and standard deviation of pixel/255.
+    const float Mean = 0.2860f, Std = 0.3530f;
+    static readonly float[] Normalized = Enumerable.Range(0, 256).Select(v => (v / 255f - Mean) / Std).ToArray();
+    static readonly ConcurrentDictionary<string, Lazy<FashionMnist>> Cache = new();
+
+    public byte[] TrainImages { get; }
+    public byte[] TrainLabels { get; }
+    public byte[] TestImages { get; }
+    public byte[] TestLabels { get; }
+    public int TrainCount => TrainLabels.Length;
+    public int TestCount => TestLabels.Length;
+
+    FashionMnist(byte[] trainImages, byte[] trainLabels, byte[] testImages, byte[] testLabels)
+    {
+        (TrainImages, TrainLabels, TestImages, TestLabels) = (trainImages, trainLabels, testImages, testLabels);
+    }
+
+    /// <summary>Loads once per process and folder; every job on the node shares the bytes.</summary>
+    public static FashionMnist Load(string folder) =>
+        Cache.GetOrAdd(Path.GetFullPath(folder), f => new Lazy<FashionMnist>(() => Read(f))).Value;
+
+    static FashionMnist Read(string folder)
+    {
+        var trainImages = ReadIdx(Path.Combine(folder, FashionMnistFiles.TrainImages), 2051, out var n1);
+        var trainLabels = ReadIdx(Path.Combine(folder, FashionMnistFiles.TrainLabels), 2049, out var n2);
+        var testImages = ReadIdx(Path.Combine(folder, FashionMnistFiles.TestImages), 2051, out var n3);
+        var testLabels = ReadIdx(Path.Combine(folder, FashionMnistFiles.TestLabels), 2049, out var n4);
+        if (n1 != n2 || n3 != n4)
+            throw new InvalidDataException($"Fashion-MNIST in {folder}: image and label counts differ ({n1} vs {n2}, {n3} vs {n4}); reinstall dataset-fashion-mnist");
+        foreach (var (labels, name) in new[] { (trainLabels, FashionMnistFiles.TrainLabels), (testLabels, FashionMnistFiles.TestLabels) })
+        {
+            if (labels.Any(l => l >= Classes)) throw new InvalidDataException($"{name}: a label is outside 0-9; the file is corrupt");
+        }
+        return new FashionMnist(trainImages, trainLabels, testImages, testLabels);
+    }
+
+    /// <summary>Reads an IDX file (big-endian header: magic, counts, dims) and checks its size against the header.</summary>
+    static byte[] ReadIdx(string path, int expectedMagic, out int count)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing; install dataset-fashion-mnist or fix data.path", path);
+        using var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress);
+        using var ms = new MemoryStream();
+        try { gz.CopyTo(ms); }
+        catch (InvalidDataException e) { throw new InvalidDataException($"{path} is not a valid gzip file ({e.Message})"); }
+        var bytes = ms.GetBuffer().AsSpan(0, (int)ms.Length);
+        if (bytes.Length < 8) throw new InvalidDataException($"{path} is truncated: {bytes.Length} bytes");
+        var magic = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes);
+        if (magic != expectedMagic) throw new InvalidDataException($"{path}: IDX magic {magic}, expected {expectedMagic}; this is not the right Fashion-MNIST file");
+        count = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes[4..]);
+        var dims = magic & 0xff;
+        long itemSize = 1;
+        for (int d = 1; d < dims; d++) itemSize *= System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes[(4 + 4 * d)..]);
+        var header = 4 + 4 * dims;
+        if (dims == 3 && itemSize != Pixels) throw new InvalidDataException($"{path}: images are not 28×28");
+        if (count < 0 || bytes.Length - header != count * itemSize)
+            throw new InvalidDataException($"{path} is truncated or padded: header says {count} items of {itemSize} bytes, file has {bytes.Length - header} data bytes");
+        return bytes[header..].ToArray();
+    }
+
+    /// <summary>Writes normalized pixels of the given images into <paramref name="destination"/> (count × 784).</summary>
+    public static void Gather(byte[] images, ReadOnlySpan<int> indices, Span<float> destination)
+    {
+        for (int i = 0; i < indices.Length; i++)
+        {
+            var src = images.AsSpan(indices[i] * Pixels, Pixels);
+            var dst = destination.Slice(i * Pixels, Pixels);
+            for (int p = 0; p < Pixels; p++) dst[p] = Normalized[src[p]];
+        }
+    }
+
+    /// <summary>The order of training images in an epoch: a seeded shuffle, the same wherever the job runs.</summary>
+    public static int[] EpochOrder(int count, int seed, int epoch)
+    {
+        var order = Enumerable.Range(0, count).ToArray();
+        // Random(int) is the stable seeded generator; HashCode would differ between processes.
+        new Random(unchecked(seed * 1_000_003 + epoch)).Shuffle(order);
+        return order;
+    }
+}

@@ -57,8 +57,8 @@ public sealed class ClusterSession : IAsyncDisposable
         try { deviceList = NodeAgent.ParseDevices(devices, () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0); }
         catch (ArgumentException e) { throw new UsageException(e.Message); }
         var builder = Host.CreateApplicationBuilder();
-        builder.Logging.SetMinimumLevel(keepRunning ? LogLevel.Information : LogLevel.Warning);
-        builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+        builder.Logging.SetMinimumLevel(keepRunning ? LogLevel.Information : LogLevel.Error);
+        builder.Logging.AddFilter("Orleans", keepRunning ? LogLevel.Warning : LogLevel.Error);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.UseOrleans(new SiloSettings(Redis: null).Configure);
         builder.Services.AddNodeAgent(new NodeAgentOptions("local", deviceList));

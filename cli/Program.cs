@@ -37,7 +37,7 @@ submit.SetAction((p, ct) => Run(async () =>
 }));
 
 // demo
-var demoEpochs = new Option<int>("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 3 };
+var demoEpochs = new Option<int>("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 5 };
 var demoDevices = new Option<string?>("--devices") { Description = "Devices for the embedded node (default cpu:1)" };
 var demo = new Command("demo", "Start an embedded cluster (a silo and a worker in this process), train the Fashion-MNIST MLP example end to end and print its test accuracy") { demoEpochs, demoDevices };
 demo.SetAction((p, ct) => Run(async () =>

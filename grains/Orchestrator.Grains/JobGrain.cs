@@ -25,7 +25,7 @@ public sealed class JobGrainState
     [Id(15)] public int DroppedEvents { get; set; }
     [Id(16)] public long? CheckpointStep { get; set; }
     [Id(17)] public int Recoveries { get; set; }
-    /// <summary>Set while an activation is live, cleared on orderly deactivation: found set on activation means the silo died.</summary>
+    /// <summary>The silo of the latest activation; if that silo has left the cluster, the next activation is a recovery.</summary>
     [Id(18)] public string? LiveOn { get; set; }
     [Id(19)] public long HighestEpoch { get; set; }
     [Id(20)] public int Devices { get; set; }
@@ -40,6 +40,7 @@ public sealed class CheckpointState
 public sealed class JobGrain(
     [PersistentState("job", StorageNames.State)] IPersistentState<JobGrainState> store,
     [PersistentState("checkpoint", StorageNames.Checkpoints)] IPersistentState<CheckpointState> checkpoint,
+    IClusterMembershipService membership,
     IOptions<OrchestratorOptions> options,
     ILogger<JobGrain> logger) : Grain, IJobGrain
 {
@@ -48,24 +49,24 @@ public sealed class JobGrain(
     string JobId => this.GetPrimaryKeyString();
     DateTime _lastProgressWrite;
 
+    string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
+
     public override async Task OnActivateAsync(CancellationToken ct)
     {
-        if (!store.RecordExists) return;
-        if (S.LiveOn is { } previous && !S.State.IsTerminal())
+        if (!store.RecordExists || S.State.IsTerminal() || S.LiveOn == Silo) return;
+        if (S.LiveOn is { } previous && PreviousSiloLeft(previous))
         {
-            AddEvent("job grain", $"recovered from storage on {RuntimeIdentity} after its silo {previous} was lost; state {S.State}, last saved step {S.Progress?.Step ?? 0}");
+            AddEvent("job grain", $"recovered from storage on silo {Silo} after silo {previous} left the cluster; state {S.State}, last saved step {S.Progress?.Step ?? 0}");
             logger.LogWarning("Job {JobId} recovered from storage after silo {Silo} was lost", JobId, previous);
         }
-        S.LiveOn = RuntimeIdentity;
+        S.LiveOn = Silo;
         await store.WriteStateAsync(ct);
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken ct)
+    bool PreviousSiloLeft(string previous)
     {
-        if (!store.RecordExists) return;
-        S.LiveOn = null;
-        try { await store.WriteStateAsync(ct); }
-        catch (Exception e) { logger.LogWarning(e, "Job {JobId}: could not record orderly deactivation", JobId); }
+        var address = SiloAddress.FromParsableString(previous);
+        return membership.CurrentSnapshot.GetSiloStatus(address) is SiloStatus.Dead or SiloStatus.None;
     }
 
     public async Task<JobInfo> Submit(JobSubmission submission)
@@ -90,7 +91,7 @@ public sealed class JobGrain(
             : $"cnn {string.Join("-", spec.Model.Channels)} fc{spec.Model.FcHidden}";
         S.State = JobState.Pending;
         S.SubmittedAt = DateTime.UtcNow;
-        S.LiveOn = RuntimeIdentity;
+        S.LiveOn = Silo;
         S.Sequence = await index.Add(JobId);
         AddEvent(submission.SubmittedBy, $"submitted: {S.Model}, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, priority {spec.Priority}");
         await SaveAndPublish();

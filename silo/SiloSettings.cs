@@ -1,7 +1,5 @@
 using System.Net;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Orchestrator.Core.Scheduling;
 using Orchestrator.Grains;
 using Orleans.Configuration;
 using Orleans.Storage;
@@ -58,11 +56,9 @@ public sealed record SiloSettings(
                 o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(5);
             });
         }
-        silo.Services.Configure<OrchestratorOptions>(o =>
+        silo.AddOrchestrator(o =>
         {
             if (NodeHeartbeatTimeout is { } t) o.NodeHeartbeatTimeout = t;
         });
-        silo.Services.AddSingleton<ISchedulingPolicy, PriorityBestFitPolicy>();
-        silo.Services.AddHostedService<SchedulerTicker>();
     }
 }

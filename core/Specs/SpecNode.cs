@@ -96,6 +96,11 @@ public static class SpecDocument
             var inner = e.InnerException is { } i ? $" ({i.Message})" : "";
             throw new SpecFormatException($"invalid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.Message}{inner}");
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet reports some unterminated flow collections this way.
+            throw new SpecFormatException($"invalid YAML: {e.Message} (check for an unclosed {{ or [)");
+        }
         if (stream.Documents.Count == 0) return new SpecMap([]);
         if (stream.Documents.Count > 1) throw new SpecFormatException("the file holds several YAML documents; give one job spec per file (use --sweep for variations)");
         return FromYaml(stream.Documents[0].RootNode, 0);

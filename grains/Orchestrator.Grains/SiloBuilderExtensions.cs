@@ -1,0 +1,16 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orchestrator.Core.Scheduling;
+
+namespace Orchestrator.Grains;
+
+public static class SiloBuilderExtensions
+{
+    /// <summary>Registers Orchestrator's services on a silo: the scheduling policy, options and the scheduler ticker.</summary>
+    public static ISiloBuilder AddOrchestrator(this ISiloBuilder silo, Action<OrchestratorOptions>? configure = null)
+    {
+        silo.Services.Configure<OrchestratorOptions>(o => configure?.Invoke(o));
+        silo.Services.AddSingleton<ISchedulingPolicy, PriorityBestFitPolicy>();
+        silo.Services.AddHostedService<SchedulerTicker>();
+        return silo;
+    }
+}

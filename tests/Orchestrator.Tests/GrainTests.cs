@@ -1,0 +1,255 @@
+using Orchestrator.Core.Specs;
+using Orchestrator.Grains;
+using Orleans.TestingHost;
+
+namespace Orchestrator.Tests;
+
+/// <summary>Two in-process silos with memory storage and fast timings, shared by the grain tests.</summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    public static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromSeconds(2);
+    public InProcessTestCluster Cluster { get; }
+
+    public ClusterFixture()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddMemoryGrainStorage(StorageNames.State);
+            silo.AddMemoryGrainStorage(StorageNames.Checkpoints);
+            silo.AddOrchestrator(o =>
+            {
+                o.NodeHeartbeatTimeout = HeartbeatTimeout;
+                o.SchedulerTickPeriod = TimeSpan.FromMilliseconds(200);
+            });
+        });
+        Cluster = builder.Build();
+    }
+
+    public IGrainFactory Grains => Cluster.Client;
+    public Task InitializeAsync() => Cluster.DeployAsync();
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+}
+
+/// <summary>Each test gets its own cluster, so that nodes and queues of one test never serve another.</summary>
+public class GrainTests : IAsyncLifetime
+{
+    readonly ClusterFixture _fixture = new();
+    IGrainFactory _grains = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _fixture.InitializeAsync();
+        _grains = _fixture.Grains;
+    }
+
+    public Task DisposeAsync() => _fixture.DisposeAsync();
+
+    static string SpecJson(string name, int priority = 0) => JobSpecJson.Write(JobSpecParser.Parse(
+        $"name: {name}\npriority: {priority}\nmodel: {{type: mlp}}\ndata: {{dataset: fashion-mnist}}\ntrain: {{steps: 100}}",
+        new SpecValidationOptions { CheckFiles = false }));
+
+    static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():n}"[..20];
+
+    async Task<JobInfo> Submit(string id, int priority = 0) =>
+        await _grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(SpecJson("j", priority), "test"));
+
+    Task<NodeDirective> Heartbeat(string node, params string[] devices) =>
+        _grains.GetGrain<INodeGrain>(node).Heartbeat(new NodeReport("inc-1", devices, 1 << 30, [], "host", 1));
+
+    /// <summary>Keeps a node alive (heartbeats every 300 ms) until disposed.</summary>
+    IAsyncDisposable KeepAlive(string node, params string[] devices)
+    {
+        var cts = new CancellationTokenSource();
+        var loop = Task.Run(async () =>
+        {
+            while (!cts.IsCancellationRequested)
+            {
+                await Heartbeat(node, devices);
+                try { await Task.Delay(300, cts.Token); } catch (OperationCanceledException) { }
+            }
+        });
+        return new Stopper(cts, loop);
+    }
+
+    sealed class Stopper(CancellationTokenSource cts, Task loop) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            cts.Cancel();
+            await loop;
+        }
+    }
+
+    async Task<JobInfo> WaitFor(string id, Func<JobInfo, bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        JobInfo info;
+        do
+        {
+            info = await _grains.GetGrain<IJobGrain>(id).GetInfo();
+            if (condition(info)) return info;
+            await Task.Delay(50);
+        } while (DateTime.UtcNow < deadline);
+        throw new TimeoutException($"job {id} never became {what}; last state {info.State}");
+    }
+
+    [Fact]
+    public async Task Job_GoesThroughItsLifeCycle_AndFreesItsDevice()
+    {
+        var node = NewId("node");
+        var id = NewId("life");
+        await using var alive = KeepAlive(node, "cpu:0");
+
+        var submitted = await Submit(id);
+        var scheduled = await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled");
+        var directive = await Heartbeat(node, "cpu:0");
+        var job = _grains.GetGrain<IJobGrain>(id);
+        var epoch = scheduled.Assignment!.Epoch;
+        var start = await job.Start(epoch, node);
+        var ack = await job.ReportProgress(epoch, new JobProgress(10, 100, 0, 1.5, null, 1000, DateTime.UtcNow));
+        await job.SaveCheckpoint(epoch, new JobCheckpoint(10, [1, 2, 3], DateTime.UtcNow));
+        await job.Complete(epoch, new JobResult(0.9, 0.3, 100, 1, 2.0, 3000));
+        var done = await job.GetInfo();
+        var nodeInfo = await _grains.GetGrain<INodeGrain>(node).GetInfo();
+        var listed = (await _grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List()).Single(j => j.JobId == id);
+
+        Assert.Equal(JobState.Pending, submitted.State);
+        Assert.Equal(node, scheduled.Assignment.NodeId);
+        Assert.Equal(id, Assert.Single(directive.Desired, a => a.JobId == id).JobId);
+        Assert.True(start.Accepted);
+        Assert.Null(start.Checkpoint);
+        Assert.Equal(SpecJson("j"), start.SpecJson);
+        Assert.True(ack.Continue);
+        Assert.Equal(JobState.Succeeded, done.State);
+        Assert.Equal(0.9, done.Result!.TestAccuracy);
+        Assert.Equal(10, done.CheckpointStep);
+        Assert.DoesNotContain(nodeInfo.Assignments, a => a.JobId == id);
+        Assert.Equal(JobState.Succeeded, listed.State);
+        var events = await job.GetEvents();
+        Assert.Contains(events, e => e.What.StartsWith("submitted"));
+        Assert.Contains(events, e => e.What.StartsWith("placed on"));
+        Assert.Contains(events, e => e.What.StartsWith("succeeded"));
+    }
+
+    [Fact]
+    public async Task StaleEpoch_IsRefusedEverywhere()
+    {
+        var node = NewId("node");
+        var id = NewId("stale");
+        await using var alive = KeepAlive(node, "cpu:0");
+        await Submit(id);
+        var epoch = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!.Epoch;
+        var job = _grains.GetGrain<IJobGrain>(id);
+
+        var start = await job.Start(epoch - 1, node);
+        var progress = await job.ReportProgress(epoch + 1, new JobProgress(1, 100, 0, 1, null, 1, DateTime.UtcNow));
+        var complete = await job.Complete(epoch - 1, new JobResult(1, 0, 1, 1, 1, 1));
+
+        Assert.False(start.Accepted);
+        Assert.Contains("stale", start.Reason);
+        Assert.False(progress.Continue);
+        Assert.False(complete.Continue);
+        Assert.Equal(JobState.Scheduled, (await job.GetInfo()).State);
+    }
+
+    [Fact]
+    public async Task DeadNode_JobIsRescheduledElsewhere_ResumesFromCheckpoint_AndTheZombieIsFenced()
+    {
+        var first = NewId("node");
+        var second = NewId("node");
+        var id = NewId("moved");
+        var job = _grains.GetGrain<IJobGrain>(id);
+        Assignment firstAssignment;
+        await using (KeepAlive(first, "cpu:0"))
+        {
+            await Submit(id);
+            firstAssignment = (await WaitFor(id, j => j.State == JobState.Scheduled && j.Assignment!.NodeId == first, "scheduled on the first node")).Assignment!;
+            await job.Start(firstAssignment.Epoch, first);
+            await job.SaveCheckpoint(firstAssignment.Epoch, new JobCheckpoint(40, [9, 9], DateTime.UtcNow));
+        }
+        // The first node stops heartbeating; a second one joins.
+        await using var alive = KeepAlive(second, "cpu:0");
+
+        var moved = await WaitFor(id, j => j.Assignment?.NodeId == second, "placed on the second node");
+        var start = await job.Start(moved.Assignment!.Epoch, second);
+        var zombie = await job.ReportProgress(firstAssignment.Epoch, new JobProgress(50, 100, 0, 1, null, 1, DateTime.UtcNow));
+        var firstNode = await _grains.GetGrain<INodeGrain>(first).GetInfo();
+
+        Assert.True(moved.Assignment.Epoch > firstAssignment.Epoch);
+        Assert.Equal(1, moved.Recoveries);
+        Assert.Equal(40, start.Checkpoint!.Step);
+        Assert.False(zombie.Continue);
+        Assert.Equal(NodeHealth.Dead, firstNode.Health);
+        Assert.Empty(firstNode.Assignments);
+        Assert.Contains(await job.GetEvents(), e => e.What.Contains($"node {first} sent no heartbeat"));
+    }
+
+    [Fact]
+    public async Task Cancel_RunningJob_StopsTheWorkerAndFreesTheDevice()
+    {
+        var node = NewId("node");
+        var id = NewId("cancel");
+        await using var alive = KeepAlive(node, "cpu:0");
+        await Submit(id);
+        var epoch = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!.Epoch;
+        var job = _grains.GetGrain<IJobGrain>(id);
+        await job.Start(epoch, node);
+
+        var cancelled = await job.Cancel("alice");
+        var ack = await job.ReportProgress(epoch, new JobProgress(5, 100, 0, 1, null, 1, DateTime.UtcNow));
+        var directive = await Heartbeat(node, "cpu:0");
+
+        Assert.Equal(JobState.Cancelled, cancelled.State);
+        Assert.False(ack.Continue);
+        Assert.Contains("cancelled", ack.Reason);
+        Assert.DoesNotContain(directive.Desired, a => a.JobId == id);
+        Assert.Contains(await job.GetEvents(), e => e.Who == "alice" && e.What == "cancelled");
+    }
+
+    [Fact]
+    public async Task HigherPriority_GetsTheOnlyDeviceFirst()
+    {
+        var node = NewId("node");
+        var low = NewId("low");
+        var high = NewId("high");
+        await Submit(low, priority: 0);
+        await Submit(high, priority: 10);
+
+        await using var alive = KeepAlive(node, "cpu:0");
+        await WaitFor(high, j => j.State == JobState.Scheduled, "scheduled");
+
+        Assert.Equal(JobState.Pending, (await _grains.GetGrain<IJobGrain>(low).GetInfo()).State);
+        await _grains.GetGrain<IJobGrain>(low).Cancel("test");
+        await _grains.GetGrain<IJobGrain>(high).Cancel("test");
+    }
+
+    [Fact]
+    public async Task InvalidSpec_IsRefusedNamingTheField_AndNothingIsCreated()
+    {
+        var id = NewId("bad");
+        var bad = """{"name":"x","model":{"type":"mlp"},"data":{"dataset":"fashion-mnist"},"train":{"lr":-3}}""";
+
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => _grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(bad, "test")));
+
+        Assert.Contains("train.lr", e.Message);
+        Assert.DoesNotContain(await _grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List(), j => j.JobId == id);
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => _grains.GetGrain<IJobGrain>(id).GetInfo());
+    }
+
+    [Fact]
+    public async Task Submit_IsIdempotent_AndRefusesAnotherSpecUnderTheSameId()
+    {
+        var id = NewId("idem");
+        var first = await Submit(id);
+
+        var again = await Submit(id);
+        var other = await Assert.ThrowsAsync<ArgumentException>(() =>
+            _grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(SpecJson("other"), "test")));
+
+        Assert.Equal(first.SubmittedAt, again.SubmittedAt);
+        Assert.Contains("already exists", other.Message);
+        Assert.Single(await _grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List(), j => j.JobId == id);
+        await _grains.GetGrain<IJobGrain>(id).Cancel("test");
+    }
+}

@@ -1,0 +1,173 @@
+using Orchestrator.Core.Specs;
+using Orchestrator.Tests.Infrastructure;
+
+namespace Orchestrator.Tests;
+
+public class SpecValidationTests
+{
+    const string Valid = """
+        name: fmnist-mlp
+        owner: vision
+        priority: 2
+        model:
+          type: mlp
+          hidden: [256, 128]
+        data:
+          dataset: fashion-mnist
+        train:
+          epochs: 3
+          batchSize: 32
+          optimizer: sgd
+          lr: 0.1
+          momentum: 0.9
+          seed: 7
+        """;
+
+    static readonly SpecValidationOptions NoFiles = new() { CheckFiles = false };
+
+    [Fact]
+    public void ValidYaml_ParsesAllFieldsAndDefaults()
+    {
+        var spec = JobSpecParser.Parse(Valid, NoFiles);
+
+        Assert.Equal("fmnist-mlp", spec.Name);
+        Assert.Equal(2, spec.Priority);
+        Assert.Equal([256, 128], spec.Model.Hidden);
+        Assert.Equal(3, spec.Train.Epochs);
+        Assert.Equal(0.1, spec.Train.Lr);
+        Assert.Equal(7, spec.Train.Seed);
+        Assert.Equal(FashionMnistFiles.DefaultPath, spec.Data.Path);
+        Assert.Equal(1, spec.Resources.Devices);
+        Assert.Equal(500, spec.Train.CheckpointEvery);
+    }
+
+    [Fact]
+    public void CanonicalJson_RoundTripsToAnEqualSpec()
+    {
+        var spec = JobSpecParser.Parse(Valid, NoFiles);
+
+        var again = JobSpecParser.Parse(JobSpecJson.Write(spec), NoFiles);
+
+        Assert.Equal(spec, again);
+    }
+
+    [Fact]
+    public void Json_IsAcceptedLikeYaml()
+    {
+        var json = """{"name":"j1","model":{"type":"cnn","channels":[8,16],"fc":32},"data":{"dataset":"fashion-mnist"},"train":{"steps":100,"optimizer":"adam","lr":0.002}}""";
+
+        var spec = JobSpecParser.Parse(json, NoFiles);
+
+        Assert.Equal(ModelType.Cnn, spec.Model.Type);
+        Assert.Equal([8, 16], spec.Model.Channels);
+        Assert.Equal(100, spec.Train.Steps);
+        Assert.Equal(OptimizerKind.Adam, spec.Train.Optimizer);
+    }
+
+    public static TheoryData<string, string, string> BadSpecs() => new()
+    {
+        // description, spec (YAML or JSON), field the error must name
+        { "missing name", "model: {type: mlp}\ndata: {dataset: fashion-mnist}", "name" },
+        { "name with capitals", "name: MyJob\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "name" },
+        { "unknown top-level field", "name: a\nmodle: {type: mlp}\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "modle" },
+        { "unknown nested field", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {learningRate: 0.1}", "train.learningRate" },
+        { "unsupported kind", "name: a\nkind: batch\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "kind" },
+        { "missing model", "name: a\ndata: {dataset: fashion-mnist}", "model" },
+        { "unknown model type", "name: a\nmodel: {type: transformer}\ndata: {dataset: fashion-mnist}", "model.type" },
+        { "hidden not a list", "name: a\nmodel: {type: mlp, hidden: 256}\ndata: {dataset: fashion-mnist}", "model.hidden" },
+        { "hidden entry zero", "name: a\nmodel: {type: mlp, hidden: [256, 0]}\ndata: {dataset: fashion-mnist}", "model.hidden[1]" },
+        { "hidden entry a string", "name: a\nmodel: {type: mlp, hidden: [256, \"wide\"]}\ndata: {dataset: fashion-mnist}", "model.hidden[1]" },
+        { "cnn with one channel count", "name: a\nmodel: {type: cnn, channels: [32]}\ndata: {dataset: fashion-mnist}", "model.channels" },
+        { "mlp given channels", "name: a\nmodel: {type: mlp, channels: [4, 8]}\ndata: {dataset: fashion-mnist}", "model.channels" },
+        { "unknown dataset", "name: a\nmodel: {type: mlp}\ndata: {dataset: imagenet}", "data.dataset" },
+        { "negative train limit", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist, trainLimit: -5}", "data.trainLimit" },
+        { "lr a string", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {lr: fast}", "train.lr" },
+        { "lr zero", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {lr: 0}", "train.lr" },
+        { "lr infinite", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {lr: .inf}", "train.lr" },
+        { "momentum 1", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {momentum: 1}", "train.momentum" },
+        { "epochs and steps", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {epochs: 2, steps: 100}", "train.steps" },
+        { "epochs fractional", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {epochs: 2.5}", "train.epochs" },
+        { "batch size huge", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {batchSize: 100000000000}", "train.batchSize" },
+        { "unknown optimizer", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {optimizer: rmsprop}", "train.optimizer" },
+        { "adam with momentum", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {optimizer: adam, momentum: 0.9}", "train.momentum" },
+        { "sgd with beta1", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {optimizer: sgd, beta1: 0.8}", "train.beta1" },
+        { "priority out of range", "name: a\npriority: 5000\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "priority" },
+        { "single job on 2 devices", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\nresources: {devices: 2}", "resources.devices" },
+        { "section not a map", "name: a\nmodel: mlp\ndata: {dataset: fashion-mnist}", "model" },
+        { "json wrong type", """{"name":"a","model":{"type":"mlp"},"data":{"dataset":"fashion-mnist"},"train":{"seed":"seven"}}""", "train.seed" },
+        { "document a list", "- name: a", "(document)" },
+        { "yaml syntax error", "name: a\nmodel: {type: mlp\ndata: x", "(document)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSpecs))]
+    public void BadSpec_IsRefusedNamingTheField(string description, string text, string field)
+    {
+        var e = Assert.Throws<SpecValidationException>(() => JobSpecParser.Parse(text, NoFiles));
+
+        Assert.True(e.Errors.Any(err => err.Field == field),
+            $"{description}: expected an error for '{field}', got: {string.Join("; ", e.Errors)}");
+        Assert.All(e.Errors, err => Assert.False(string.IsNullOrWhiteSpace(err.Message)));
+    }
+
+    [Fact]
+    public void MissingDatasetFolder_IsRefusedWithInstallHint()
+    {
+        var e = Assert.Throws<SpecValidationException>(() =>
+            JobSpecParser.Parse("name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist, path: /nonexistent/fmnist}"));
+
+        var error = Assert.Single(e.Errors);
+        Assert.Equal("data.path", error.Field);
+        Assert.Contains("dataset-fashion-mnist", error.Message);
+    }
+
+    [Fact]
+    public void SeveralProblems_AreAllReported()
+    {
+        var e = Assert.Throws<SpecValidationException>(() =>
+            JobSpecParser.Parse("name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {lr: -1, batchSize: 0, seed: x}", NoFiles));
+
+        Assert.Equal(["train.batchSize", "train.lr", "train.seed"], e.Errors.Select(x => x.Field).Order().ToArray());
+    }
+
+    [Fact]
+    public void Sweep_MakesOneJobPerValueNamedAfterIt()
+    {
+        var root = JobSpecParser.ParseDocument(Valid);
+
+        var variants = SpecVariants.Expand(root, ["train.epochs=1"], ["train.lr=0.01,0.5", "train.seed=1,2"]);
+        var specs = variants.Select(v => JobSpecParser.FromNode(SpecVariants.WithNameSuffix(v.Spec, v.NameSuffix), NoFiles)).ToList();
+
+        Assert.Equal(4, specs.Count);
+        Assert.Equal(["fmnist-mlp-0-01-1", "fmnist-mlp-0-01-2", "fmnist-mlp-0-5-1", "fmnist-mlp-0-5-2"], specs.Select(s => s.Name).ToArray());
+        Assert.All(specs, s => Assert.Equal(1, s.Train.Epochs));
+        Assert.Equal([0.01, 0.01, 0.5, 0.5], specs.Select(s => s.Train.Lr).ToArray());
+    }
+
+    [Fact]
+    public void SetWithBadValue_IsReportedAtTheField()
+    {
+        var root = SpecVariants.Expand(JobSpecParser.ParseDocument(Valid), ["train.lr=abc"], [])[0].Spec;
+
+        var e = Assert.Throws<SpecValidationException>(() => JobSpecParser.FromNode(root, NoFiles));
+
+        Assert.Equal("train.lr", Assert.Single(e.Errors).Field);
+    }
+
+    [Fact]
+    public void HugeDocument_IsRefusedWithoutParsing()
+    {
+        var text = "name: a\n# " + new string('x', SpecDocument.MaxDocumentBytes);
+
+        var e = Assert.Throws<SpecValidationException>(() => JobSpecParser.Parse(text, NoFiles));
+
+        Assert.Equal("(document)", Assert.Single(e.Errors).Field);
+    }
+
+    [Fact]
+    public void ExampleSpecs_AreValid()
+    {
+        foreach (var file in Directory.GetFiles(Path.Combine(Repo.Root, "examples"), "*.yaml"))
+            JobSpecParser.Parse(File.ReadAllText(file), NoFiles);
+    }
+}

@@ -84,7 +84,7 @@ public sealed class JobRunner
         }
         var clock = Stopwatch.StartNew();
         var window = Stopwatch.StartNew();
-        long windowStart = member.Step;
+        long firstStep = member.Step, windowStart = member.Step;
         double? accuracy = null;
         double samplesPerSecond = 0, loss = double.NaN;
         while (!member.Done)
@@ -110,7 +110,8 @@ public sealed class JobRunner
             if (epochEnded) _wake.Release();
         }
         var seconds = clock.Elapsed.TotalSeconds;
-        return Outcome.Succeeded(new JobResult(accuracy ?? 0, loss, member.Step, member.Plan.Epochs, seconds, samplesPerSecond));
+        var overall = (member.Step - firstStep) * spec.Train.BatchSize / Math.Max(1e-9, seconds);
+        return Outcome.Succeeded(new JobResult(accuracy ?? 0, loss, member.Step, member.Plan.Epochs, seconds, overall));
     }
 
     async Task ReportLoop(Task training)

@@ -34,6 +34,7 @@ public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps
 [GenerateSerializer, Immutable, Alias("job-checkpoint")]
 public sealed record JobCheckpoint(long Step, byte[] Data, DateTime At);
 
+/// <param name="HostSilo">The silo whose activation of the job grain answered (Orleans' parsable silo address).</param>
 [GenerateSerializer, Immutable, Alias("job-info")]
 public sealed record JobInfo(
     string JobId,
@@ -50,7 +51,8 @@ public sealed record JobInfo(
     JobResult? Result,
     string? FailureReason,
     long? CheckpointStep,
-    int Recoveries);
+    int Recoveries,
+    string? HostSilo);
 
 /// <summary>A worker's answer for starting an assignment: the spec, and where to resume from.</summary>
 [GenerateSerializer, Immutable, Alias("start-reply")]

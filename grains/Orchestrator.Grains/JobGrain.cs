@@ -253,7 +253,7 @@ public sealed class JobGrain(
     QueuedJob Queued() => new(JobId, S.Priority, S.Sequence, S.Devices);
 
     JobInfo Info() => new(JobId, S.Name, S.Owner, S.State, S.Priority, S.Model, S.SubmittedAt, S.StartedAt, S.EndedAt,
-        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries);
+        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo);
 
     async Task SaveAndPublish()
     {

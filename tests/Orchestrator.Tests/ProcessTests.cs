@@ -1,0 +1,160 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Grains;
+using Orchestrator.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Tests;
+
+/// <summary>
+/// End to end with real processes: redis-server, silos (Redis clustering and storage), workers and the orch CLI,
+/// with crashes made by SIGKILL.
+/// </summary>
+[Collection("processes")]
+public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    const int CheckpointEvery = 300;
+    readonly RedisServer _redis = new();
+    readonly List<ChildProcess> _processes = [];
+    IHost? _client;
+
+    IGrainFactory Grains => _client!.Services.GetRequiredService<IGrainFactory>();
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_client is not null)
+        {
+            try { await _client.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token); } catch (Exception) { }
+            _client.Dispose();
+        }
+        foreach (var p in _processes)
+        {
+            output.WriteLine($"----- {p.Name} -----\n{string.Join('\n', p.Output.Split('\n').TakeLast(40))}");
+            p.Dispose();
+        }
+        _redis.Dispose();
+    }
+
+    async Task<(ChildProcess Process, int SiloPort)> StartSilo()
+    {
+        int siloPort = RedisServer.FreePort(), gatewayPort = RedisServer.FreePort();
+        var silo = ChildProcess.Dotnet($"silo-{siloPort}", Repo.Silo, "--redis", _redis.Address, "--silo-port", siloPort.ToString(),
+            "--gateway-port", gatewayPort.ToString(), "--fast-failure-detection", "--node-timeout", "5");
+        _processes.Add(silo);
+        await silo.WaitForLine(l => l.Contains("silo ready"), TimeSpan.FromSeconds(60));
+        return (silo, siloPort);
+    }
+
+    ChildProcess StartWorker(string nodeId)
+    {
+        var worker = ChildProcess.Dotnet($"worker-{nodeId}", Repo.Worker, "--redis", _redis.Address, "--node-id", nodeId, "--devices", "cpu:1");
+        _processes.Add(worker);
+        return worker;
+    }
+
+    async Task ConnectClient()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleansClient(new ClusterConnection(_redis.Address, []).ConfigureClient);
+        _client = builder.Build();
+        await _client.StartAsync();
+    }
+
+    /// <summary>Submits through the real CLI and returns the job id it printed.</summary>
+    async Task<string> SubmitWithCli(int epochs)
+    {
+        var spec = Path.Combine(Directory.CreateTempSubdirectory("spec").FullName, "job.yaml");
+        await File.WriteAllTextAsync(spec, $"""
+            name: e2e
+            model: {"{"}type: mlp, hidden: [256, 128]{"}"}
+            data: {"{"}dataset: fashion-mnist{"}"}
+            train: {"{"}epochs: {epochs}, batchSize: 64, lr: 0.05, checkpointEvery: {CheckpointEvery}{"}"}
+            """);
+        var cli = ChildProcess.Dotnet("orch-submit", Repo.Cli, "submit", spec, "--redis", _redis.Address);
+        _processes.Add(cli);
+        Assert.Equal(0, await cli.WaitForExit(TimeSpan.FromSeconds(60)));
+        var line = cli.Output.Split('\n').Single(l => l.StartsWith("submitted "));
+        return line.Split(' ')[1];
+    }
+
+    async Task<JobInfo> WaitFor(string id, Func<JobInfo, bool> condition, string what, TimeSpan timeout)
+    {
+        var retry = Resilience.Retry(TimeSpan.FromSeconds(20));
+        var deadline = DateTime.UtcNow + timeout;
+        JobInfo? info = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                info = await retry.ExecuteAsync(async _ => await Grains.GetGrain<IJobGrain>(id).GetInfo());
+                if (condition(info)) return info;
+                if (info.State is JobState.Failed or JobState.Cancelled) break;
+            }
+            catch (Exception e) when (Resilience.IsTransient(e)) { }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"job {id} never became {what}; last: {info}");
+    }
+
+    async Task<IReadOnlyList<JobEvent>> Events(string id)
+    {
+        var events = await Grains.GetGrain<IJobGrain>(id).GetEvents();
+        foreach (var e in events) output.WriteLine($"{e.At:HH:mm:ss.fff} {e.Who}: {e.What}");
+        return events;
+    }
+
+    [Fact]
+    public async Task KillingTheSiloThatHostsTheJobGrain_TheJobStillCompletes()
+    {
+        var silos = new[] { await StartSilo(), await StartSilo() };
+        StartWorker("w1");
+        await ConnectClient();
+        var id = await SubmitWithCli(epochs: 5);
+        var before = await WaitFor(id, j => j.CheckpointStep >= 2 * CheckpointEvery, "checkpointed twice", TimeSpan.FromSeconds(120));
+
+        var hostPort = Orleans.Runtime.SiloAddress.FromParsableString(before.HostSilo!).Endpoint.Port;
+        var victim = silos.Single(s => s.SiloPort == hostPort);
+        victim.Process.Kill();
+        var done = await WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(180));
+        var events = await Events(id);
+
+        Assert.NotEqual(before.HostSilo, done.HostSilo);
+        Assert.Contains(events, e => e.What.StartsWith("recovered from storage") && e.What.Contains(before.HostSilo!));
+        Assert.Equal(5 * (60_000 / 64), done.Result!.Steps);
+        Assert.True(done.Result.TestAccuracy > 0.8, $"accuracy {done.Result.TestAccuracy}");
+        Assert.Equal(0, done.Recoveries);
+    }
+
+    [Fact]
+    public async Task KillingTheWorker_TheJobResumesFromItsCheckpointOnAnotherNode()
+    {
+        await StartSilo();
+        var first = StartWorker("w1");
+        await ConnectClient();
+        var id = await SubmitWithCli(epochs: 4);
+        var before = await WaitFor(id, j => j.State == JobState.Running && j.CheckpointStep >= CheckpointEvery && j.Progress!.Step > j.CheckpointStep,
+            "running past a checkpoint", TimeSpan.FromSeconds(120));
+
+        first.Kill();
+        var killedAt = DateTime.UtcNow;
+        var lastReported = (await Grains.GetGrain<IJobGrain>(id).GetInfo()).Progress!.Step;
+        StartWorker("w2");
+        var moved = await WaitFor(id, j => j.Assignment?.NodeId == "w2", "placed on w2", TimeSpan.FromSeconds(60));
+        var rescheduledAfter = DateTime.UtcNow - killedAt;
+        var done = await WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(180));
+        var events = await Events(id);
+
+        var resume = events.Single(e => e.Who == "w2" && e.What.Contains("resuming from checkpoint at step"));
+        var resumedAt = long.Parse(resume.What.Split("step ")[1]);
+        Assert.True(resumedAt >= lastReported - CheckpointEvery, $"resumed at {resumedAt}, last reported step {lastReported}: lost more than one checkpoint interval");
+        Assert.True(rescheduledAfter >= TimeSpan.FromSeconds(4), $"rescheduled after {rescheduledAfter}, before the 5 s heartbeat timeout");
+        Assert.Contains(events, e => e.What.Contains("node w1 sent no heartbeat"));
+        Assert.Equal(1, done.Recoveries);
+        Assert.Equal(4 * (60_000 / 64), done.Result!.Steps);
+        output.WriteLine($"killed at reported step {lastReported}, resumed at {resumedAt}, rescheduled after {rescheduledAfter.TotalSeconds:F1} s");
+    }
+}

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Orchestrator.Grains;
 using Orchestrator.Silo;
 
@@ -26,6 +27,7 @@ root.SetAction(async (parse, ct) =>
         parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(advertise)!, parse.GetValue(fast),
         TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)));
     var builder = Host.CreateApplicationBuilder();
+    builder.Logging.AddFilter("Polly", LogLevel.Warning);
     builder.UseOrleans(settings.Configure);
     var host = builder.Build();
     await host.StartAsync(ct);

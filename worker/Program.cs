@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Orchestrator.Grains;
 using Orchestrator.Worker;
 
@@ -31,6 +32,7 @@ root.SetAction(async (parse, ct) =>
     if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
 
     var builder = Host.CreateApplicationBuilder();
+    builder.Logging.AddFilter("Polly", LogLevel.Warning);
     builder.UseOrleansClient(client =>
     {
         connection.ConfigureClient(client);

@@ -56,7 +56,7 @@ public sealed class JobGrain(
         if (!store.RecordExists || S.State.IsTerminal() || S.LiveOn == Silo) return;
         if (S.LiveOn is { } previous && PreviousSiloLeft(previous))
         {
-            AddEvent("job grain", $"recovered from storage on silo {Silo} after silo {previous} left the cluster; state {S.State}, last saved step {S.Progress?.Step ?? 0}");
+            AddEvent("job grain", $"recovered from storage on silo {Silo} after silo {previous} left the cluster; state {S.State}, last saved progress at step {S.Progress?.Step ?? 0}, checkpoint at step {S.CheckpointStep?.ToString() ?? "none"}");
             logger.LogWarning("Job {JobId} recovered from storage after silo {Silo} was lost", JobId, previous);
         }
         S.LiveOn = Silo;

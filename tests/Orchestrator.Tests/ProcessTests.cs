@@ -136,7 +136,7 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         var first = StartWorker("w1");
         await ConnectClient();
         var id = await SubmitWithCli(epochs: 4);
-        var before = await WaitFor(id, j => j.State == JobState.Running && j.CheckpointStep >= CheckpointEvery && j.Progress!.Step > j.CheckpointStep,
+        var before = await WaitFor(id, j => j.State == JobState.Running && j.CheckpointStep >= CheckpointEvery && j.Progress is { } p && p.Step > j.CheckpointStep,
             "running past a checkpoint", TimeSpan.FromSeconds(120));
 
         first.Kill();

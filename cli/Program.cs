@@ -155,15 +155,20 @@ static async Task<IReadOnlyList<string>> SubmitAll(IGrainFactory grains, IReadOn
 {
     var retry = Resilience.Retry(TimeSpan.FromSeconds(30));
     var ids = new List<string>();
+    var entries = new List<QueuedJob>();
     foreach (var spec in specs)
     {
         var id = $"{spec.Name}-{Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant()[..5]}";
-        var submission = new JobSubmission(JobSpecJson.Write(spec), Environment.UserName);
+        // Queued as one batch below, so that a sweep's compatible jobs can be packed into one fused array.
+        var submission = new JobSubmission(JobSpecJson.Write(spec), Environment.UserName, DeferEnqueue: true);
+        var grain = grains.GetGrain<IJobGrain>(id);
         // Submit is idempotent per id, so a retry after a lost reply cannot make a second job.
-        var info = await retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(id).Submit(submission), ct);
+        var info = await retry.ExecuteAsync(async _ => await grain.Submit(submission), ct);
+        if (await grain.GetQueueEntry() is { } entry) entries.Add(entry);
         AnsiConsole.MarkupLine($"submitted [bold]{Markup.Escape(info.JobId)}[/] ({Markup.Escape(info.Model)})");
         ids.Add(id);
     }
+    await retry.ExecuteAsync(async _ => await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).EnqueueMany(entries), ct);
     return ids;
 }
 

@@ -27,7 +27,7 @@ public static class Views
                 progress,
                 (j.Result?.FinalLoss ?? p?.Loss) is { } loss ? $"{loss:F4}" : "-",
                 accuracy is { } a ? $"{a:F4}" : "-",
-                j.Assignment is { } asg ? Markup.Escape($"{asg.NodeId}/{asg.Device}") : "-",
+                j.Assignment is { } asg ? Markup.Escape($"{asg.NodeId}/{asg.Device}{(asg.ArrayWidth > 1 ? $" ({asg.ArrayId}, {asg.ArrayWidth} fused)" : "")}") : "-",
                 Markup.Escape(j.Owner),
                 Age(j.SubmittedAt));
         }
@@ -44,7 +44,11 @@ public static class Views
         Row("owner", Markup.Escape(j.Owner));
         Row("priority", j.Priority.ToString());
         Row("submitted", $"{j.SubmittedAt.ToLocalTime():u}");
-        if (j.Assignment is { } a) Row("placement", Markup.Escape($"{a.NodeId}/{a.Device} (epoch {a.Epoch})"));
+        if (j.Assignment is { } a)
+        {
+            Row("placement", Markup.Escape($"{a.NodeId}/{a.Device} (epoch {a.Epoch})"));
+            if (a.ArrayWidth > 1) Row("fused array", Markup.Escape($"{a.ArrayId}, {a.ArrayWidth} jobs trained as one"));
+        }
         Row("progress", Markup.Escape(JobWatcher.ProgressText(j)));
         if (j.CheckpointStep is { } cp) Row("checkpoint", $"step {cp}");
         if (j.Recoveries > 0) Row("recoveries", j.Recoveries.ToString());

@@ -14,10 +14,10 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
 /// </summary>
 public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, ILogger<NodeAgent> log)
 {
-    readonly Dictionary<string, JobRunner> _runners = [];
+    readonly Dictionary<string, ArrayRunner> _arrays = [];
     readonly string _incarnation = Guid.NewGuid().ToString("n")[..12];
 
-    public IReadOnlyCollection<JobRunner> Runners => _runners.Values;
+    public IReadOnlyCollection<ArrayRunner> Arrays => _arrays.Values;
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -29,8 +29,8 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
         {
             try
             {
-                var running = _runners.Values.Where(r => !r.Completion.IsCompleted)
-                    .Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.Epoch, r.Step)).ToList();
+                var running = _arrays.Values.SelectMany(a => a.Members).Where(m => !m.Ended)
+                    .Select(m => new RunningWork(m.JobId, m.Assignment.Epoch, m.Step)).ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
                 Reconcile((await node.Heartbeat(report)).Desired);
             }
@@ -40,8 +40,8 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
             }
         } while (await Wait(timer, ct));
 
-        foreach (var r in _runners.Values) r.Stop("worker shutting down");
-        await Task.WhenAll(_runners.Values.Select(r => r.Completion));
+        foreach (var a in _arrays.Values) a.StopAll("worker shutting down");
+        await Task.WhenAll(_arrays.Values.Select(a => a.Completion));
     }
 
     static async Task<bool> Wait(PeriodicTimer timer, CancellationToken ct)
@@ -50,24 +50,33 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
         catch (OperationCanceledException) { return false; }
     }
 
+    /// <summary>Stops members that are no longer wanted here; starts arrays that are new.</summary>
     void Reconcile(IReadOnlyList<Assignment> desired)
     {
         var wanted = desired.ToDictionary(a => a.JobId);
-        foreach (var (jobId, runner) in _runners.ToList())
+        foreach (var (arrayId, runner) in _arrays.ToList())
         {
-            if (wanted.TryGetValue(jobId, out var a) && a.Epoch == runner.Assignment.Epoch) continue;
-            runner.Stop(a is null ? "assignment removed from this node" : $"replaced by epoch {a.Epoch}");
-            if (runner.Completion.IsCompleted) _runners.Remove(jobId);
-        }
-        foreach (var a in desired)
-        {
-            if (_runners.TryGetValue(a.JobId, out var existing))
+            foreach (var m in runner.Members.Where(m => !m.Ended))
             {
-                if (existing.Assignment.Epoch == a.Epoch) continue;
-                if (!existing.Completion.IsCompleted) continue; // the old one is still stopping
+                if (!wanted.TryGetValue(m.JobId, out var a) || a.Epoch != m.Assignment.Epoch)
+                    runner.Stop(m.JobId, a is null ? "assignment removed from this node" : $"replaced by epoch {a.Epoch}");
             }
-            log.LogInformation("Node {Node}: starting job {Job} on {Device} (epoch {Epoch})", options.NodeId, a.JobId, a.Device, a.Epoch);
-            _runners[a.JobId] = new JobRunner(grains, a, log);
+            if (runner.Completion.IsCompleted && desired.All(a => a.ArrayId != arrayId)) _arrays.Remove(arrayId);
+        }
+        foreach (var group in desired.GroupBy(a => a.ArrayId))
+        {
+            if (_arrays.TryGetValue(group.Key, out var existing) && existing is not null)
+            {
+                // A finished runner whose members are still wanted could not start or report them: run those again.
+                if (!existing.Completion.IsCompleted) continue;
+                var settled = existing.Members.Where(m => m.Settled).Select(m => m.JobId).ToHashSet();
+                if (group.All(a => settled.Contains(a.JobId))) continue;
+            }
+            var done = existing?.Members.Where(m => m.Settled).Select(m => m.JobId).ToHashSet() ?? [];
+            var members = group.Where(a => !done.Contains(a.JobId)).ToList();
+            log.LogInformation("Node {Node}: starting {Array} ({Width} job(s): {Jobs}) on {Device}", options.NodeId, group.Key, members.Count,
+                string.Join(", ", members.Select(m => m.JobId)), members[0].Device);
+            _arrays[group.Key] = new ArrayRunner(grains, group.Key, members, log);
         }
     }
 

@@ -4,6 +4,9 @@ public enum JobKind { Single }
 public enum ModelType { Mlp, Cnn }
 public enum OptimizerKind { Sgd, Adam }
 
+/// <summary>auto: the scheduler may train the job in a fused array with compatible jobs; never: always alone.</summary>
+public enum FusionMode { Auto, Never }
+
 /// <summary>A validated job spec. Only <see cref="JobSpecParser"/> makes these, so every instance is valid.</summary>
 public sealed record JobSpec(
     string Name,
@@ -13,7 +16,8 @@ public sealed record JobSpec(
     ModelSpec Model,
     DataSpec Data,
     TrainSpec Train,
-    ResourceSpec Resources);
+    ResourceSpec Resources,
+    FusionMode Fusion = FusionMode.Auto);
 
 /// <param name="Hidden">MLP hidden layer widths, input to output.</param>
 /// <param name="Channels">CNN: output channels of its two 3×3 convolutions (each followed by 2×2 max pooling).</param>

@@ -38,6 +38,7 @@ public static class JobSpecJson
             ["data"] = new JsonObject { ["dataset"] = s.Data.Dataset, ["path"] = s.Data.Path, ["trainLimit"] = s.Data.TrainLimit },
             ["train"] = train,
             ["resources"] = new JsonObject { ["devices"] = s.Resources.Devices },
+            ["fusion"] = s.Fusion.ToString().ToLowerInvariant(),
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }

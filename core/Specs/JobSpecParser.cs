@@ -40,7 +40,7 @@ public static partial class JobSpecParser
 
     static JobSpec? ReadSpec(Reader r, SpecMap root, SpecValidationOptions options)
     {
-        var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources"]);
+        var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources", "fusion"]);
         var name = r.String(top, "name", null, required: true);
         if (name is not null && !NamePattern().IsMatch(name))
             r.Error("name", $"'{SpecDocument.Truncate(name)}' is not a valid job name: use 1-63 lowercase letters, digits and '-', starting with a letter or digit");
@@ -49,6 +49,7 @@ public static partial class JobSpecParser
         var owner = r.String(top, "owner", "default") ?? "default";
         if (owner.Length is 0 or > 63) r.Error("owner", "must be 1-63 characters");
         var priority = (int)r.Integer(top, "priority", 0, -1000, 1000);
+        var fusion = r.Enum(top, "fusion", FusionMode.Auto, new() { ["auto"] = FusionMode.Auto, ["never"] = FusionMode.Never });
 
         var model = ReadModel(r, r.Section(top, "model", required: true));
         var data = ReadData(r, r.Section(top, "data", required: true), options);
@@ -59,7 +60,7 @@ public static partial class JobSpecParser
             r.Error("resources.devices", $"a single job trains on exactly 1 device, got {devices}");
 
         if (name is null || model is null || data is null || train is null) return null;
-        return new JobSpec(name, kind, owner, priority, model, data, train, new ResourceSpec(devices));
+        return new JobSpec(name, kind, owner, priority, model, data, train, new ResourceSpec(devices), fusion);
     }
 
     static ModelSpec? ReadModel(Reader r, SpecMap? map)

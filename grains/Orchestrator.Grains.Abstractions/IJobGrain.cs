@@ -21,7 +21,11 @@ public interface IJobGrain : IGrainWithStringKey
     [Alias("cancel")] Task<JobInfo> Cancel(string who);
 
     // Scheduler side.
+    /// <summary>Accepts a placement if the job is waiting and the epoch is new; false otherwise (the caller must not assign it).</summary>
     [Alias("scheduled")] Task<bool> MarkScheduled(Assignment assignment);
+
+    /// <summary>The node could not take an accepted placement: back to waiting. Returns the queue entry, or null if stale.</summary>
+    [Alias("unschedule")] Task<QueuedJob?> Unschedule(long epoch, string reason);
     /// <summary>The job's node died: the job becomes Recovering; returns its queue entry, or null if the epoch is stale.</summary>
     [Alias("lost")] Task<QueuedJob?> MarkLost(long epoch, string reason);
 

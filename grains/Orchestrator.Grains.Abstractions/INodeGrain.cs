@@ -11,8 +11,8 @@ public interface INodeGrain : IGrainWithStringKey
 
     [Alias("info")] Task<NodeInfo> GetInfo();
 
-    /// <summary>Adds an assignment if its device is free and the node is healthy; false otherwise.</summary>
-    [Alias("assign")] Task<bool> Assign(Assignment assignment);
+    /// <summary>Adds an array's assignments (one device, one array id) if the device is free and the node healthy.</summary>
+    [Alias("assign")] Task<bool> Assign(IReadOnlyList<Assignment> members);
 
     /// <summary>Removes the job's assignment if it still has this epoch (or any epoch when null).</summary>
     [Alias("unassign")] Task Unassign(string jobId, long? epoch);

@@ -11,6 +11,9 @@ namespace Orchestrator.Grains;
 public interface ISchedulerGrain : IGrainWithStringKey
 {
     [OneWay, Alias("enqueue")] Task Enqueue(QueuedJob job);
+
+    /// <summary>Queues several jobs before one placement pass, so compatible ones can share a fused array.</summary>
+    [Alias("enqueue-many")] Task EnqueueMany(IReadOnlyList<QueuedJob> jobs);
     [OneWay, Alias("withdraw")] Task Withdraw(string jobId);
     [OneWay, Alias("register-node")] Task RegisterNode(string nodeId);
 

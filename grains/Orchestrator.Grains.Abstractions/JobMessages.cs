@@ -10,15 +10,19 @@ public static class JobStates
 }
 
 /// <param name="SpecJson">The canonical spec (see Orchestrator.Core.Specs.JobSpecJson); validated again by the grain.</param>
+/// <param name="DeferEnqueue">Leave queueing to the caller, who enqueues a batch at once (see
+/// <see cref="ISchedulerGrain.EnqueueMany"/>) so that a sweep's jobs can be packed into one fused array.</param>
 [GenerateSerializer, Immutable, Alias("job-submission")]
-public sealed record JobSubmission(string SpecJson, string SubmittedBy);
+public sealed record JobSubmission(string SpecJson, string SubmittedBy, bool DeferEnqueue = false);
 
 /// <summary>
 /// One placement of a job on a device. <see cref="Epoch"/> is a cluster-wide fencing token: it grows with every
 /// placement, and a worker holding an older epoch than the job's current one is refused everywhere.
+/// Jobs placed together on one device form a fused array (<see cref="ArrayId"/>, <see cref="ArrayWidth"/>
+/// members when placed); a job alone is an array of width 1.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("assignment")]
-public sealed record Assignment(string JobId, string NodeId, string Device, long Epoch, DateTime AssignedAt);
+public sealed record Assignment(string JobId, string NodeId, string Device, long Epoch, DateTime AssignedAt, string ArrayId, int ArrayWidth);
 
 [GenerateSerializer, Immutable, Alias("job-progress")]
 public sealed record JobProgress(long Step, long TotalSteps, int Epoch, double Loss, double? TestAccuracy, double SamplesPerSecond, DateTime At);

@@ -26,8 +26,10 @@ public sealed record NodeInfo(
     int? ProcessId,
     string? Incarnation);
 
+/// <param name="FusionKey">Jobs with equal keys may be fused into one array; null: the job runs alone.</param>
+/// <param name="MemoryBytes">Estimated device memory of one array member.</param>
 [GenerateSerializer, Immutable, Alias("queued-job")]
-public sealed record QueuedJob(string JobId, int Priority, long SubmitSequence, int Devices);
+public sealed record QueuedJob(string JobId, int Priority, long SubmitSequence, int Devices, string? FusionKey, long MemoryBytes);
 
 [GenerateSerializer, Immutable, Alias("scheduler-info")]
 public sealed record SchedulerInfo(IReadOnlyList<QueuedJob> Queue, IReadOnlyList<string> Nodes, long PlacementsMade);

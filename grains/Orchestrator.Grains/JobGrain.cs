@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orchestrator.Core.Fusion;
 using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Grains;
@@ -29,6 +30,8 @@ public sealed class JobGrainState
     [Id(18)] public string? LiveOn { get; set; }
     [Id(19)] public long HighestEpoch { get; set; }
     [Id(20)] public int Devices { get; set; }
+    [Id(21)] public string? FusionKey { get; set; }
+    [Id(22)] public long MemoryBytes { get; set; }
 }
 
 [GenerateSerializer, Alias("checkpoint-state")]
@@ -86,6 +89,8 @@ public sealed class JobGrain(
         S.Owner = spec.Owner;
         S.Priority = spec.Priority;
         S.Devices = spec.Resources.Devices;
+        S.FusionKey = FusionPlanning.Key(spec);
+        S.MemoryBytes = FusionPlanning.EstimateMemberBytes(spec);
         S.Model = spec.Model.Type == ModelType.Mlp
             ? $"mlp {string.Join("-", spec.Model.Hidden)}"
             : $"cnn {string.Join("-", spec.Model.Channels)} fc{spec.Model.FcHidden}";
@@ -95,7 +100,7 @@ public sealed class JobGrain(
         S.Sequence = await index.Add(JobId);
         AddEvent(submission.SubmittedBy, $"submitted: {S.Model}, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, priority {spec.Priority}");
         await SaveAndPublish();
-        await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
+        if (!submission.DeferEnqueue) await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
         return Info();
     }
 
@@ -130,13 +135,26 @@ public sealed class JobGrain(
 
     public async Task<bool> MarkScheduled(Assignment a)
     {
-        if (!store.RecordExists || S.State.IsTerminal() || a.Epoch <= S.HighestEpoch) return false;
+        // Only a waiting job can be placed: a second placement (a duplicate scheduler activation, a retried
+        // pass) is refused, so one job never runs in two places.
+        if (!store.RecordExists || !S.State.IsQueued() || a.Epoch <= S.HighestEpoch) return false;
         S.HighestEpoch = a.Epoch;
         S.Assignment = a;
         S.State = JobState.Scheduled;
-        AddEvent("scheduler", $"placed on {a.NodeId}/{a.Device} (epoch {a.Epoch}){ResumeNote()}");
+        var array = a.ArrayWidth > 1 ? $" in fused array {a.ArrayId} of {a.ArrayWidth} jobs" : "";
+        AddEvent("scheduler", $"placed on {a.NodeId}/{a.Device}{array} (epoch {a.Epoch}){ResumeNote()}");
         await SaveAndPublish();
         return true;
+    }
+
+    public async Task<QueuedJob?> Unschedule(long epoch, string reason)
+    {
+        if (!IsCurrent(epoch) || S.State != JobState.Scheduled) return null;
+        S.Assignment = null;
+        S.State = S.Recoveries > 0 ? JobState.Recovering : JobState.Pending;
+        AddEvent("scheduler", $"placement not taken: {reason}; requeued");
+        await SaveAndPublish();
+        return Queued();
     }
 
     public async Task<QueuedJob?> MarkLost(long epoch, string reason)
@@ -250,7 +268,7 @@ public sealed class JobGrain(
         }
     }
 
-    QueuedJob Queued() => new(JobId, S.Priority, S.Sequence, S.Devices);
+    QueuedJob Queued() => new(JobId, S.Priority, S.Sequence, S.Devices, S.FusionKey, S.MemoryBytes);
 
     JobInfo Info() => new(JobId, S.Name, S.Owner, S.State, S.Priority, S.Model, S.SubmittedAt, S.StartedAt, S.EndedAt,
         S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo);

@@ -51,12 +51,16 @@ public sealed class NodeGrain(
     public Task<NodeInfo> GetInfo() => Task.FromResult(new NodeInfo(NodeId, S.Health, S.Devices.ToList(), S.MemoryBytes,
         _heardFrom ? _lastHeartbeat : null, S.Assignments.ToList(), S.Host, S.ProcessId, S.Incarnation));
 
-    public async Task<bool> Assign(Assignment a)
+    public async Task<bool> Assign(IReadOnlyList<Assignment> members)
     {
-        if (!store.RecordExists || S.Health != NodeHealth.Healthy || !S.Devices.Contains(a.Device)) return false;
-        if (S.Assignments.Any(x => x.Device == a.Device && x.JobId != a.JobId)) return false;
-        S.Assignments.RemoveAll(x => x.JobId == a.JobId);
-        S.Assignments.Add(a);
+        if (members.Count == 0 || !store.RecordExists || S.Health != NodeHealth.Healthy) return false;
+        var (device, array) = (members[0].Device, members[0].ArrayId);
+        if (!S.Devices.Contains(device) || members.Any(m => m.Device != device || m.ArrayId != array)) return false;
+        // A device runs one array at a time; members that leave early do not make room for other jobs.
+        if (S.Assignments.Any(x => x.Device == device && x.ArrayId != array)) return false;
+        var ids = members.Select(m => m.JobId).ToHashSet();
+        S.Assignments.RemoveAll(x => ids.Contains(x.JobId));
+        S.Assignments.AddRange(members);
         await store.WriteStateAsync();
         return true;
     }

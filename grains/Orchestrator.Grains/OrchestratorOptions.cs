@@ -9,6 +9,9 @@ public sealed class OrchestratorOptions
     /// <summary>How often each silo asks the scheduler for a pass (liveness, reconciliation, placement).</summary>
     public TimeSpan SchedulerTickPeriod { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Most jobs fused into one array on one device (also bounded by the device's memory).</summary>
+    public int MaxArrayWidth { get; set; } = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth;
+
     /// <summary>Events kept per job; older ones are dropped (the count of dropped events is kept).</summary>
     public int MaxEventsPerJob { get; set; } = 200;
 }

@@ -12,11 +12,16 @@ public sealed class SchedulerState
     /// <summary>The fencing token of the latest placement; persisted so it never goes backwards.</summary>
     [Id(2)] public long LastEpoch { get; set; }
     [Id(3)] public long PlacementsMade { get; set; }
+    /// <summary>Placements being made: written before the jobs accept, cleared once the node has them.</summary>
+    [Id(4)] public List<Assignment> InFlight { get; set; } = [];
 }
 
 /// <summary>
 /// Keeps the queue and places jobs through <see cref="ISchedulingPolicy"/>. Calls out only to job, node and
 /// index grains, none of which ever waits on the scheduler, so there are no call cycles.
+/// A placement is made in three steps, safe against a crash between any two and against a duplicate
+/// activation of this grain: record it as in flight; each job accepts it only while waiting (the job grain is
+/// the authority); the node gets only the accepted members, and if it cannot take them they are requeued.
 /// </summary>
 public sealed class SchedulerGrain(
     [PersistentState("scheduler", StorageNames.State)] IPersistentState<SchedulerState> store,
@@ -25,12 +30,16 @@ public sealed class SchedulerGrain(
     ILogger<SchedulerGrain> logger) : Grain, ISchedulerGrain
 {
     const int ReconcileEveryTicks = 10;
+
+    /// <summary>A waiting job this young is left to its submitter's enqueue (a sweep is queued as one batch).</summary>
+    static readonly TimeSpan SubmissionGrace = TimeSpan.FromSeconds(15);
     SchedulerState S => store.State;
     DateTime _lastTick = DateTime.MinValue;
     int _ticks;
 
     public override async Task OnActivateAsync(CancellationToken ct)
     {
+        await FinishInFlight();
         // One-way notifications can be lost with a silo; the index is the truth about which jobs wait.
         await ReconcileWithIndex();
     }
@@ -40,6 +49,17 @@ public sealed class SchedulerGrain(
         if (S.Queue.All(q => q.JobId != job.JobId))
         {
             S.Queue.Add(job);
+            await store.WriteStateAsync();
+        }
+        await PlacePending();
+    }
+
+    public async Task EnqueueMany(IReadOnlyList<QueuedJob> jobs)
+    {
+        var added = jobs.Where(j => S.Queue.All(q => q.JobId != j.JobId)).ToList();
+        if (added.Count > 0)
+        {
+            S.Queue.AddRange(added);
             await store.WriteStateAsync();
         }
         await PlacePending();
@@ -93,12 +113,48 @@ public sealed class SchedulerGrain(
         }
     }
 
+    /// <summary>Assigns accepted members to their node; if the node cannot take them, they go back to the queue.</summary>
+    async Task GiveToNode(IReadOnlyList<Assignment> accepted)
+    {
+        if (accepted.Count == 0) return;
+        if (await GrainFactory.GetGrain<INodeGrain>(accepted[0].NodeId).Assign(accepted))
+        {
+            S.PlacementsMade += accepted.Count;
+            return;
+        }
+        foreach (var a in accepted)
+        {
+            var reason = $"node {a.NodeId} could not take it on {a.Device}";
+            if (await GrainFactory.GetGrain<IJobGrain>(a.JobId).Unschedule(a.Epoch, reason) is { } entry && S.Queue.All(q => q.JobId != entry.JobId))
+                S.Queue.Add(entry);
+        }
+    }
+
+    /// <summary>Completes placements a previous activation started: members the job accepted go to their node.</summary>
+    async Task FinishInFlight()
+    {
+        if (S.InFlight.Count == 0) return;
+        foreach (var array in S.InFlight.GroupBy(a => a.ArrayId).ToList())
+        {
+            var accepted = new List<Assignment>();
+            foreach (var a in array)
+            {
+                var info = await GrainFactory.GetGrain<IJobGrain>(a.JobId).GetInfo();
+                if (info.State == JobState.Scheduled && info.Assignment?.Epoch == a.Epoch) accepted.Add(a);
+            }
+            await GiveToNode(accepted);
+        }
+        S.InFlight.Clear();
+        await store.WriteStateAsync();
+    }
+
     async Task ReconcileWithIndex()
     {
         var jobs = await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List();
         var byId = jobs.ToDictionary(j => j.JobId);
         var removed = S.Queue.RemoveAll(q => byId.TryGetValue(q.JobId, out var j) && !j.State.IsQueued());
-        var missing = jobs.Where(j => j.State.IsQueued() && S.Queue.All(q => q.JobId != j.JobId)).ToList();
+        var missing = jobs.Where(j => j.State.IsQueued() && S.Queue.All(q => q.JobId != j.JobId)
+                                      && (j.State == JobState.Recovering || DateTime.UtcNow - j.SubmittedAt > SubmissionGrace)).ToList();
         foreach (var j in missing)
         {
             if (await GrainFactory.GetGrain<IJobGrain>(j.JobId).GetQueueEntry() is { } entry) S.Queue.Add(entry);
@@ -119,23 +175,27 @@ public sealed class SchedulerGrain(
             var info = await GrainFactory.GetGrain<INodeGrain>(nodeId).GetInfo();
             if (info.Health != NodeHealth.Healthy) continue;
             var busy = info.Assignments.Select(a => a.Device).ToHashSet();
-            capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList()));
+            var perDevice = info.Devices.Count > 0 ? info.MemoryBytes / info.Devices.Count : 0;
+            capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList(), perDevice));
         }
-        var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices)).ToList();
+        var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices, q.FusionKey, q.MemoryBytes)).ToList();
         var placements = policy.Place(queue, capacity);
         if (placements.Count == 0) return;
 
         foreach (var p in placements)
         {
-            var assignment = new Assignment(p.JobId, p.NodeId, p.Devices[0], ++S.LastEpoch, DateTime.UtcNow);
+            var firstEpoch = S.LastEpoch + 1;
+            var members = p.JobIds.Select(id => new Assignment(id, p.NodeId, p.Devices[0], ++S.LastEpoch, DateTime.UtcNow, $"array-{firstEpoch}", p.JobIds.Count)).ToList();
+            S.InFlight.AddRange(members);
             await store.WriteStateAsync();
-            var node = GrainFactory.GetGrain<INodeGrain>(p.NodeId);
-            if (!await node.Assign(assignment)) continue;
-            if (await GrainFactory.GetGrain<IJobGrain>(p.JobId).MarkScheduled(assignment))
-                S.PlacementsMade++;
-            else
-                await node.Unassign(p.JobId, assignment.Epoch);
-            S.Queue.RemoveAll(q => q.JobId == p.JobId);
+            var accepted = new List<Assignment>();
+            foreach (var a in members)
+            {
+                if (await GrainFactory.GetGrain<IJobGrain>(a.JobId).MarkScheduled(a)) accepted.Add(a);
+                S.Queue.RemoveAll(q => q.JobId == a.JobId);
+            }
+            await GiveToNode(accepted);
+            S.InFlight.RemoveAll(members.Contains);
         }
         await store.WriteStateAsync();
     }

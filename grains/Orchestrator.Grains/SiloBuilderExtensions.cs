@@ -9,7 +9,8 @@ public static class SiloBuilderExtensions
     public static ISiloBuilder AddOrchestrator(this ISiloBuilder silo, Action<OrchestratorOptions>? configure = null)
     {
         silo.Services.Configure<OrchestratorOptions>(o => configure?.Invoke(o));
-        silo.Services.AddSingleton<ISchedulingPolicy, PriorityBestFitPolicy>();
+        silo.Services.AddSingleton<ISchedulingPolicy>(sp =>
+            new PriorityBestFitPolicy(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();
         return silo;
     }

@@ -13,7 +13,7 @@ public abstract class ArrayModel : IDisposable
 {
     protected ArrayModel(int width) => Width = width;
 
-    public int Width { get; }
+    public int Width { get; private set; }
 
     /// <summary>Parameters in a fixed order; each is [K, ...] and requires grad.</summary>
     public List<(string Name, Tensor Value)> Parameters { get; } = [];
@@ -48,6 +48,20 @@ public abstract class ArrayModel : IDisposable
         var t = tensor(values, [seeds.Count, .. memberShape]);
         t.requires_grad_(true);
         return t;
+    }
+
+    /// <summary>Keeps only the given members (in that order): a member leaving the array takes its slices with it.</summary>
+    public void Keep(Tensor members)
+    {
+        using var noGrad = no_grad();
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            var (name, old) = Parameters[i];
+            var kept = old.index_select(0, members).detach().requires_grad_(true);
+            old.Dispose();
+            Parameters[i] = (name, kept);
+        }
+        Width = (int)members.shape[0];
     }
 
     protected static Tensor Linear(Tensor x, Tensor weight, Tensor bias) =>

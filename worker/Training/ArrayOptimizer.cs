@@ -17,14 +17,15 @@ public sealed record MemberHyperparameters(double Lr, double Momentum, double We
 public sealed class ArrayOptimizer : IDisposable
 {
     readonly ArrayModel _model;
-    readonly Tensor _lr, _momentum, _weightDecay, _beta1, _beta2, _eps;
-    readonly double[] _beta1Values, _beta2Values;
-    readonly bool _anyWeightDecay;
+    Tensor _lr, _momentum, _weightDecay, _beta1, _beta2, _eps;
+    double[] _beta1Values, _beta2Values;
+    bool _anyWeightDecay;
+    double[] _weightDecayValues;
 
     public OptimizerKind Kind { get; }
 
     /// <summary>Per member: how many updates it has had (Adam's bias correction uses it).</summary>
-    public long[] Steps { get; }
+    public long[] Steps { get; private set; }
 
     /// <summary>Per parameter: SGD's momentum buffer or Adam's first moment; Adam's second moment.</summary>
     public List<Tensor> FirstMoment { get; } = [];
@@ -44,7 +45,8 @@ public sealed class ArrayOptimizer : IDisposable
         _eps = Column(m => m.Eps);
         _beta1Values = members.Select(m => m.Beta1).ToArray();
         _beta2Values = members.Select(m => m.Beta2).ToArray();
-        _anyWeightDecay = members.Any(m => m.WeightDecay != 0);
+        _weightDecayValues = members.Select(m => m.WeightDecay).ToArray();
+        _anyWeightDecay = _weightDecayValues.Any(w => w != 0);
         foreach (var (_, p) in model.Parameters)
         {
             FirstMoment.Add(zeros_like(p));
@@ -94,6 +96,28 @@ public sealed class ArrayOptimizer : IDisposable
                 p.sub_(m.div(denom).mul(PerMember(_lr, p).div(PerMember(bc1!, p))));
             }
         }
+    }
+
+    /// <summary>Keeps only the given members' state and hyperparameters (see <see cref="ArrayModel.Keep"/>).</summary>
+    public void Keep(Tensor members, IReadOnlyList<int> indices)
+    {
+        Tensor Select(Tensor t)
+        {
+            var kept = t.index_select(0, members);
+            t.Dispose();
+            return kept;
+        }
+        using (no_grad())
+        {
+            for (int i = 0; i < FirstMoment.Count; i++) FirstMoment[i] = Select(FirstMoment[i]);
+            for (int i = 0; i < SecondMoment.Count; i++) SecondMoment[i] = Select(SecondMoment[i]);
+            (_lr, _momentum, _weightDecay, _beta1, _beta2, _eps) = (Select(_lr), Select(_momentum), Select(_weightDecay), Select(_beta1), Select(_beta2), Select(_eps));
+        }
+        Steps = indices.Select(i => Steps[i]).ToArray();
+        _beta1Values = indices.Select(i => _beta1Values[i]).ToArray();
+        _beta2Values = indices.Select(i => _beta2Values[i]).ToArray();
+        _weightDecayValues = indices.Select(i => _weightDecayValues[i]).ToArray();
+        _anyWeightDecay = _weightDecayValues.Any(w => w != 0);
     }
 
     public void Dispose()

@@ -6,8 +6,10 @@ using static TorchSharp.torch;
 namespace Orchestrator.Worker.Training;
 
 /// <summary>One member of an array: its own spec, plan, step counter and data order.</summary>
-public sealed class MemberRun(JobSpec spec)
+public sealed class MemberRun(string id, JobSpec spec)
 {
+    /// <summary>The member's identity (its job id in the cluster).</summary>
+    public string Id { get; } = id;
     public JobSpec Spec { get; } = spec;
     public TrainingPlan Plan { get; } = TrainingPlan.For(spec);
     public long Step { get; set; }
@@ -41,19 +43,25 @@ public sealed class ArrayTrainer : IDisposable
     const int EvalChunk = 1000;
     readonly FashionMnist _data;
     readonly Device _device;
-    readonly float[] _images;
-    readonly long[] _labels;
+    float[] _images;
+    long[] _labels;
     readonly int _batch;
+    readonly List<MemberRun> _members;
 
     public ArrayModel Model { get; }
     public ArrayOptimizer Optimizer { get; }
-    public IReadOnlyList<MemberRun> Members { get; }
+    public IReadOnlyList<MemberRun> Members => _members;
 
-    public ArrayTrainer(IReadOnlyList<JobSpec> specs, FashionMnist data, Device? device = null)
+    /// <param name="ids">Member identities (default: their spec names).</param>
+    public ArrayTrainer(IReadOnlyList<JobSpec> specs, FashionMnist data, IReadOnlyList<string>? ids = null, Device? device = null)
     {
+        if (specs.Count == 0) throw new ArgumentException("an array needs at least one member", nameof(specs));
+        var keys = specs.Select(Orchestrator.Core.Fusion.FusionPlanning.Key).Distinct().ToList();
+        if (specs.Count > 1 && (keys.Count != 1 || keys[0] is null))
+            throw new ArgumentException("array members must share one fusion key (architecture, batch size, optimizer, data set)", nameof(specs));
         _data = data;
         _device = device ?? CPU;
-        Members = specs.Select(s => new MemberRun(s)).ToList();
+        _members = specs.Select((s, i) => new MemberRun(ids?[i] ?? s.Name, s)).ToList();
         _batch = specs[0].Train.BatchSize;
         Model = ArrayModel.Create(specs[0].Model, FashionMnist.Pixels, FashionMnist.Classes, specs.Select(s => s.Train.Seed).ToList());
         Optimizer = new ArrayOptimizer(Model, specs[0].Train.Optimizer, specs.Select(s => MemberHyperparameters.From(s.Train)).ToList());
@@ -61,7 +69,23 @@ public sealed class ArrayTrainer : IDisposable
         _labels = new long[specs.Count * _batch];
     }
 
-    public int Width => Members.Count;
+    public int Width => _members.Count;
+
+    /// <summary>Removes members (cancelled, failed, finished) without disturbing the others' state.</summary>
+    public void Remove(IReadOnlyCollection<string> ids)
+    {
+        var keep = Enumerable.Range(0, Width).Where(i => !ids.Contains(_members[i].Id)).ToList();
+        if (keep.Count == Width) return;
+        if (keep.Count > 0)
+        {
+            using var index = tensor(keep.Select(i => (long)i).ToArray());
+            Model.Keep(index);
+            Optimizer.Keep(index, keep);
+        }
+        _members.RemoveAll(m => ids.Contains(m.Id));
+        _images = new float[Width * _batch * FashionMnist.Pixels];
+        _labels = new long[Width * _batch];
+    }
 
     /// <summary>One optimizer step for every member; returns each member's mean batch loss.</summary>
     public float[] Step()

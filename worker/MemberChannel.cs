@@ -1,0 +1,149 @@
+using Microsoft.Extensions.Logging;
+using Orchestrator.Grains;
+using Polly;
+
+namespace Orchestrator.Worker;
+
+/// <summary>
+/// One array member's line to its job grain: it starts the member, then sends its latest progress and
+/// checkpoint from an async loop (the training thread only drops them in a mailbox), and finally its outcome.
+/// A stop from the cluster (cancelled, or a stale assignment) is passed to the training thread.
+/// </summary>
+public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, ILogger log)
+{
+    static readonly TimeSpan ReportPeriod = TimeSpan.FromSeconds(2);
+    readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(30));
+    readonly SemaphoreSlim _wake = new(0);
+    readonly TaskCompletionSource<MemberOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    volatile JobProgress? _progress;
+    volatile JobCheckpoint? _checkpoint;
+    volatile string? _stopReason;
+
+    public Assignment Assignment => assignment;
+    public string JobId => assignment.JobId;
+    public long Step => _progress?.Step ?? 0;
+
+    /// <summary>Set when the member must leave the array at the next step.</summary>
+    public string? StopReason => _stopReason;
+
+    /// <summary>True once the member's outcome is known (it no longer trains).</summary>
+    public bool Ended => _outcome.Task.IsCompleted;
+
+    /// <summary>True once the cluster knows how the member ended (or refused it), so it must not be run again here.</summary>
+    public bool Settled { get; private set; }
+
+    IJobGrain Job => grains.GetGrain<IJobGrain>(assignment.JobId);
+
+    public void RequestStop(string reason)
+    {
+        _stopReason ??= reason;
+        _wake.Release();
+    }
+
+    /// <summary>Asks the job grain to start; null when the assignment is refused (stale) or unreachable.</summary>
+    public async Task<StartReply?> Start()
+    {
+        try
+        {
+            var reply = await _retry.ExecuteAsync(async _ => await Job.Start(assignment.Epoch, assignment.NodeId));
+            if (reply.Accepted) return reply;
+            log.LogInformation("Job {Job} epoch {Epoch} refused: {Reason}", JobId, assignment.Epoch, reply.Reason);
+            Settled = true;
+            await grains.GetGrain<INodeGrain>(assignment.NodeId).Unassign(JobId, assignment.Epoch);
+        }
+        catch (Exception e)
+        {
+            log.LogWarning(e, "Job {Job}: could not start", JobId);
+        }
+        _outcome.TrySetResult(MemberOutcome.Stopped("not started"));
+        return null;
+    }
+
+    public void Post(JobProgress progress) => _progress = progress;
+
+    public void Post(JobCheckpoint checkpoint)
+    {
+        _checkpoint = checkpoint;
+        _wake.Release();
+    }
+
+    public void End(MemberOutcome outcome)
+    {
+        _outcome.TrySetResult(outcome);
+        _wake.Release();
+    }
+
+    /// <summary>Reports until the member ends, then delivers its outcome.</summary>
+    public async Task Run()
+    {
+        var epoch = assignment.Epoch;
+        JobProgress? sentProgress = null;
+        JobCheckpoint? sentCheckpoint = null;
+        while (true)
+        {
+            var ended = _outcome.Task.IsCompleted;
+            try
+            {
+                if (_checkpoint is { } cp && cp != sentCheckpoint && !ended)
+                {
+                    Apply(await Job.SaveCheckpoint(epoch, cp));
+                    sentCheckpoint = cp;
+                }
+                if (_progress is { } p && p != sentProgress)
+                {
+                    Apply(await Job.ReportProgress(epoch, p));
+                    sentProgress = p;
+                }
+            }
+            catch (Exception e) when (Resilience.IsTransient(e))
+            {
+                // Training goes on; the next report carries the latest state.
+                log.LogWarning("Job {Job}: cluster unreachable ({Error}); training continues", JobId, e.GetType().Name);
+            }
+            if (ended) break;
+            await _wake.WaitAsync(ReportPeriod);
+        }
+        await Deliver(await _outcome.Task);
+    }
+
+    void Apply(WorkAck ack)
+    {
+        if (!ack.Continue) RequestStop(ack.Reason ?? "stopped by the cluster");
+    }
+
+    async Task Deliver(MemberOutcome outcome)
+    {
+        var epoch = assignment.Epoch;
+        try
+        {
+            switch (outcome)
+            {
+                case { Result: { } result }:
+                    await _retry.ExecuteAsync(async _ => await Job.Complete(epoch, result));
+                    log.LogInformation("Job {Job} succeeded: accuracy {Accuracy:F4}", JobId, result.TestAccuracy);
+                    break;
+                case { FailureReason: { } reason }:
+                    await _retry.ExecuteAsync(async _ => await Job.Fail(epoch, reason));
+                    log.LogWarning("Job {Job} failed: {Reason}", JobId, reason);
+                    break;
+                default:
+                    log.LogInformation("Job {Job} stopped on this node: {Reason}", JobId, outcome.StopReason);
+                    break;
+            }
+            Settled = true;
+        }
+        catch (Exception e)
+        {
+            // The node keeps the assignment; the next reconcile starts the job again from its checkpoint.
+            log.LogError(e, "Job {Job}: could not report its outcome", JobId);
+        }
+    }
+}
+
+/// <summary>How a member left its array: succeeded with a result, failed with a reason, or stopped (moved, cancelled).</summary>
+public sealed record MemberOutcome(JobResult? Result, string? FailureReason, string? StopReason)
+{
+    public static MemberOutcome Succeeded(JobResult r) => new(r, null, null);
+    public static MemberOutcome Failed(string reason) => new(null, reason, null);
+    public static MemberOutcome Stopped(string reason) => new(null, null, reason);
+}

@@ -51,7 +51,8 @@ public sealed class ClusterSession : IAsyncDisposable
     }
 
     /// <summary>Starts a silo and a node agent in this process on the default ports.</summary>
-    public static async Task<ClusterSession> StartEmbedded(string? devices, CancellationToken ct, bool keepRunning)
+    public static async Task<ClusterSession> StartEmbedded(string? devices, CancellationToken ct, bool keepRunning,
+        int maxArrayWidth = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth)
     {
         IReadOnlyList<string> deviceList;
         try { deviceList = NodeAgent.ParseDevices(devices, () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0); }
@@ -60,7 +61,7 @@ public sealed class ClusterSession : IAsyncDisposable
         builder.Logging.SetMinimumLevel(keepRunning ? LogLevel.Information : LogLevel.Error);
         builder.Logging.AddFilter("Orleans", keepRunning ? LogLevel.Warning : LogLevel.Error);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.UseOrleans(new SiloSettings(Redis: null).Configure);
+        builder.UseOrleans(new SiloSettings(Redis: null, MaxArrayWidth: maxArrayWidth).Configure);
         builder.Services.AddNodeAgent(new NodeAgentOptions("local", deviceList));
         var host = builder.Build();
         try

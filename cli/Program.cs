@@ -122,11 +122,68 @@ nodes.SetAction((p, ct) => Run(async () =>
     return 0;
 }));
 
+// bench fusion
+var benchModel = new Option<string>("--model") { Description = "mlp (784-256-128-10) or cnn (conv32-conv64-fc128)", DefaultValueFactory = _ => "mlp" };
+benchModel.AcceptOnlyFromAmong("mlp", "cnn");
+var benchWidths = new Option<string>("--width") { Description = "Array widths K to measure, comma-separated", DefaultValueFactory = _ => "1,2,4,8,16" };
+var benchBatch = new Option<int>("--batch") { Description = "Per-job batch size", DefaultValueFactory = _ => 32 };
+var benchThreads = new Option<int?>("--threads") { Description = "TorchSharp intra-op threads (default: one per core)" };
+var benchSteps = new Option<int>("--steps") { Description = "Timed steps per configuration (after 10 warm-up steps)", DefaultValueFactory = _ => 200 };
+var benchOrchestrated = new Option<bool>("--orchestrated") { Description = "Also run each fused array as a K-job sweep through an embedded cluster and compare with the bare fused loop" };
+var benchFusion = new Command("fusion", "Fused arrays (HFTA) vs. the same K jobs trained one after another, side by side; samples/s and ratios")
+{
+    benchModel, benchWidths, benchBatch, benchThreads, benchSteps, benchOrchestrated,
+};
+benchFusion.SetAction((p, ct) => Run(async () =>
+{
+    var widths = ParseList(p.GetValue(benchWidths)!, "--width", 1, 256);
+    var (model, batch, steps) = (p.GetValue(benchModel)!, p.GetValue(benchBatch), p.GetValue(benchSteps));
+    if (batch is < 1 or > 8192) throw new UsageException("--batch must be 1 to 8192");
+    if (steps is < 1 or > 1_000_000) throw new UsageException("--steps must be 1 to 1000000");
+    if (p.GetValue(benchThreads) is { } threads)
+    {
+        if (threads < 1) throw new UsageException("--threads must be at least 1");
+        TorchSharp.torch.set_num_threads(threads);
+    }
+    var data = Orchestrator.Worker.Training.FashionMnist.Load(FashionMnistFiles.DefaultPath);
+    Orchestrator.Cli.Bench.FusionBenchmark.WarmUp(data, model, batch);
+    await using var session = p.GetValue(benchOrchestrated) ? await ClusterSession.StartEmbedded("cpu:1", ct, keepRunning: false, maxArrayWidth: widths.Max()) : null;
+    var rows = new List<Orchestrator.Cli.Bench.FusionBenchmark.Row>();
+    foreach (var k in widths)
+    {
+        AnsiConsole.MarkupLine($"[grey]K={k}: {k} separate jobs...[/]");
+        var separate = Orchestrator.Cli.Bench.FusionBenchmark.Separate(data, model, k, batch, steps, warmup: 10);
+        AnsiConsole.MarkupLine($"[grey]K={k}: fused array...[/]");
+        var fused = Orchestrator.Cli.Bench.FusionBenchmark.Fused(data, model, k, batch, steps, warmup: 10);
+        double? orchestrated = null;
+        if (session is not null)
+        {
+            AnsiConsole.MarkupLine($"[grey]K={k}: fused array through the embedded cluster...[/]");
+            orchestrated = await Orchestrator.Cli.Bench.FusionBenchmark.Orchestrated(session, model, k, batch, steps, ct);
+        }
+        rows.Add(new(k, separate, fused, orchestrated));
+    }
+    Orchestrator.Cli.Bench.FusionBenchmark.Print(model, batch, steps, TorchSharp.torch.get_num_threads(), rows);
+    return 0;
+}));
+var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion };
+
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {
-    redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up,
+    redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up, bench,
 };
 return await root.Parse(args).InvokeAsync();
+
+static IReadOnlyList<int> ParseList(string text, string option, int min, int max)
+{
+    var values = new List<int>();
+    foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+    {
+        if (!int.TryParse(part, out var v) || v < min || v > max) throw new UsageException($"{option}: '{part}' is not a whole number from {min} to {max}");
+        values.Add(v);
+    }
+    return values.Count > 0 ? values : throw new UsageException($"{option}: give at least one value");
+}
 
 static IReadOnlyList<JobSpec> LoadSpecs(FileInfo file, string[] sets, string[] sweeps, bool checkFiles)
 {

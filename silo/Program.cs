@@ -9,11 +9,12 @@ var siloPort = new Option<int>("--silo-port") { Description = "Port for silo-to-
 var gatewayPort = new Option<int>("--gateway-port") { Description = "Port clients (workers, CLI) connect to", DefaultValueFactory = _ => ClusterConnection.DefaultGatewayPort };
 var advertise = new Option<string>("--advertise") { Description = "IP address other silos and clients reach this silo at", DefaultValueFactory = _ => "127.0.0.1" };
 var fast = new Option<bool>("--fast-failure-detection") { Description = "Declare crashed silos dead in ~1-2 s instead of ~10-12 s (tests, chaos runs on one machine)" };
+var maxArrayWidth = new Option<int>("--max-array-width") { Description = "Most compatible small jobs fused into one array on one device (1 disables fusion)", DefaultValueFactory = _ => Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth };
 var heartbeatTimeout = new Option<double>("--node-timeout") { Description = "Seconds without a heartbeat before a node is declared dead", DefaultValueFactory = _ => 5 };
 
 var root = new RootCommand("Orchestrator silo: hosts the job, node and scheduler grains. Start it N times with --redis (distinct ports) to form one cluster.")
 {
-    redis, siloPort, gatewayPort, advertise, fast, heartbeatTimeout,
+    redis, siloPort, gatewayPort, advertise, fast, heartbeatTimeout, maxArrayWidth,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -23,9 +24,14 @@ root.SetAction(async (parse, ct) =>
         Console.Error.WriteLine("error: --node-timeout must be positive");
         return 2;
     }
+    if (parse.GetValue(maxArrayWidth) is < 1 or > 1024)
+    {
+        Console.Error.WriteLine("error: --max-array-width must be 1 to 1024");
+        return 2;
+    }
     var settings = new SiloSettings(string.IsNullOrWhiteSpace(redisAddress) ? null : redisAddress,
         parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(advertise)!, parse.GetValue(fast),
-        TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)));
+        TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)), parse.GetValue(maxArrayWidth));
     var builder = Host.CreateApplicationBuilder();
     builder.Logging.AddFilter("Polly", LogLevel.Warning);
     builder.UseOrleans(settings.Configure);

@@ -7,6 +7,7 @@ using Orleans.Storage;
 namespace Orchestrator.Silo;
 
 /// <param name="Redis">HOST:PORT for clustering and grain storage; null for the embedded default (one local silo, memory storage).</param>
+/// <param name="MaxArrayWidth">Most compatible jobs fused into one array on one device.</param>
 /// <param name="FastFailureDetection">Probe every second and declare a silo dead after two missed probes and one vote
 /// (about 1-2 s), instead of Orleans' defaults (about 10-12 s). For tests and chaos runs on one machine.</param>
 public sealed record SiloSettings(
@@ -15,7 +16,8 @@ public sealed record SiloSettings(
     int GatewayPort = Orchestrator.Grains.ClusterConnection.DefaultGatewayPort,
     string AdvertisedAddress = "127.0.0.1",
     bool FastFailureDetection = false,
-    TimeSpan? NodeHeartbeatTimeout = null)
+    TimeSpan? NodeHeartbeatTimeout = null,
+    int MaxArrayWidth = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth)
 {
     public void Configure(ISiloBuilder silo)
     {
@@ -59,6 +61,7 @@ public sealed record SiloSettings(
         silo.AddOrchestrator(o =>
         {
             if (NodeHeartbeatTimeout is { } t) o.NodeHeartbeatTimeout = t;
+            o.MaxArrayWidth = MaxArrayWidth;
         });
     }
 }

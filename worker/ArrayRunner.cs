@@ -67,6 +67,7 @@ public sealed class ArrayRunner
         }
         var batch = specs[0].Train.BatchSize;
         var clock = Stopwatch.StartNew();
+        var evaluating = new Stopwatch();
         var window = Stopwatch.StartNew();
         var firstStep = trainer.Members.ToDictionary(m => m.Id, m => m.Step);
         var accuracy = new Dictionary<string, double>();
@@ -97,7 +98,9 @@ public sealed class ArrayRunner
             }
             leaving.Clear();
             var atBoundary = trainer.Members.Any(m => m.Step % m.Plan.StepsPerEpoch == 0 || m.Done);
+            evaluating.Start();
             var evaluated = atBoundary ? trainer.Evaluate() : null;
+            evaluating.Stop();
             for (int k = 0; k < trainer.Width; k++)
             {
                 var m = trainer.Members[k];
@@ -117,8 +120,9 @@ public sealed class ArrayRunner
                 }
                 if (m.Done)
                 {
+                    // Throughput while training: test-set evaluations are not training time.
                     var seconds = clock.Elapsed.TotalSeconds;
-                    var throughput = (m.Step - firstStep[m.Id]) * batch / Math.Max(1e-9, seconds);
+                    var throughput = (m.Step - firstStep[m.Id]) * batch / Math.Max(1e-9, seconds - evaluating.Elapsed.TotalSeconds);
                     channel.End(MemberOutcome.Succeeded(new JobResult(accuracy[m.Id], losses[k], m.Step, m.Plan.Epochs, seconds, throughput)));
                     leaving.Add(m.Id);
                 }

@@ -31,6 +31,8 @@ public sealed record JobProgress(long Step, long TotalSteps, int Epoch, double L
 [GenerateSerializer, Immutable, Alias("job-event")]
 public sealed record JobEvent(DateTime At, string Who, string What);
 
+/// <param name="TrainingSeconds">Wall time of the run that finished the job, evaluations included.</param>
+/// <param name="SamplesPerSecond">The job's own training throughput in that run, test-set evaluations excluded.</param>
 [GenerateSerializer, Immutable, Alias("job-result")]
 public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int Epochs, double TrainingSeconds, double SamplesPerSecond);
 

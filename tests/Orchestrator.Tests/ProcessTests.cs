@@ -130,6 +130,39 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sweep_RunsAsOneFusedArrayOnOneDevice_AndEachJobKeepsItsOwnResult()
+    {
+        await StartSilo();
+        StartWorker("w1");
+        var spec = Path.Combine(Directory.CreateTempSubdirectory("spec").FullName, "sweep.yaml");
+        await File.WriteAllTextAsync(spec, "name: sweep\nmodel: {type: mlp, hidden: [64]}\ndata: {dataset: fashion-mnist, trainLimit: 6400}\ntrain: {epochs: 2, batchSize: 64}\n");
+        const string lrs = "0.01,0.02,0.05,0.1,0.2,0.3,0.5,1.0";
+
+        var submit = ChildProcess.Dotnet("orch-sweep", Repo.Cli, "submit", spec, "--sweep", $"train.lr={lrs}", "--wait", "--redis", _redis.Address);
+        _processes.Add(submit);
+        var exit = await submit.WaitForExit(TimeSpan.FromSeconds(180));
+        var list = ChildProcess.Dotnet("orch-jobs", Repo.Cli, "jobs", "--redis", _redis.Address);
+        _processes.Add(list);
+        Assert.Equal(0, await list.WaitForExit(TimeSpan.FromSeconds(60)));
+        await ConnectClient();
+        var jobs = (await Grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List()).Where(j => j.Name.StartsWith("sweep-")).ToList();
+
+        Assert.Equal(8, jobs.Count);
+        Assert.Single(jobs.Select(j => j.Assignment!.ArrayId).Distinct());
+        Assert.Single(jobs.Select(j => $"{j.Assignment!.NodeId}/{j.Assignment.Device}").Distinct());
+        Assert.All(jobs, j => Assert.Equal(8, j.Assignment!.ArrayWidth));
+        Assert.All(jobs, j => Assert.Contains(j.State, new[] { JobState.Succeeded, JobState.Failed }));
+        var succeeded = jobs.Where(j => j.State == JobState.Succeeded).ToList();
+        Assert.True(succeeded.Count >= 5, $"only {succeeded.Count} of 8 succeeded");
+        Assert.True(succeeded.Select(j => j.Result!.TestAccuracy).Distinct().Count() >= succeeded.Count - 1, "members should reach their own accuracies");
+        Assert.All(jobs.Where(j => j.State == JobState.Failed), j => Assert.Contains("non-finite loss", j.FailureReason));
+        Assert.Equal(jobs.Any(j => j.State == JobState.Failed) ? 1 : 0, exit);
+        foreach (var j in jobs)
+            Assert.Contains(list.Output.Split('\n'), line => line.Contains(j.JobId) && line.Contains("8 fused") && line.Contains(j.State == JobState.Succeeded ? $"{j.Result!.TestAccuracy:F4}" : "failed"));
+        output.WriteLine(list.Output);
+    }
+
+    [Fact]
     public async Task KillingTheWorker_TheJobResumesFromItsCheckpointOnAnotherNode()
     {
         await StartSilo();

@@ -128,16 +128,18 @@ benchModel.AcceptOnlyFromAmong("mlp", "cnn");
 var benchWidths = new Option<string>("--width") { Description = "Array widths K to measure, comma-separated", DefaultValueFactory = _ => "1,2,4,8,16" };
 var benchBatch = new Option<int>("--batch") { Description = "Per-job batch size", DefaultValueFactory = _ => 32 };
 var benchThreads = new Option<int?>("--threads") { Description = "TorchSharp intra-op threads (default: one per core)" };
-var benchSteps = new Option<int>("--steps") { Description = "Timed steps per configuration (after 10 warm-up steps)", DefaultValueFactory = _ => 200 };
+var benchSteps = new Option<int>("--steps") { Description = "Timed steps per round and configuration (after 10 warm-up steps)", DefaultValueFactory = _ => 100 };
+var benchRounds = new Option<int>("--rounds") { Description = "Alternating separate/fused rounds; the median of each is reported", DefaultValueFactory = _ => 5 };
 var benchOrchestrated = new Option<bool>("--orchestrated") { Description = "Also run each fused array as a K-job sweep through an embedded cluster and compare with the bare fused loop" };
 var benchFusion = new Command("fusion", "Fused arrays (HFTA) vs. the same K jobs trained one after another, side by side; samples/s and ratios")
 {
-    benchModel, benchWidths, benchBatch, benchThreads, benchSteps, benchOrchestrated,
+    benchModel, benchWidths, benchBatch, benchThreads, benchSteps, benchRounds, benchOrchestrated,
 };
 benchFusion.SetAction((p, ct) => Run(async () =>
 {
     var widths = ParseList(p.GetValue(benchWidths)!, "--width", 1, 256);
-    var (model, batch, steps) = (p.GetValue(benchModel)!, p.GetValue(benchBatch), p.GetValue(benchSteps));
+    var (model, batch, steps, rounds) = (p.GetValue(benchModel)!, p.GetValue(benchBatch), p.GetValue(benchSteps), p.GetValue(benchRounds));
+    if (rounds is < 1 or > 100) throw new UsageException("--rounds must be 1 to 100");
     if (batch is < 1 or > 8192) throw new UsageException("--batch must be 1 to 8192");
     if (steps is < 1 or > 1_000_000) throw new UsageException("--steps must be 1 to 1000000");
     if (p.GetValue(benchThreads) is { } threads)
@@ -151,10 +153,8 @@ benchFusion.SetAction((p, ct) => Run(async () =>
     var rows = new List<Orchestrator.Cli.Bench.FusionBenchmark.Row>();
     foreach (var k in widths)
     {
-        AnsiConsole.MarkupLine($"[grey]K={k}: {k} separate jobs...[/]");
-        var separate = Orchestrator.Cli.Bench.FusionBenchmark.Separate(data, model, k, batch, steps, warmup: 10);
-        AnsiConsole.MarkupLine($"[grey]K={k}: fused array...[/]");
-        var fused = Orchestrator.Cli.Bench.FusionBenchmark.Fused(data, model, k, batch, steps, warmup: 10);
+        AnsiConsole.MarkupLine($"[grey]K={k}: {k} separate jobs and the fused array, {rounds} alternating rounds...[/]");
+        var (separate, fused) = Orchestrator.Cli.Bench.FusionBenchmark.SeparateAndFused(data, model, k, batch, steps, rounds);
         double? orchestrated = null;
         if (session is not null)
         {
@@ -163,7 +163,7 @@ benchFusion.SetAction((p, ct) => Run(async () =>
         }
         rows.Add(new(k, separate, fused, orchestrated));
     }
-    Orchestrator.Cli.Bench.FusionBenchmark.Print(model, batch, steps, TorchSharp.torch.get_num_threads(), rows);
+    Orchestrator.Cli.Bench.FusionBenchmark.Print(model, batch, steps, rounds, TorchSharp.torch.get_num_threads(), rows);
     return 0;
 }));
 var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion };

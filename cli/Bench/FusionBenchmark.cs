@@ -26,20 +26,6 @@ public static class FusionBenchmark
                 // A sweep: learning rates differ per member and stay in a range where no member diverges.
         Enumerable.Range(0, width).Select(k => Spec(model, batch, steps, 0.005 * (1 + k % 4), seed: k + 1)).ToList();
 
-    /// <summary>Samples per second of <paramref name="steps"/> steps after <paramref name="warmup"/> untimed ones; the best of two runs.</summary>
-    static double Time(ArrayTrainer trainer, int steps, int warmup)
-    {
-        for (int i = 0; i < warmup; i++) trainer.Step();
-        var best = 0.0;
-        for (int run = 0; run < 2; run++)
-        {
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < steps; i++) trainer.Step();
-            best = Math.Max(best, (double)trainer.Width * trainer.Members[0].Spec.Train.BatchSize * steps / clock.Elapsed.TotalSeconds);
-        }
-        return best;
-    }
-
     /// <summary>Loads the data and runs every kernel once, so the first measured configuration pays no start-up cost.</summary>
     public static void WarmUp(FashionMnist data, string model, int batch)
     {
@@ -47,22 +33,41 @@ public static class FusionBenchmark
         for (int i = 0; i < 20; i++) trainer.Step();
     }
 
-    public static double Separate(FashionMnist data, string model, int width, int batch, int steps, int warmup)
+    /// <summary>
+    /// Separate and fused samples/s for one K. This machine's speed drifts between and within processes (the same
+    /// step measured 0.9 and 1.5 ms), so the two are measured in alternating rounds and each reports its median.
+    /// </summary>
+    public static (double Separate, double Fused) SeparateAndFused(FashionMnist data, string model, int width, int batch, int steps, int rounds)
     {
-        var seconds = 0.0;
-        foreach (var spec in Members(model, width, batch, 2 * steps + warmup))
+        var specs = Members(model, width, batch, (rounds * steps + 10) * 2);
+        var alone = specs.Select(s => new ArrayTrainer([s], data)).ToList();
+        using var fused = new ArrayTrainer(specs, data);
+        try
         {
-            using var alone = new ArrayTrainer([spec], data);
-            var rate = Time(alone, steps, warmup);
-            seconds += (double)batch * steps / rate;
+            foreach (var t in alone.Append(fused)) for (int i = 0; i < 10; i++) t.Step();
+            var separateRates = new List<double>();
+            var fusedRates = new List<double>();
+            for (int round = 0; round < rounds; round++)
+            {
+                var clock = Stopwatch.StartNew();
+                foreach (var t in alone) for (int i = 0; i < steps; i++) t.Step();
+                separateRates.Add((double)width * batch * steps / clock.Elapsed.TotalSeconds);
+                clock.Restart();
+                for (int i = 0; i < steps; i++) fused.Step();
+                fusedRates.Add((double)width * batch * steps / clock.Elapsed.TotalSeconds);
+            }
+            return (Median(separateRates), Median(fusedRates));
         }
-        return (double)width * batch * steps / seconds;
+        finally
+        {
+            foreach (var t in alone) t.Dispose();
+        }
     }
 
-    public static double Fused(FashionMnist data, string model, int width, int batch, int steps, int warmup)
+    static double Median(List<double> values)
     {
-        using var fused = new ArrayTrainer(Members(model, width, batch, 2 * steps + warmup), data);
-        return Time(fused, steps, warmup);
+        values.Sort();
+        return values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
     }
 
     /// <summary>The same array as a sweep through an embedded cluster; the members' own reported samples/s, summed.</summary>
@@ -94,7 +99,7 @@ public static class FusionBenchmark
         }
     }
 
-    public static void Print(string model, int batch, int steps, int threads, IReadOnlyList<Row> rows)
+    public static void Print(string model, int batch, int steps, int rounds, int threads, IReadOnlyList<Row> rows)
     {
         var table = new Table().Border(TableBorder.Markdown)
             .AddColumns("K", "separate samples/s", "fused samples/s", "fused / separate");
@@ -107,7 +112,7 @@ public static class FusionBenchmark
             table.AddRow(cells.ToArray());
         }
         var name = model == "cnn" ? "CNN conv32-conv64-fc128" : "MLP 784-256-128-10";
-        AnsiConsole.MarkupLine($"[bold]orch bench fusion[/]: {name}, per-job batch {batch}, best of 2 runs of {steps} timed steps per configuration, {threads} TorchSharp thread(s), {Environment.ProcessorCount} cores");
+        AnsiConsole.MarkupLine($"[bold]orch bench fusion[/]: {name}, per-job batch {batch}, median of {rounds} alternating rounds of {steps} steps, {threads} TorchSharp thread(s), {Environment.ProcessorCount} cores");
         AnsiConsole.Write(table);
     }
 }

@@ -17,8 +17,8 @@ public sealed record MemberHyperparameters(double Lr, double Momentum, double We
 public sealed class ArrayOptimizer : IDisposable
 {
     readonly ArrayModel _model;
-    Tensor _lr, _momentum, _weightDecay, _beta1, _beta2, _eps;
-    double[] _beta1Values, _beta2Values;
+    Tensor _negativeLr, _momentum, _weightDecay, _oneMinusBeta1, _beta2, _oneMinusBeta2, _eps;
+    double[] _lrValues, _beta1Values, _beta2Values;
     bool _anyWeightDecay;
     double[] _weightDecayValues;
 
@@ -37,12 +37,14 @@ public sealed class ArrayOptimizer : IDisposable
         Kind = kind;
         Steps = new long[members.Count];
         Tensor Column(Func<MemberHyperparameters, double> f) => tensor(members.Select(m => (float)f(m)).ToArray());
-        _lr = Column(m => m.Lr);
+        _negativeLr = Column(m => -m.Lr);
         _momentum = Column(m => m.Momentum);
         _weightDecay = Column(m => m.WeightDecay);
-        _beta1 = Column(m => m.Beta1);
+        _oneMinusBeta1 = Column(m => 1 - m.Beta1);
         _beta2 = Column(m => m.Beta2);
+        _oneMinusBeta2 = Column(m => 1 - m.Beta2);
         _eps = Column(m => m.Eps);
+        _lrValues = members.Select(m => m.Lr).ToArray();
         _beta1Values = members.Select(m => m.Beta1).ToArray();
         _beta2Values = members.Select(m => m.Beta2).ToArray();
         _weightDecayValues = members.Select(m => m.WeightDecay).ToArray();
@@ -67,33 +69,34 @@ public sealed class ArrayOptimizer : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         for (int k = 0; k < Steps.Length; k++) Steps[k]++;
-        Tensor? bc1 = null, bc2Sqrt = null;
+        Tensor? stepSize = null, bc2Sqrt = null;
         if (Kind == OptimizerKind.Adam)
         {
-            bc1 = tensor(Steps.Select((t, k) => (float)(1 - Math.Pow(_beta1Values[k], t))).ToArray());
+            // Per member: lr / (1 - β1^t) and sqrt(1 - β2^t), each member with its own step count.
+            stepSize = tensor(Steps.Select((t, k) => (float)(-_lrValues[k] / (1 - Math.Pow(_beta1Values[k], t)))).ToArray());
             bc2Sqrt = tensor(Steps.Select((t, k) => (float)Math.Sqrt(1 - Math.Pow(_beta2Values[k], t))).ToArray());
         }
         for (int i = 0; i < _model.Parameters.Count; i++)
         {
             var p = _model.Parameters[i].Value;
             if (p.grad is not { } grad) continue;
-            var g = _anyWeightDecay ? grad.add(p.mul(PerMember(_weightDecay, p))) : grad;
+            // Fused arrays make these tensors K times larger than one job's and they leave the cache: every
+            // pass over them counts, so updates are written in place with addcmul_ and no temporaries.
+            var g = _anyWeightDecay ? grad.addcmul_(p, PerMember(_weightDecay, p), 1) : grad;
             var m = FirstMoment[i];
             if (Kind == OptimizerKind.Sgd)
             {
                 // buf = momentum·buf + g; with buf starting at 0 the first step gives buf = g exactly, as PyTorch.
                 m.mul_(PerMember(_momentum, p)).add_(g);
-                p.sub_(m.mul(PerMember(_lr, p)));
+                p.addcmul_(m, PerMember(_negativeLr, p), 1);
             }
             else
             {
                 var v = SecondMoment[i];
-                var b1 = PerMember(_beta1, p);
-                var b2 = PerMember(_beta2, p);
-                m.mul_(b1).add_(g.mul(b1.neg().add(1)));
-                v.mul_(b2).add_(g.mul(g).mul(b2.neg().add(1)));
-                var denom = v.sqrt().div(PerMember(bc2Sqrt!, p)).add_(PerMember(_eps, p));
-                p.sub_(m.div(denom).mul(PerMember(_lr, p).div(PerMember(bc1!, p))));
+                m.lerp_(g, PerMember(_oneMinusBeta1, p));
+                v.mul_(PerMember(_beta2, p)).addcmul_(g, g.mul(PerMember(_oneMinusBeta2, p)), 1);
+                var denom = v.sqrt().div_(PerMember(bc2Sqrt!, p)).add_(PerMember(_eps, p));
+                p.addcmul_(m.div(denom), PerMember(stepSize!, p), 1);
             }
         }
     }
@@ -111,9 +114,11 @@ public sealed class ArrayOptimizer : IDisposable
         {
             for (int i = 0; i < FirstMoment.Count; i++) FirstMoment[i] = Select(FirstMoment[i]);
             for (int i = 0; i < SecondMoment.Count; i++) SecondMoment[i] = Select(SecondMoment[i]);
-            (_lr, _momentum, _weightDecay, _beta1, _beta2, _eps) = (Select(_lr), Select(_momentum), Select(_weightDecay), Select(_beta1), Select(_beta2), Select(_eps));
+            (_negativeLr, _momentum, _weightDecay, _oneMinusBeta1, _beta2, _oneMinusBeta2, _eps) =
+                (Select(_negativeLr), Select(_momentum), Select(_weightDecay), Select(_oneMinusBeta1), Select(_beta2), Select(_oneMinusBeta2), Select(_eps));
         }
         Steps = indices.Select(i => Steps[i]).ToArray();
+        _lrValues = indices.Select(i => _lrValues[i]).ToArray();
         _beta1Values = indices.Select(i => _beta1Values[i]).ToArray();
         _beta2Values = indices.Select(i => _beta2Values[i]).ToArray();
         _weightDecayValues = indices.Select(i => _weightDecayValues[i]).ToArray();
@@ -122,6 +127,6 @@ public sealed class ArrayOptimizer : IDisposable
 
     public void Dispose()
     {
-        foreach (var t in FirstMoment.Concat(SecondMoment).Concat([_lr, _momentum, _weightDecay, _beta1, _beta2, _eps])) t.Dispose();
+        foreach (var t in FirstMoment.Concat(SecondMoment).Concat([_negativeLr, _momentum, _weightDecay, _oneMinusBeta1, _beta2, _oneMinusBeta2, _eps])) t.Dispose();
     }
 }

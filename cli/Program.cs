@@ -159,7 +159,8 @@ benchFusion.SetAction((p, ct) => Run(async () =>
         if (session is not null)
         {
             AnsiConsole.MarkupLine($"[grey]K={k}: fused array through the embedded cluster...[/]");
-            orchestrated = await Orchestrator.Cli.Bench.FusionBenchmark.Orchestrated(session, model, k, batch, steps, ct);
+            // The same number of steps as the bare fused loop ran in all its rounds.
+            orchestrated = await Orchestrator.Cli.Bench.FusionBenchmark.Orchestrated(session, model, k, batch, steps * rounds, ct);
         }
         rows.Add(new(k, separate, fused, orchestrated));
     }

@@ -1,0 +1,274 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+
+namespace Orchestrator.Core.Collectives;
+
+/// <summary>Who takes part in one membership epoch of a job's collective, and where each rank listens.</summary>
+public sealed record RankMembership(string JobId, long Epoch, IReadOnlyList<IPEndPoint> Endpoints)
+{
+    public int Size => Endpoints.Count;
+
+    /// <summary>A stable 64-bit id of the job for frame headers (FNV-1a; string.GetHashCode differs per process).</summary>
+    public ulong JobKey
+    {
+        get
+        {
+            var hash = 14695981039346656037UL;
+            foreach (var c in JobId) hash = (hash ^ c) * 1099511628211UL;
+            return hash;
+        }
+    }
+}
+
+/// <summary>A peer failed, timed out or spoke for another epoch: the membership must change.</summary>
+public sealed class PeerFailedException(int peer, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public int Peer { get; } = peer;
+}
+
+/// <summary>
+/// The data plane between the ranks of one job: a TCP connection per pair of ranks, length-prefixed frames of raw
+/// little-endian bytes. Every frame carries the job, the membership epoch, the step and a tag; a frame from
+/// another job or epoch is refused and closes its connection. Every receive has a deadline, so a frozen peer
+/// becomes a <see cref="PeerFailedException"/> instead of a hang.
+/// Header: magic u32 | job u64 | epoch i64 | step i64 | tag i32 | length i32 (36 bytes).
+/// </summary>
+public sealed class TcpRankTransport : IAsyncDisposable
+{
+    const uint Magic = 0x4F524348; // "ORCH"
+    const int HeaderBytes = 36;
+    readonly RankMembership _membership;
+    readonly TcpListener _listener;
+    readonly ConcurrentDictionary<int, Peer> _peers = new();
+    readonly ConcurrentDictionary<(int Peer, long Step, int Tag), Channel<byte[]>> _inbox = new();
+    readonly CancellationTokenSource _closing = new();
+    readonly Task _accepting;
+
+    public int Rank { get; }
+    public int Size => _membership.Size;
+    public long Epoch => _membership.Epoch;
+
+    /// <summary>How long a receive waits for its frame before the peer is declared failed.</summary>
+    public TimeSpan ReceiveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Frames refused because they named another job or epoch.</summary>
+    public int RefusedFrames => _refused;
+    int _refused;
+
+    TcpRankTransport(RankMembership membership, int rank, TcpListener listener)
+    {
+        (_membership, Rank, _listener) = (membership, rank, listener);
+        _accepting = AcceptLoop();
+    }
+
+    /// <summary>Listens on a free port of <paramref name="address"/>; report <see cref="BindListener"/>'s endpoint to the rendezvous.</summary>
+    public static TcpListener BindListener(IPAddress address)
+    {
+        var listener = new TcpListener(address, 0);
+        listener.Start(64);
+        return listener;
+    }
+
+    /// <summary>Starts the rank's side of a membership, using a listener bound before the endpoints were exchanged.</summary>
+    public static TcpRankTransport Start(RankMembership membership, int rank, TcpListener listener)
+    {
+        if (rank < 0 || rank >= membership.Size) throw new ArgumentOutOfRangeException(nameof(rank));
+        return new TcpRankTransport(membership, rank, listener);
+    }
+
+    public async ValueTask Send(int peer, long step, int tag, ReadOnlyMemory<byte> payload, CancellationToken ct = default)
+    {
+        var connection = await Connect(peer, ct);
+        var header = new byte[HeaderBytes];
+        WriteHeader(header, step, tag, payload.Length);
+        await connection.Lock.WaitAsync(ct);
+        try
+        {
+            await connection.Stream.WriteAsync(header, ct);
+            await connection.Stream.WriteAsync(payload, ct);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            throw new PeerFailedException(peer, $"rank {Rank}: sending to rank {peer} failed: {e.Message}", e);
+        }
+        finally
+        {
+            connection.Lock.Release();
+        }
+    }
+
+    /// <summary>Receives the frame with this step and tag from <paramref name="peer"/> into <paramref name="destination"/>.</summary>
+    public async ValueTask Receive(int peer, long step, int tag, Memory<byte> destination, CancellationToken ct = default)
+    {
+        if (Rank < peer) await Connect(peer, ct); // the lower rank dials; its read loop starts with the connection
+        var inbox = _inbox.GetOrAdd((peer, step, tag), _ => Channel.CreateUnbounded<byte[]>());
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
+        deadline.CancelAfter(ReceiveTimeout);
+        byte[] frame;
+        try
+        {
+            frame = await inbox.Reader.ReadAsync(deadline.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new PeerFailedException(peer, $"rank {Rank}: nothing from rank {peer} for step {step} within {ReceiveTimeout.TotalSeconds:0.#} s");
+        }
+        catch (ChannelClosedException e)
+        {
+            throw new PeerFailedException(peer, $"rank {Rank}: connection to rank {peer} closed", e);
+        }
+        _inbox.TryRemove((peer, step, tag), out _);
+        if (frame.Length != destination.Length)
+            throw new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {frame.Length} bytes for step {step} tag {tag}, expected {destination.Length}");
+        frame.CopyTo(destination.Span);
+    }
+
+    void WriteHeader(Span<byte> h, long step, int tag, int length)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(h, Magic);
+        BinaryPrimitives.WriteUInt64LittleEndian(h[4..], _membership.JobKey);
+        BinaryPrimitives.WriteInt64LittleEndian(h[12..], _membership.Epoch);
+        BinaryPrimitives.WriteInt64LittleEndian(h[20..], step);
+        BinaryPrimitives.WriteInt32LittleEndian(h[28..], tag);
+        BinaryPrimitives.WriteInt32LittleEndian(h[32..], length);
+    }
+
+    sealed class Peer(TcpClient client)
+    {
+        public TcpClient Client { get; } = client;
+        public NetworkStream Stream { get; } = client.GetStream();
+        public SemaphoreSlim Lock { get; } = new(1, 1);
+    }
+
+    readonly ConcurrentDictionary<int, Lazy<Task<Peer>>> _dialing = new();
+
+    /// <summary>The lower rank of a pair dials; the higher one waits for it to be accepted.</summary>
+    async ValueTask<Peer> Connect(int peer, CancellationToken ct)
+    {
+        if (_peers.TryGetValue(peer, out var existing)) return existing;
+        if (peer == Rank || peer < 0 || peer >= Size) throw new ArgumentOutOfRangeException(nameof(peer));
+        if (Rank > peer)
+        {
+            var deadline = DateTime.UtcNow + ReceiveTimeout;
+            while (!_peers.TryGetValue(peer, out existing))
+            {
+                if (DateTime.UtcNow > deadline) throw new PeerFailedException(peer, $"rank {Rank}: rank {peer} never connected");
+                await Task.Delay(2, ct);
+            }
+            return existing;
+        }
+        return await _dialing.GetOrAdd(peer, p => new Lazy<Task<Peer>>(() => Dial(p))).Value;
+    }
+
+    async Task<Peer> Dial(int peer)
+    {
+        var client = new TcpClient { NoDelay = true, SendBufferSize = 4 << 20, ReceiveBufferSize = 4 << 20 };
+        try
+        {
+            using var timeout = new CancellationTokenSource(ReceiveTimeout);
+            await client.ConnectAsync(_membership.Endpoints[peer], timeout.Token);
+        }
+        catch (Exception e)
+        {
+            client.Dispose();
+            throw new PeerFailedException(peer, $"rank {Rank}: cannot connect to rank {peer} at {_membership.Endpoints[peer]}: {e.Message}", e);
+        }
+        var connection = new Peer(client);
+        // Hello: who we are, for this job and epoch.
+        var hello = new byte[HeaderBytes];
+        WriteHeader(hello, step: -1, tag: Rank, length: 0);
+        await connection.Stream.WriteAsync(hello);
+        _peers[peer] = connection;
+        _ = ReadLoop(peer, connection);
+        return connection;
+    }
+
+    async Task AcceptLoop()
+    {
+        while (!_closing.IsCancellationRequested)
+        {
+            TcpClient client;
+            try { client = await _listener.AcceptTcpClientAsync(_closing.Token); }
+            catch (Exception) { return; }
+            client.NoDelay = true;
+            client.SendBufferSize = client.ReceiveBufferSize = 4 << 20;
+            _ = Handshake(client);
+        }
+    }
+
+    async Task Handshake(TcpClient client)
+    {
+        var hello = new byte[HeaderBytes];
+        try
+        {
+            var stream = client.GetStream();
+            await stream.ReadExactlyAsync(hello, _closing.Token);
+            if (!Matches(hello, out var peer) || peer <= Rank || peer >= Size)
+            {
+                Interlocked.Increment(ref _refused);
+                client.Dispose();
+                return;
+            }
+            var connection = new Peer(client);
+            _peers[peer] = connection;
+            await ReadLoop(peer, connection);
+        }
+        catch (Exception)
+        {
+            client.Dispose();
+        }
+    }
+
+    /// <summary>True when the header is ours (magic, job, epoch); <paramref name="tag"/> is its tag.</summary>
+    bool Matches(ReadOnlySpan<byte> h, out int tag)
+    {
+        tag = BinaryPrimitives.ReadInt32LittleEndian(h[28..]);
+        return BinaryPrimitives.ReadUInt32LittleEndian(h) == Magic
+               && BinaryPrimitives.ReadUInt64LittleEndian(h[4..]) == _membership.JobKey
+               && BinaryPrimitives.ReadInt64LittleEndian(h[12..]) == _membership.Epoch;
+    }
+
+    async Task ReadLoop(int peer, Peer connection)
+    {
+        var header = new byte[HeaderBytes];
+        try
+        {
+            while (!_closing.IsCancellationRequested)
+            {
+                await connection.Stream.ReadExactlyAsync(header, _closing.Token);
+                if (!Matches(header, out var tag))
+                {
+                    // Another epoch's (or job's) frame: refuse it and drop the connection.
+                    Interlocked.Increment(ref _refused);
+                    break;
+                }
+                var step = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(20));
+                var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(32));
+                if (length < 0) break;
+                var payload = GC.AllocateUninitializedArray<byte>(length);
+                await connection.Stream.ReadExactlyAsync(payload, _closing.Token);
+                var inbox = _inbox.GetOrAdd((peer, step, tag), _ => Channel.CreateUnbounded<byte[]>());
+                await inbox.Writer.WriteAsync(payload);
+            }
+        }
+        catch (Exception)
+        {
+            // Connection lost: pending and later receives from this peer fail at once.
+        }
+        _peers.TryRemove(peer, out _);
+        foreach (var (key, channel) in _inbox)
+            if (key.Peer == peer) channel.Writer.TryComplete();
+        connection.Client.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _closing.Cancel();
+        _listener.Stop();
+        foreach (var p in _peers.Values) p.Client.Dispose();
+        try { await _accepting; } catch (Exception) { }
+    }
+}

@@ -114,7 +114,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new PeerFailedException(peer, $"rank {Rank}: nothing from rank {peer} for step {step} within {ReceiveTimeout.TotalSeconds:0.#} s");
+            throw new PeerFailedException(peer, $"rank {Rank}: nothing from rank {peer} for step {step} (tag {tag}) within {ReceiveTimeout.TotalSeconds:0.#} s");
         }
         catch (ChannelClosedException e)
         {
@@ -206,7 +206,8 @@ public sealed class TcpRankTransport : IAsyncDisposable
         {
             var stream = client.GetStream();
             await stream.ReadExactlyAsync(hello, _closing.Token);
-            if (!Matches(hello, out var peer) || peer <= Rank || peer >= Size)
+            // Only a lower rank dials us, for this job and epoch.
+            if (!Matches(hello, out var peer) || peer < 0 || peer >= Rank)
             {
                 Interlocked.Increment(ref _refused);
                 client.Dispose();

@@ -11,10 +11,10 @@ public static class FusionPlanning
 {
     const int InputPixels = 28 * 28, Classes = 10;
 
-    /// <summary>The fusion key, or null for a job that must run alone (opted out, or several devices).</summary>
+    /// <summary>The fusion key, or null for a job that must run alone (opted out, or data-parallel).</summary>
     public static string? Key(JobSpec spec)
     {
-        if (spec.Fusion == FusionMode.Never || spec.Resources.Devices != 1) return null;
+        if (spec.Fusion == FusionMode.Never || spec.Kind != JobKind.Single) return null;
         var model = spec.Model.Type == ModelType.Mlp
             ? $"mlp[{string.Join(",", spec.Model.Hidden)}]"
             : $"cnn[{string.Join(",", spec.Model.Channels)}]fc{spec.Model.FcHidden}";

@@ -1,6 +1,6 @@
 namespace Orchestrator.Core.Specs;
 
-public enum JobKind { Single }
+public enum JobKind { Single, DataParallel }
 public enum ModelType { Mlp, Cnn }
 public enum OptimizerKind { Sgd, Adam }
 
@@ -17,7 +17,12 @@ public sealed record JobSpec(
     DataSpec Data,
     TrainSpec Train,
     ResourceSpec Resources,
-    FusionMode Fusion = FusionMode.Auto);
+    FusionMode Fusion = FusionMode.Auto,
+    DataParallelSpec? DataParallel = null);
+
+/// <summary>A data-parallel job: between <paramref name="MinWorkers"/> and <paramref name="MaxWorkers"/> ranks, one device each,
+/// each with train.batchSize samples per step, combining gradients with <paramref name="Gradients"/>.</summary>
+public sealed record DataParallelSpec(int MinWorkers, int MaxWorkers, Orchestrator.Core.Collectives.GradientCombine Gradients);
 
 /// <param name="Hidden">MLP hidden layer widths, input to output.</param>
 /// <param name="Channels">CNN: output channels of its two 3×3 convolutions (each followed by 2×2 max pooling).</param>

@@ -31,7 +31,7 @@ public static class JobSpecJson
         var root = new JsonObject
         {
             ["name"] = s.Name,
-            ["kind"] = "single",
+            ["kind"] = s.Kind == JobKind.Single ? "single" : "data-parallel",
             ["owner"] = s.Owner,
             ["priority"] = s.Priority,
             ["model"] = model,
@@ -40,6 +40,11 @@ public static class JobSpecJson
             ["resources"] = new JsonObject { ["devices"] = s.Resources.Devices },
             ["fusion"] = s.Fusion.ToString().ToLowerInvariant(),
         };
+        if (s.DataParallel is { } dp)
+        {
+            root["workers"] = new JsonObject { ["min"] = dp.MinWorkers, ["max"] = dp.MaxWorkers };
+            root["gradients"] = dp.Gradients.ToString().ToLowerInvariant();
+        }
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
 }

@@ -40,12 +40,11 @@ public static partial class JobSpecParser
 
     static JobSpec? ReadSpec(Reader r, SpecMap root, SpecValidationOptions options)
     {
-        var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources", "fusion"]);
+        var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources", "fusion", "workers", "gradients"]);
         var name = r.String(top, "name", null, required: true);
         if (name is not null && !NamePattern().IsMatch(name))
             r.Error("name", $"'{SpecDocument.Truncate(name)}' is not a valid job name: use 1-63 lowercase letters, digits and '-', starting with a letter or digit");
-        var kind = r.Enum(top, "kind", JobKind.Single, new() { ["single"] = JobKind.Single },
-            unsupported: new() { ["data-parallel"] = "data-parallel jobs are not available in this version; use kind: single" });
+        var kind = r.Enum(top, "kind", JobKind.Single, new() { ["single"] = JobKind.Single, ["data-parallel"] = JobKind.DataParallel });
         var owner = r.String(top, "owner", "default") ?? "default";
         if (owner.Length is 0 or > 63) r.Error("owner", "must be 1-63 characters");
         var priority = (int)r.Integer(top, "priority", 0, -1000, 1000);
@@ -56,11 +55,33 @@ public static partial class JobSpecParser
         var train = ReadTrain(r, r.Section(top, "train", required: false));
         var resourcesMap = r.Fields(r.Section(top, "resources", required: false), "resources", ["devices"]);
         var devices = (int)r.Integer(resourcesMap, "devices", 1, 1, 1024);
-        if (kind == JobKind.Single && devices != 1)
-            r.Error("resources.devices", $"a single job trains on exactly 1 device, got {devices}");
+        if (devices != 1)
+            r.Error("resources.devices", kind == JobKind.Single
+                ? $"a single job trains on exactly 1 device, got {devices}"
+                : $"each data-parallel worker uses 1 device; set the number of workers with workers: {{min, max}}, got {devices}");
+        DataParallelSpec? dataParallel = null;
+        if (kind == JobKind.DataParallel)
+        {
+            var workersMap = r.Fields(r.Section(top, "workers", required: true), "workers", ["min", "max"]);
+            var min = (int)r.Integer(workersMap, "min", 1, 1, 4096);
+            var max = (int)r.Integer(workersMap, "max", min, 1, 4096);
+            if (max < min) r.Error("workers.max", $"must be at least workers.min ({min}), got {max}");
+            var gradients = r.Enum(top, "gradients", Orchestrator.Core.Collectives.GradientCombine.Adasum, new()
+            {
+                ["adasum"] = Orchestrator.Core.Collectives.GradientCombine.Adasum,
+                ["average"] = Orchestrator.Core.Collectives.GradientCombine.Average,
+                ["sum"] = Orchestrator.Core.Collectives.GradientCombine.Sum,
+            });
+            if (workersMap is not null) dataParallel = new DataParallelSpec(min, Math.Max(min, max), gradients);
+        }
+        else
+        {
+            r.Forbid(top, "workers", "only a data-parallel job has workers; set kind: data-parallel");
+            r.Forbid(top, "gradients", "only a data-parallel job combines gradients; set kind: data-parallel");
+        }
 
-        if (name is null || model is null || data is null || train is null) return null;
-        return new JobSpec(name, kind, owner, priority, model, data, train, new ResourceSpec(devices), fusion);
+        if (name is null || model is null || data is null || train is null || (kind == JobKind.DataParallel && dataParallel is null)) return null;
+        return new JobSpec(name, kind, owner, priority, model, data, train, new ResourceSpec(devices), fusion, dataParallel);
     }
 
     static ModelSpec? ReadModel(Reader r, SpecMap? map)

@@ -1,5 +1,6 @@
 using System.Net;
 using Orchestrator.Core.Collectives;
+using Orchestrator.Tests.Infrastructure;
 
 namespace Orchestrator.Tests;
 
@@ -8,29 +9,13 @@ public class CollectiveTests
 {
     static readonly TensorLayout Layout = new([1000, 1, 37, 5003, 2]);
 
-    /// <summary>Starts <paramref name="n"/> ranks of one membership and runs <paramref name="body"/> on all at once.</summary>
-    static async Task<float[][]> OnRanks(int n, Func<Collective, int, float[], Task> body, Func<int, float[]> input, long epoch = 1)
-    {
-        var listeners = Enumerable.Range(0, n).Select(_ => TcpRankTransport.BindListener(IPAddress.Loopback)).ToList();
-        var membership = new RankMembership("job-collective", epoch, listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList());
-        var transports = listeners.Select((l, r) => TcpRankTransport.Start(membership, r, l)).ToList();
-        try
+    static Task<float[][]> OnRanks(int n, Func<Collective, int, float[], Task> body, Func<int, float[]> input) =>
+        LoopbackRanks.Run(n, async (c, r) =>
         {
-            var buffers = Enumerable.Range(0, n).Select(input).ToArray();
-            var ranks = transports.Select((t, r) => Task.Run(() => body(new Collective(t), r, buffers[r]))).ToList();
-            try { await Task.WhenAll(ranks); }
-            catch (Exception)
-            {
-                var errors = ranks.Select((t, r) => t.Exception is { } e ? $"rank {r}: {e.GetBaseException().Message}" : null).OfType<string>();
-                throw new InvalidOperationException(string.Join("; ", errors));
-            }
-            return buffers;
-        }
-        finally
-        {
-            foreach (var t in transports) await t.DisposeAsync();
-        }
-    }
+            var buffer = input(r);
+            await body(c, r, buffer);
+            return buffer;
+        });
 
     static float[] Gradient(int rank, int length = 6043) =>
         Enumerable.Range(0, length).Select(i => (float)Math.Sin(rank * 7.1 + i * 0.37) * (1 + rank % 3)).ToArray();

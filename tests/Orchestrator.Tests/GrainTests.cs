@@ -281,6 +281,18 @@ public class GrainTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DataParallelJob_IsRefusedWithTheReason_UntilItCanBeScheduled()
+    {
+        var id = NewId("dp");
+        var dp = """{"name":"dp","kind":"data-parallel","workers":{"min":2},"model":{"type":"mlp"},"data":{"dataset":"fashion-mnist"}}""";
+
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => _grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(dp, "test")));
+
+        Assert.Contains("data-parallel", e.Message);
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => _grains.GetGrain<IJobGrain>(id).GetInfo());
+    }
+
+    [Fact]
     public async Task Submit_IsIdempotent_AndRefusesAnotherSpecUnderTheSameId()
     {
         var id = NewId("idem");

@@ -52,6 +52,18 @@ public class SpecValidationTests
     }
 
     [Fact]
+    public void DataParallelSpec_ParsesWorkersAndCombine_AndRoundTrips()
+    {
+        var spec = JobSpecParser.Parse("name: big\nkind: data-parallel\nworkers: {min: 2, max: 8}\ngradients: average\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", NoFiles);
+
+        Assert.Equal(JobKind.DataParallel, spec.Kind);
+        Assert.Equal(new DataParallelSpec(2, 8, Orchestrator.Core.Collectives.GradientCombine.Average), spec.DataParallel);
+        Assert.Equal(spec, JobSpecParser.Parse(JobSpecJson.Write(spec), NoFiles));
+        Assert.Equal(Orchestrator.Core.Collectives.GradientCombine.Adasum,
+            JobSpecParser.Parse("name: b\nkind: data-parallel\nworkers: {min: 2}\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", NoFiles).DataParallel!.Gradients);
+    }
+
+    [Fact]
     public void Json_IsAcceptedLikeYaml()
     {
         var json = """{"name":"j1","model":{"type":"cnn","channels":[8,16],"fc":32},"data":{"dataset":"fashion-mnist"},"train":{"steps":100,"optimizer":"adam","lr":0.002}}""";
@@ -72,6 +84,10 @@ public class SpecValidationTests
         { "unknown top-level field", "name: a\nmodle: {type: mlp}\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "modle" },
         { "unknown nested field", "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\ntrain: {learningRate: 0.1}", "train.learningRate" },
         { "unsupported kind", "name: a\nkind: batch\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "kind" },
+        { "data-parallel without workers", "name: a\nkind: data-parallel\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "workers" },
+        { "data-parallel max below min", "name: a\nkind: data-parallel\nworkers: {min: 4, max: 2}\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "workers.max" },
+        { "data-parallel unknown combine", "name: a\nkind: data-parallel\nworkers: {min: 2}\ngradients: median\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "gradients" },
+        { "single job with workers", "name: a\nworkers: {min: 2}\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}", "workers" },
         { "missing model", "name: a\ndata: {dataset: fashion-mnist}", "model" },
         { "unknown model type", "name: a\nmodel: {type: transformer}\ndata: {dataset: fashion-mnist}", "model.type" },
         { "hidden not a list", "name: a\nmodel: {type: mlp, hidden: 256}\ndata: {dataset: fashion-mnist}", "model.hidden" },

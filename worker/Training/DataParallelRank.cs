@@ -1,0 +1,127 @@
+using Orchestrator.Core;
+using Orchestrator.Core.Collectives;
+using Orchestrator.Core.Specs;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Worker.Training;
+
+/// <summary>
+/// One rank of a data-parallel job: a full replica of the model that trains on its share of each global batch
+/// (rank r takes samples [r·B, (r+1)·B) of the step's B·world samples) and combines over the data plane.
+/// Average and sum combine gradients before one optimizer step; Adasum, as in Horovod, combines the update
+/// of a local optimizer step: p ← p_old + Adasum(p_new − p_old). Every rank ends each step with
+/// bit-identical parameters, because every rank receives bit-identical combined values.
+/// </summary>
+public sealed class DataParallelRank : IDisposable
+{
+    readonly JobSpec _spec;
+    readonly FashionMnist _data;
+    readonly Collective _collective;
+    readonly GradientCombine _combine;
+    readonly int _rank, _world, _batch, _trainCount;
+    readonly float[] _images;
+    readonly long[] _labels;
+    readonly float[] _buffer;
+    readonly float[] _before;
+    int[]? _order;
+    int _orderEpoch = -1;
+
+    public ArrayModel Model { get; }
+    public ArrayOptimizer Optimizer { get; }
+    public TensorLayout Layout { get; }
+    public long Step { get; private set; }
+    public long StepsPerEpoch { get; }
+
+    public DataParallelRank(JobSpec spec, FashionMnist data, int rank, int world, Collective collective, GradientCombine combine)
+    {
+        (_spec, _data, _rank, _world, _collective, _combine) = (spec, data, rank, world, collective, combine);
+        _batch = spec.Train.BatchSize;
+        _trainCount = spec.Data.TrainLimit > 0 ? Math.Min(spec.Data.TrainLimit, data.TrainCount) : data.TrainCount;
+        StepsPerEpoch = Math.Max(1, _trainCount / (_batch * world));
+        // Same seed on every rank: identical replicas from the first step.
+        Model = ArrayModel.Create(spec.Model, FashionMnist.Pixels, FashionMnist.Classes, [spec.Train.Seed]);
+        Optimizer = new ArrayOptimizer(Model, spec.Train.Optimizer, [MemberHyperparameters.From(spec.Train)]);
+        Layout = new TensorLayout(Model.Parameters.Select(p => (int)p.Value.numel()).ToList());
+        _images = new float[_batch * FashionMnist.Pixels];
+        _labels = new long[_batch];
+        _buffer = new float[Layout.Length];
+        _before = new float[Layout.Length];
+    }
+
+    /// <summary>One synchronous data-parallel step; returns this rank's mean loss on its share.</summary>
+    public async Task<float> TrainStep(CancellationToken ct = default)
+    {
+        var loss = ComputeGradients();
+        if (_combine == GradientCombine.Adasum)
+        {
+            Copy(parameters: true, into: _before);
+            ApplyLocalStep();
+            Copy(parameters: true, into: _buffer);
+            for (int i = 0; i < _buffer.Length; i++) _buffer[i] -= _before[i];
+            await _collective.AllReduce(_buffer, Layout, GradientCombine.Adasum, Step, ct);
+            for (int i = 0; i < _buffer.Length; i++) _buffer[i] += _before[i];
+            Load(parameters: true, from: _buffer);
+        }
+        else
+        {
+            Copy(parameters: false, into: _buffer);
+            await _collective.AllReduce(_buffer, Layout, _combine, Step, ct);
+            Load(parameters: false, from: _buffer);
+            ApplyLocalStep();
+        }
+        Step++;
+        return loss;
+    }
+
+    /// <summary>Forward and backward on this rank's share of the step's global batch (no awaits: TorchSharp's
+    /// dispose scopes belong to a thread).</summary>
+    float ComputeGradients()
+    {
+        using var scope = NewDisposeScope();
+        var epoch = (int)(Step / StepsPerEpoch);
+        if (_orderEpoch != epoch)
+        {
+            _order = FashionMnist.EpochOrder(_trainCount, _spec.Train.Seed, epoch);
+            _orderEpoch = epoch;
+        }
+        var start = (int)(Step % StepsPerEpoch) * _batch * _world + _rank * _batch;
+        var share = _order.AsSpan(start, _batch);
+        FashionMnist.Gather(_data.TrainImages, share, _images);
+        for (int i = 0; i < _batch; i++) _labels[i] = _data.TrainLabels[share[i]];
+        var x = tensor(_images, [1, _batch, .. Model.SampleShape]);
+        var y = tensor(_labels, [_batch]);
+        var loss = nn.functional.cross_entropy(Model.Forward(x).reshape(_batch, FashionMnist.Classes), y);
+        Optimizer.ZeroGrad();
+        loss.backward();
+        return loss.item<float>();
+    }
+
+    void ApplyLocalStep() => Optimizer.Step();
+
+    void Copy(bool parameters, float[] into)
+    {
+        using var noGrad = no_grad();
+        foreach (var ((offset, length), (_, p)) in Layout.Tensors.Zip(Model.Parameters))
+        {
+            var source = parameters ? p : p.grad!;
+            source.data<float>().CopyTo(into.AsSpan(offset, length));
+        }
+    }
+
+    void Load(bool parameters, float[] from)
+    {
+        using var noGrad = no_grad();
+        foreach (var ((offset, length), (_, p)) in Layout.Tensors.Zip(Model.Parameters))
+        {
+            var target = parameters ? p : p.grad!;
+            target.data<float>().CopyFrom(from.AsSpan(offset, length));
+        }
+    }
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Model.Dispose();
+    }
+}

@@ -2,19 +2,41 @@ namespace Orchestrator.Core.Scheduling;
 
 /// <summary>
 /// A job waiting for devices. <see cref="SubmitSequence"/> orders equal priorities first-come first-served.
-/// Jobs with the same non-null <see cref="FusionKey"/> may share one device as a fused array.
+/// Jobs with the same non-null <see cref="FusionKey"/> may share one device as a fused array. A gang
+/// (data-parallel job) needs <see cref="Devices"/> devices at once, on any nodes, and can use up to
+/// <see cref="MaxDevices"/>.
 /// </summary>
-public sealed record PendingJob(string JobId, int Priority, long SubmitSequence, int Devices, string? FusionKey = null, long MemoryBytes = 0);
-
-/// <summary>A healthy node as the scheduler sees it: the devices it has free right now, and each device's memory.</summary>
-public sealed record NodeCapacity(string NodeId, IReadOnlyList<string> FreeDevices, long DeviceMemoryBytes = long.MaxValue);
-
-/// <summary>Jobs placed together: one job on its devices, or the members of a fused array on one device.</summary>
-public sealed record Placement(IReadOnlyList<string> JobIds, string NodeId, IReadOnlyList<string> Devices)
+public sealed record PendingJob(string JobId, int Priority, long SubmitSequence, int Devices, string? FusionKey = null, long MemoryBytes = 0,
+    bool Gang = false, int MaxDevices = 0)
 {
+    public int Wanted => Math.Max(Devices, MaxDevices);
+}
+
+/// <summary>An array running on one device; <see cref="Preemptible"/> when it can checkpoint and be requeued.</summary>
+public sealed record RunningArray(string Device, IReadOnlyList<string> JobIds, int Priority, bool Preemptible);
+
+/// <summary>A healthy node as the scheduler sees it: its free devices, each device's memory, and what runs there.</summary>
+public sealed record NodeCapacity(string NodeId, IReadOnlyList<string> FreeDevices, long DeviceMemoryBytes = long.MaxValue,
+    IReadOnlyList<RunningArray>? Running = null);
+
+public sealed record DeviceSlot(string NodeId, string Device);
+
+/// <summary>Jobs placed together: one job on its devices (a gang's may span nodes), or a fused array on one device.</summary>
+public sealed record Placement(IReadOnlyList<string> JobIds, IReadOnlyList<DeviceSlot> Slots)
+{
+    public Placement(IReadOnlyList<string> jobIds, string nodeId, IReadOnlyList<string> devices)
+        : this(jobIds, devices.Select(d => new DeviceSlot(nodeId, d)).ToList()) { }
+
     public string JobId => JobIds[0];
+    public string NodeId => Slots[0].NodeId;
+    public IReadOnlyList<string> Devices => Slots.Select(s => s.Device).ToList();
     public bool IsArray => JobIds.Count > 1;
 }
+
+/// <summary>An array to checkpoint and requeue so that a waiting gang of higher priority can start.</summary>
+public sealed record Preemption(DeviceSlot Slot, IReadOnlyList<string> JobIds, string ForJobId);
+
+public sealed record SchedulingDecision(IReadOnlyList<Placement> Placements, IReadOnlyList<Preemption> Preemptions);
 
 /// <summary>
 /// The placement policy, a pure function of (queue, nodes). The scheduler grain calls it, and so can a
@@ -22,15 +44,30 @@ public sealed record Placement(IReadOnlyList<string> JobIds, string NodeId, IRea
 /// </summary>
 public interface ISchedulingPolicy
 {
-    IReadOnlyList<Placement> Place(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes);
+    SchedulingDecision Decide(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes);
+}
+
+public static class SchedulingPolicyExtensions
+{
+    public static IReadOnlyList<Placement> Place(this ISchedulingPolicy policy, IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes) =>
+        policy.Decide(queue, nodes).Placements;
 }
 
 /// <summary>
-/// Priority first, then submission order; each job goes to the node with the fewest free devices that still
-/// fits it (best fit), which keeps whole nodes free for multi-device jobs. A job that fits nowhere is skipped,
-/// and later, smaller jobs may still start (no head-of-line blocking).
-/// A fusable job takes with it, onto its device, the next waiting jobs with its fusion key (in queue order), up to
-/// <see cref="MaxArrayWidth"/> members and as many as the device's memory holds.
+/// Priority first, then submission order.
+/// <list type="bullet">
+/// <item>A single-device job goes to the node with the fewest free devices that still fits it (best fit), which
+/// keeps whole nodes free. A fusable job takes with it, onto its device, the next waiting jobs with its fusion
+/// key, up to <see cref="MaxArrayWidth"/> members and as many as the device's memory holds.</item>
+/// <item>A gang starts only when its minimum number of devices is free at once, and then takes up to its
+/// maximum, from the nodes with the most free devices first (fewer nodes, less traffic). It never holds a
+/// partial gang, so two waiting gangs cannot deadlock.</item>
+/// <item>While a gang waits, later jobs may still take free devices only if they are preemptible (single jobs
+/// and fused arrays, which checkpoint): gangs never backfill. When the free devices plus those of preemptible
+/// arrays of lower priority than the gang reach its minimum, those arrays (lowest priority first) are preempted
+/// for it and the free devices are kept for it; it starts in a later pass, once the preempted arrays have left.</item>
+/// </list>
+/// A job that fits nowhere is skipped (no head-of-line blocking among single jobs).
 /// </summary>
 public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPolicy.DefaultMaxArrayWidth) : ISchedulingPolicy
 {
@@ -38,19 +75,38 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
 
     public int MaxArrayWidth { get; } = maxArrayWidth >= 1 ? maxArrayWidth : throw new ArgumentOutOfRangeException(nameof(maxArrayWidth), "must be at least 1");
 
-    public IReadOnlyList<Placement> Place(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes)
+    public SchedulingDecision Decide(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes)
     {
         var placements = new List<Placement>();
-        if (queue.Count == 0 || nodes.Count == 0) return placements;
+        var preemptions = new List<Preemption>();
+        if (queue.Count == 0 || nodes.Count == 0) return new SchedulingDecision(placements, preemptions);
         var free = new FreeDeviceIndex(nodes);
         var ordered = queue.OrderByDescending(j => j.Priority).ThenBy(j => j.SubmitSequence).ToList();
         var placed = new HashSet<string>();
-        var byKey = ordered.Where(j => j.FusionKey is not null && j.Devices == 1).GroupBy(j => j.FusionKey!)
+        var byKey = ordered.Where(j => j.FusionKey is not null && !j.Gang && j.Devices == 1).GroupBy(j => j.FusionKey!)
             .ToDictionary(g => g.Key, g => new Queue<PendingJob>(g));
+        var gangWaiting = false;
+        var preempted = new HashSet<string>();
         foreach (var job in ordered)
         {
             if (placed.Contains(job.JobId)) continue;
-            if (free.MaxFree == 0) break;
+            if (job.Gang)
+            {
+                if (gangWaiting) continue; // one reservation at a time: a lower gang never jumps a waiting higher one
+                if (free.TotalFree >= job.Devices)
+                {
+                    placements.Add(new Placement([job.JobId], free.TakeSpread(Math.Min(job.Wanted, free.TotalFree))));
+                    placed.Add(job.JobId);
+                    continue;
+                }
+                gangWaiting = true;
+                var forGang = PreemptFor(job, nodes, free.TotalFree, preempted).ToList();
+                preemptions.AddRange(forGang);
+                // It starts once the preempted arrays have left: keep today's free devices for it meanwhile.
+                if (forGang.Count > 0) free.Reserve(job.Devices);
+                continue;
+            }
+            if (free.MaxFree == 0) continue;
             if (free.TryTake(job.Devices, job.MemoryBytes) is not { } taken) continue;
             var members = new List<string> { job.JobId };
             placed.Add(job.JobId);
@@ -66,7 +122,21 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
             }
             placements.Add(new Placement(members, taken.NodeId, taken.Devices));
         }
-        return placements;
+        return new SchedulingDecision(placements, preemptions);
+    }
+
+    /// <summary>The preemptible arrays of lower priority to stop, lowest priority first, if they are enough.</summary>
+    static IEnumerable<Preemption> PreemptFor(PendingJob gang, IReadOnlyList<NodeCapacity> nodes, int freeNow, HashSet<string> preempted)
+    {
+        var candidates = nodes.SelectMany(n => (n.Running ?? []).Select(a => (Node: n.NodeId, Array: a)))
+            .Where(x => x.Array.Preemptible && x.Array.Priority < gang.Priority && !x.Array.JobIds.Any(preempted.Contains))
+            .OrderBy(x => x.Array.Priority).ThenBy(x => x.Node).ThenBy(x => x.Array.Device)
+            .ToList();
+        var needed = gang.Devices - freeNow;
+        if (needed <= 0 || candidates.Count < needed) return [];
+        var chosen = candidates.Take(needed).ToList();
+        foreach (var c in chosen) preempted.UnionWith(c.Array.JobIds);
+        return chosen.Select(c => new Preemption(new DeviceSlot(c.Node, c.Array.Device), c.Array.JobIds, gang.JobId));
     }
 
     /// <summary>Nodes bucketed by free-device count, so best fit costs O(devices per node), not O(nodes).</summary>
@@ -75,6 +145,8 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         readonly List<List<int>> _byFree = [];
         readonly List<NodeCapacity> _nodes = [];
         readonly List<Queue<string>> _devices = [];
+        readonly List<int> _bucketOf = [];
+        int _reserved;
 
         public FreeDeviceIndex(IReadOnlyList<NodeCapacity> nodes)
         {
@@ -85,14 +157,22 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
                 if (n.FreeDevices.Count == 0) continue;
                 _nodes.Add(n);
                 _devices.Add(new Queue<string>(n.FreeDevices));
+                _bucketOf.Add(n.FreeDevices.Count);
                 Bucket(n.FreeDevices.Count).Add(_nodes.Count - 1);
+                TotalFree += n.FreeDevices.Count;
             }
         }
+
+        public int TotalFree { get; private set; }
+
+        /// <summary>Free devices nobody else may take (kept for a waiting gang).</summary>
+        public void Reserve(int devices) => _reserved = Math.Min(TotalFree, _reserved + devices);
 
         public int MaxFree
         {
             get
             {
+                if (TotalFree - _reserved <= 0) return 0;
                 for (int f = _byFree.Count - 1; f > 0; f--) if (_byFree[f].Count > 0) return f;
                 return 0;
             }
@@ -107,20 +187,46 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         /// <summary>Takes <paramref name="count"/> devices on the fullest node that has them and enough memory per device.</summary>
         public (string NodeId, IReadOnlyList<string> Devices, long DeviceMemory)? TryTake(int count, long memoryPerDevice)
         {
+            if (TotalFree - _reserved < count) return null;
             for (int f = count; f < _byFree.Count; f++)
             {
                 var bucket = _byFree[f];
-                // Skip nodes whose devices are too small for the job.
                 var at = bucket.FindLastIndex(n => _nodes[n].DeviceMemoryBytes >= memoryPerDevice);
                 if (at < 0) continue;
                 var node = bucket[at];
                 bucket.RemoveAt(at);
-                var devices = new List<string>(count);
-                for (int i = 0; i < count; i++) devices.Add(_devices[node].Dequeue());
-                if (f - count > 0) Bucket(f - count).Add(node);
+                var devices = Take(node, count);
                 return (_nodes[node].NodeId, devices, _nodes[node].DeviceMemoryBytes);
             }
             return null;
+        }
+
+        /// <summary>Takes <paramref name="count"/> devices across nodes, from the nodes with the most free devices first.</summary>
+        public IReadOnlyList<DeviceSlot> TakeSpread(int count)
+        {
+            var slots = new List<DeviceSlot>(count);
+            while (slots.Count < count)
+            {
+                var f = _byFree.Count - 1;
+                while (f > 0 && _byFree[f].Count == 0) f--;
+                var bucket = _byFree[f];
+                var node = bucket[^1];
+                bucket.RemoveAt(bucket.Count - 1);
+                var take = Math.Min(f, count - slots.Count);
+                slots.AddRange(Take(node, take).Select(d => new DeviceSlot(_nodes[node].NodeId, d)));
+            }
+            return slots;
+        }
+
+        List<string> Take(int node, int count)
+        {
+            var devices = new List<string>(count);
+            for (int i = 0; i < count; i++) devices.Add(_devices[node].Dequeue());
+            var left = _bucketOf[node] - count;
+            _bucketOf[node] = left;
+            TotalFree -= count;
+            if (left > 0) Bucket(left).Add(node);
+            return devices;
         }
     }
 }

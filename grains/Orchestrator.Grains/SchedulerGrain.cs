@@ -179,7 +179,7 @@ public sealed class SchedulerGrain(
             capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList(), perDevice));
         }
         var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices, q.FusionKey, q.MemoryBytes)).ToList();
-        var placements = policy.Place(queue, capacity);
+        var placements = policy.Decide(queue, capacity).Placements;
         if (placements.Count == 0) return;
 
         foreach (var p in placements)

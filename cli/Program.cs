@@ -167,7 +167,37 @@ benchFusion.SetAction((p, ct) => Run(async () =>
     Orchestrator.Cli.Bench.FusionBenchmark.Print(model, batch, steps, rounds, TorchSharp.torch.get_num_threads(), rows);
     return 0;
 }));
-var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion };
+// bench allreduce
+var arRanks = new Option<string>("--ranks") { Description = "Rank counts to measure, comma-separated (each rank is a process)", DefaultValueFactory = _ => "2,4,8" };
+var arFloats = new Option<int>("--floats") { Description = "Floats per rank's buffer", DefaultValueFactory = _ => 4 * 1024 * 1024 };
+var arIterations = new Option<int>("--iterations") { Description = "Timed iterations per operation (after one warm-up)", DefaultValueFactory = _ => 5 };
+var benchAllReduce = new Command("allreduce", "All-reduce on the TCP data plane (ring sum, Adasum) with ranks as processes, beside a raw socket echo") { arRanks, arFloats, arIterations };
+benchAllReduce.SetAction((p, ct) => Run(async () =>
+{
+    var counts = ParseList(p.GetValue(arRanks)!, "--ranks", 2, 64);
+    var floats = p.GetValue(arFloats);
+    var iterations = p.GetValue(arIterations);
+    if (floats is < 1 or > 256 * 1024 * 1024) throw new UsageException("--floats must be 1 to 268435456");
+    if (iterations is < 1 or > 1000) throw new UsageException("--iterations must be 1 to 1000");
+    AnsiConsole.MarkupLine("[grey]raw socket echo...[/]");
+    var echo = await Orchestrator.Cli.Bench.AllReduceBenchmark.SocketEchoBytesPerSecond(floats * 4, iterations);
+    var results = new List<Orchestrator.Cli.Bench.AllReduceBenchmark.RankResult>();
+    foreach (var n in counts)
+    {
+        AnsiConsole.MarkupLine($"[grey]{n} rank processes: ring sum and Adasum...[/]");
+        results.AddRange(await Orchestrator.Cli.Bench.AllReduceBenchmark.RunRanks(n, floats, iterations, ct));
+    }
+    Orchestrator.Cli.Bench.AllReduceBenchmark.Print(floats, echo, results);
+    return 0;
+}));
+var rankFolder = new Option<string>("--folder") { Required = true };
+var rankIndex = new Option<int>("--rank") { Required = true };
+var rankSize = new Option<int>("--size") { Required = true };
+var allReduceRank = new Command("allreduce-rank", "One rank of 'orch bench allreduce' (started by it)") { rankFolder, rankIndex, rankSize, arFloats, arIterations };
+allReduceRank.Hidden = true;
+allReduceRank.SetAction((p, ct) => Orchestrator.Cli.Bench.AllReduceBenchmark.RunRank(p.GetValue(rankFolder)!, p.GetValue(rankIndex), p.GetValue(rankSize),
+    p.GetValue(arFloats), p.GetValue(arIterations), ct));
+var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion, benchAllReduce, allReduceRank };
 
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {

@@ -19,6 +19,15 @@ public sealed class Collective(TcpRankTransport transport)
     int Rank => transport.Rank;
     int Size => transport.Size;
 
+    // Kept between calls: a step's all-reduce reuses them instead of touching fresh pages every time.
+    float[] _scratch = [];
+
+    float[] Scratch(int length)
+    {
+        if (_scratch.Length < length) _scratch = new float[length];
+        return _scratch;
+    }
+
     public Task AllReduce(float[] buffer, TensorLayout layout, GradientCombine combine, long step, CancellationToken ct = default) =>
         combine == GradientCombine.Adasum
             ? AdasumAllReduce(buffer, layout, step, ct)
@@ -32,7 +41,7 @@ public sealed class Collective(TcpRankTransport transport)
         int Bound(int k) => (int)((long)buffer.Length * k / n);
         (int Offset, int Count) Segment(int k) => (Bound(k), Bound(k + 1) - Bound(k));
         int right = (r + 1) % n, left = (r + n - 1) % n;
-        var incoming = new float[Segment(0).Count + 1];
+        var incoming = Scratch(Segment(0).Count + 1);
         for (int s = 0; s < n - 1; s++)
         {
             var (sendOffset, sendCount) = Segment((r - s + n) % n);
@@ -72,7 +81,7 @@ public sealed class Collective(TcpRankTransport transport)
             await transport.Receive(r - p, step, UnfoldTag, FloatBytes.Of(buffer, 0, buffer.Length), ct);
             return;
         }
-        var scratch = new float[buffer.Length];
+        var scratch = Scratch(buffer.Length);
         if (r < n - p)
         {
             await transport.Receive(r + p, step, FoldTag, FloatBytes.Of(scratch, 0, buffer.Length), ct);

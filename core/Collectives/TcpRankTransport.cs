@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.Channels;
 
 namespace Orchestrator.Core.Collectives;
 
@@ -43,7 +42,12 @@ public sealed class TcpRankTransport : IAsyncDisposable
     readonly RankMembership _membership;
     readonly TcpListener _listener;
     readonly ConcurrentDictionary<int, Peer> _peers = new();
-    readonly ConcurrentDictionary<(int Peer, long Step, int Tag), Channel<byte[]>> _inbox = new();
+    // Under _lock: frames that arrived before their receive, and receives waiting for their frame. A frame for a
+    // waiting receive is read straight into its destination (no copy, no allocation).
+    readonly object _lock = new();
+    readonly Dictionary<(int Peer, long Step, int Tag), Queue<byte[]>> _arrived = [];
+    readonly Dictionary<(int Peer, long Step, int Tag), (Memory<byte> Destination, TaskCompletionSource Done)> _posted = [];
+    readonly HashSet<int> _lost = [];
     readonly CancellationTokenSource _closing = new();
     readonly Task _accepting;
 
@@ -104,26 +108,41 @@ public sealed class TcpRankTransport : IAsyncDisposable
     public async ValueTask Receive(int peer, long step, int tag, Memory<byte> destination, CancellationToken ct = default)
     {
         if (Rank < peer) await Connect(peer, ct); // the lower rank dials; its read loop starts with the connection
-        var inbox = _inbox.GetOrAdd((peer, step, tag), _ => Channel.CreateUnbounded<byte[]>());
+        var key = (peer, step, tag);
+        byte[]? frame = null;
+        var posted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            if (_arrived.TryGetValue(key, out var queue) && queue.TryDequeue(out frame))
+            {
+                if (queue.Count == 0) _arrived.Remove(key);
+            }
+            else if (_lost.Contains(peer))
+                throw new PeerFailedException(peer, $"rank {Rank}: connection to rank {peer} closed");
+            else
+                _posted[key] = (destination, posted);
+        }
+        if (frame is not null)
+        {
+            if (frame.Length != destination.Length)
+                throw new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {frame.Length} bytes for step {step} tag {tag}, expected {destination.Length}");
+            frame.CopyTo(destination.Span);
+            return;
+        }
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
         deadline.CancelAfter(ReceiveTimeout);
-        byte[] frame;
         try
         {
-            frame = await inbox.Reader.ReadAsync(deadline.Token);
+            await posted.Task.WaitAsync(deadline.Token);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             throw new PeerFailedException(peer, $"rank {Rank}: nothing from rank {peer} for step {step} (tag {tag}) within {ReceiveTimeout.TotalSeconds:0.#} s");
         }
-        catch (ChannelClosedException e)
+        finally
         {
-            throw new PeerFailedException(peer, $"rank {Rank}: connection to rank {peer} closed", e);
+            lock (_lock) _posted.Remove(key);
         }
-        _inbox.TryRemove((peer, step, tag), out _);
-        if (frame.Length != destination.Length)
-            throw new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {frame.Length} bytes for step {step} tag {tag}, expected {destination.Length}");
-        frame.CopyTo(destination.Span);
     }
 
     void WriteHeader(Span<byte> h, long step, int tag, int length)
@@ -249,10 +268,39 @@ public sealed class TcpRankTransport : IAsyncDisposable
                 var step = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(20));
                 var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(32));
                 if (length < 0) break;
+                var key = (peer, step, tag);
+                (Memory<byte> Destination, TaskCompletionSource Done) waiter;
+                lock (_lock)
+                {
+                    if (_posted.Remove(key, out waiter) && waiter.Destination.Length != length)
+                    {
+                        waiter.Done.TrySetException(new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {waiter.Destination.Length}"));
+                        waiter = default;
+                    }
+                }
+                if (waiter.Done is not null)
+                {
+                    await connection.Stream.ReadExactlyAsync(waiter.Destination, _closing.Token);
+                    waiter.Done.TrySetResult();
+                    continue;
+                }
                 var payload = GC.AllocateUninitializedArray<byte>(length);
                 await connection.Stream.ReadExactlyAsync(payload, _closing.Token);
-                var inbox = _inbox.GetOrAdd((peer, step, tag), _ => Channel.CreateUnbounded<byte[]>());
-                await inbox.Writer.WriteAsync(payload);
+                lock (_lock)
+                {
+                    // A receive may have been posted while the payload was read.
+                    if (_posted.Remove(key, out var late) && late.Destination.Length == length)
+                    {
+                        payload.CopyTo(late.Destination.Span);
+                        late.Done.TrySetResult();
+                    }
+                    else
+                    {
+                        if (!_arrived.TryGetValue(key, out var queue)) _arrived[key] = queue = new Queue<byte[]>();
+                        queue.Enqueue(payload);
+                        late.Done?.TrySetException(new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {late.Destination.Length}"));
+                    }
+                }
             }
         }
         catch (Exception)
@@ -260,8 +308,12 @@ public sealed class TcpRankTransport : IAsyncDisposable
             // Connection lost: pending and later receives from this peer fail at once.
         }
         _peers.TryRemove(peer, out _);
-        foreach (var (key, channel) in _inbox)
-            if (key.Peer == peer) channel.Writer.TryComplete();
+        lock (_lock)
+        {
+            _lost.Add(peer);
+            foreach (var (key, waiter) in _posted)
+                if (key.Peer == peer) waiter.Done.TrySetException(new PeerFailedException(peer, $"rank {Rank}: connection to rank {peer} closed"));
+        }
         connection.Client.Dispose();
     }
 

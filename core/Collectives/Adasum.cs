@@ -14,7 +14,8 @@ public static class Adasum
     /// <summary>sqrt(DBL_MIN), Horovod's threshold for "this vector is zero".</summary>
     public static readonly double NormFloor = Math.Sqrt(2.2250738585072014E-308);
 
-    const int Block = 1024;
+    // Values are widened to double block by block; large blocks keep the per-call overhead of the vector kernels small.
+    const int Block = 16 * 1024;
 
     /// <summary>The three sums the coefficients need; partial sums over slices add up.</summary>
     public readonly record struct Partials(double Dot, double ANormSquared, double BNormSquared)
@@ -26,19 +27,21 @@ public static class Adasum
     public static Partials Measure(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         if (a.Length != b.Length) throw new ArgumentException("a and b differ in length");
-        Span<double> da = stackalloc double[Block], db = stackalloc double[Block];
+        var rented = System.Buffers.ArrayPool<double>.Shared.Rent(2 * Block);
+        Span<double> da = rented.AsSpan(0, Block), db = rented.AsSpan(Block, Block);
         double dot = 0, aa = 0, bb = 0;
         for (int start = 0; start < a.Length; start += Block)
         {
             var n = Math.Min(Block, a.Length - start);
             var x = da[..n];
             var y = db[..n];
-            TensorPrimitives.ConvertTruncating(a.Slice(start, n), x);
-            TensorPrimitives.ConvertTruncating(b.Slice(start, n), y);
+            TensorPrimitives.ConvertTruncating<float, double>(a.Slice(start, n), x);
+            TensorPrimitives.ConvertTruncating<float, double>(b.Slice(start, n), y);
             dot += TensorPrimitives.Dot<double>(x, y);
             aa += TensorPrimitives.Dot<double>(x, x);
             bb += TensorPrimitives.Dot<double>(y, y);
         }
+        System.Buffers.ArrayPool<double>.Shared.Return(rented);
         return new Partials(dot, aa, bb);
     }
 
@@ -49,18 +52,20 @@ public static class Adasum
     /// <summary>a ← ca·a + cb·b, computed in double and rounded once to float.</summary>
     public static void Combine(Span<float> a, ReadOnlySpan<float> b, double ca, double cb)
     {
-        Span<double> da = stackalloc double[Block], db = stackalloc double[Block];
+        var rented = System.Buffers.ArrayPool<double>.Shared.Rent(2 * Block);
+        Span<double> da = rented.AsSpan(0, Block), db = rented.AsSpan(Block, Block);
         for (int start = 0; start < a.Length; start += Block)
         {
             var n = Math.Min(Block, a.Length - start);
             var x = da[..n];
             var y = db[..n];
             TensorPrimitives.ConvertTruncating<float, double>(a.Slice(start, n), x);
-            TensorPrimitives.ConvertTruncating(b.Slice(start, n), y);
+            TensorPrimitives.ConvertTruncating<float, double>(b.Slice(start, n), y);
             TensorPrimitives.Multiply(x, ca, x);
             TensorPrimitives.MultiplyAdd(y, cb, x, x);
             TensorPrimitives.ConvertTruncating<double, float>(x, a.Slice(start, n));
         }
+        System.Buffers.ArrayPool<double>.Shared.Return(rented);
     }
 
     /// <summary>a ← Adasum(a, b) for one tensor.</summary>

@@ -197,7 +197,37 @@ var allReduceRank = new Command("allreduce-rank", "One rank of 'orch bench allre
 allReduceRank.Hidden = true;
 allReduceRank.SetAction((p, ct) => Orchestrator.Cli.Bench.AllReduceBenchmark.RunRank(p.GetValue(rankFolder)!, p.GetValue(rankIndex), p.GetValue(rankSize),
     p.GetValue(arFloats), p.GetValue(arIterations), ct));
-var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion, benchAllReduce, allReduceRank };
+// bench adasum
+var adRanks = new Option<string>("--ranks") { Description = "Rank counts, comma-separated", DefaultValueFactory = _ => "1,4,8" };
+var adLrs = new Option<string>("--lr") { Description = "Learning rates, comma-separated (the same for average, sum and Adasum)", DefaultValueFactory = _ => "0.01,0.05" };
+var adSteps = new Option<int>("--steps") { Description = "Training steps", DefaultValueFactory = _ => 200 };
+var adEvery = new Option<int>("--every") { Description = "Evaluate test accuracy every N steps", DefaultValueFactory = _ => 25 };
+var adBatch = new Option<int>("--batch") { Description = "Per-worker batch size", DefaultValueFactory = _ => 32 };
+var benchAdasum = new Command("adasum", "Convergence of data-parallel training with average, sum and Adasum side by side (same lr)") { adRanks, adLrs, adSteps, adEvery, adBatch };
+benchAdasum.SetAction((p, ct) => Run(async () =>
+{
+    var counts = ParseList(p.GetValue(adRanks)!, "--ranks", 1, 32);
+    var lrs = new List<double>();
+    foreach (var part in p.GetValue(adLrs)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+    {
+        if (!double.TryParse(part, System.Globalization.CultureInfo.InvariantCulture, out var lr) || lr <= 0 || lr > 10) throw new UsageException($"--lr: '{part}' is not a learning rate in (0, 10]");
+        lrs.Add(lr);
+    }
+    var (steps, every, batch) = (p.GetValue(adSteps), p.GetValue(adEvery), p.GetValue(adBatch));
+    if (steps < 1 || every < 1 || batch < 1) throw new UsageException("--steps, --every and --batch must be positive");
+    var data = Orchestrator.Worker.Training.FashionMnist.Load(FashionMnistFiles.DefaultPath);
+    var curves = new List<Orchestrator.Cli.Bench.AdasumBenchmark.Curve>();
+    foreach (var lr in lrs)
+        foreach (var n in counts)
+            foreach (var combine in new[] { Orchestrator.Core.Collectives.GradientCombine.Average, Orchestrator.Core.Collectives.GradientCombine.Sum, Orchestrator.Core.Collectives.GradientCombine.Adasum })
+            {
+                AnsiConsole.MarkupLine($"[grey]lr {lr}, N={n}, {combine.ToString().ToLowerInvariant()}...[/]");
+                curves.Add(await Orchestrator.Cli.Bench.AdasumBenchmark.Train(data, n, lr, combine, steps, every, batch, ct));
+            }
+    Orchestrator.Cli.Bench.AdasumBenchmark.Print(curves, batch);
+    return 0;
+}));
+var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion, benchAllReduce, benchAdasum, allReduceRank };
 
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {

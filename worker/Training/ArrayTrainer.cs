@@ -112,25 +112,29 @@ public sealed class ArrayTrainer : IDisposable
             .view(Width, _batch).mean([1]);
 
     /// <summary>Test-set accuracy of every member.</summary>
-    public double[] Evaluate()
+    public double[] Evaluate() => TestAccuracy(Model, _data, _device);
+
+    /// <summary>Test-set accuracy of each of a model's K members (the whole 10,000-image test set).</summary>
+    public static double[] TestAccuracy(ArrayModel model, FashionMnist data, Device device)
     {
-        var correct = new long[Width];
+        var width = model.Width;
+        var correct = new long[width];
         var buffer = new float[EvalChunk * FashionMnist.Pixels];
         using var noGrad = no_grad();
-        for (int start = 0; start < _data.TestCount; start += EvalChunk)
+        for (int start = 0; start < data.TestCount; start += EvalChunk)
         {
             using var scope = NewDisposeScope();
-            var n = Math.Min(EvalChunk, _data.TestCount - start);
+            var n = Math.Min(EvalChunk, data.TestCount - start);
             var indices = Enumerable.Range(start, n).ToArray();
-            FashionMnist.Gather(_data.TestImages, indices, buffer);
-            var x = tensor(buffer.AsSpan(0, n * FashionMnist.Pixels).ToArray(), [1, n, .. Model.SampleShape], device: _device)
-                .expand([Width, n, .. Model.SampleShape]);
-            var predicted = Model.Forward(x).argmax(2).cpu();
-            var truth = tensor(_data.TestLabels.AsSpan(start, n).ToArray().Select(b => (long)b).ToArray()).unsqueeze(0);
+            FashionMnist.Gather(data.TestImages, indices, buffer);
+            var x = tensor(buffer.AsSpan(0, n * FashionMnist.Pixels).ToArray(), [1, n, .. model.SampleShape], device: device)
+                .expand([width, n, .. model.SampleShape]);
+            var predicted = model.Forward(x).argmax(2).cpu();
+            var truth = tensor(data.TestLabels.AsSpan(start, n).ToArray().Select(b => (long)b).ToArray()).unsqueeze(0);
             var hits = predicted.eq(truth).sum([1]).data<long>().ToArray();
-            for (int k = 0; k < Width; k++) correct[k] += hits[k];
+            for (int k = 0; k < width; k++) correct[k] += hits[k];
         }
-        return correct.Select(c => (double)c / _data.TestCount).ToArray();
+        return correct.Select(c => (double)c / data.TestCount).ToArray();
     }
 
     public byte[] Checkpoint(int member) => MemberCheckpoint.Capture(Model, Optimizer, member, Members[member].Step);

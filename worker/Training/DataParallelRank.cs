@@ -99,6 +99,9 @@ public sealed class DataParallelRank : IDisposable
 
     void ApplyLocalStep() => Optimizer.Step();
 
+    /// <summary>Test-set accuracy of this rank's replica (the same on every rank).</summary>
+    public double TestAccuracy() => ArrayTrainer.TestAccuracy(Model, _data, CPU)[0];
+
     void Copy(bool parameters, float[] into)
     {
         using var noGrad = no_grad();

@@ -8,10 +8,11 @@ namespace Orchestrator.Worker.Training;
 
 /// <summary>
 /// One rank of a data-parallel job: a full replica of the model that trains on its share of each global batch
-/// (rank r takes samples [r·B, (r+1)·B) of the step's B·world samples) and combines over the data plane.
-/// Average and sum combine gradients before one optimizer step; Adasum, as in Horovod, combines the update
-/// of a local optimizer step: p ← p_old + Adasum(p_new − p_old). Every rank ends each step with
-/// bit-identical parameters, because every rank receives bit-identical combined values.
+/// (rank r takes samples [r·B, (r+1)·B) of the step's B·world samples), combines its gradients with the
+/// other ranks' over the data plane (average, sum or per-tensor Adasum), then takes one optimizer step.
+/// Every rank receives bit-identical combined gradients, so every rank's parameters and optimizer state stay
+/// bit-identical: any survivor of a failure holds the whole training state. (Horovod's Adasum optimizer instead
+/// combines each rank's local update and keeps momentum per rank, which would break that property.)
 /// </summary>
 public sealed class DataParallelRank : IDisposable
 {
@@ -23,7 +24,6 @@ public sealed class DataParallelRank : IDisposable
     readonly float[] _images;
     readonly long[] _labels;
     readonly float[] _buffer;
-    readonly float[] _before;
     int[]? _order;
     int _orderEpoch = -1;
 
@@ -46,30 +46,16 @@ public sealed class DataParallelRank : IDisposable
         _images = new float[_batch * FashionMnist.Pixels];
         _labels = new long[_batch];
         _buffer = new float[Layout.Length];
-        _before = new float[Layout.Length];
     }
 
     /// <summary>One synchronous data-parallel step; returns this rank's mean loss on its share.</summary>
     public async Task<float> TrainStep(CancellationToken ct = default)
     {
         var loss = ComputeGradients();
-        if (_combine == GradientCombine.Adasum)
-        {
-            Copy(parameters: true, into: _before);
-            ApplyLocalStep();
-            Copy(parameters: true, into: _buffer);
-            for (int i = 0; i < _buffer.Length; i++) _buffer[i] -= _before[i];
-            await _collective.AllReduce(_buffer, Layout, GradientCombine.Adasum, Step, ct);
-            for (int i = 0; i < _buffer.Length; i++) _buffer[i] += _before[i];
-            Load(parameters: true, from: _buffer);
-        }
-        else
-        {
-            Copy(parameters: false, into: _buffer);
-            await _collective.AllReduce(_buffer, Layout, _combine, Step, ct);
-            Load(parameters: false, from: _buffer);
-            ApplyLocalStep();
-        }
+        CopyGradients(into: _buffer);
+        await _collective.AllReduce(_buffer, Layout, _combine, Step, ct);
+        LoadGradients(from: _buffer);
+        Optimizer.Step();
         Step++;
         return loss;
     }
@@ -97,29 +83,19 @@ public sealed class DataParallelRank : IDisposable
         return loss.item<float>();
     }
 
-    void ApplyLocalStep() => Optimizer.Step();
-
     /// <summary>Test-set accuracy of this rank's replica (the same on every rank).</summary>
     public double TestAccuracy() => ArrayTrainer.TestAccuracy(Model, _data, CPU)[0];
 
-    void Copy(bool parameters, float[] into)
+    void CopyGradients(float[] into)
     {
-        using var noGrad = no_grad();
         foreach (var ((offset, length), (_, p)) in Layout.Tensors.Zip(Model.Parameters))
-        {
-            var source = parameters ? p : p.grad!;
-            source.data<float>().CopyTo(into.AsSpan(offset, length));
-        }
+            p.grad!.data<float>().CopyTo(into.AsSpan(offset, length));
     }
 
-    void Load(bool parameters, float[] from)
+    void LoadGradients(float[] from)
     {
-        using var noGrad = no_grad();
         foreach (var ((offset, length), (_, p)) in Layout.Tensors.Zip(Model.Parameters))
-        {
-            var target = parameters ? p : p.grad!;
-            target.data<float>().CopyFrom(from.AsSpan(offset, length));
-        }
+            p.grad!.data<float>().CopyFrom(from.AsSpan(offset, length));
     }
 
     public void Dispose()

@@ -171,7 +171,8 @@ benchFusion.SetAction((p, ct) => Run(async () =>
 var arRanks = new Option<string>("--ranks") { Description = "Rank counts to measure, comma-separated (each rank is a process)", DefaultValueFactory = _ => "2,4,8" };
 var arFloats = new Option<int>("--floats") { Description = "Floats per rank's buffer", DefaultValueFactory = _ => 4 * 1024 * 1024 };
 var arIterations = new Option<int>("--iterations") { Description = "Timed iterations per operation (after one warm-up)", DefaultValueFactory = _ => 5 };
-var benchAllReduce = new Command("allreduce", "All-reduce on the TCP data plane (ring sum, Adasum) with ranks as processes, beside a raw socket echo") { arRanks, arFloats, arIterations };
+var arNoGrains = new Option<bool>("--no-grains") { Description = "Skip the grain-call baseline (it starts an embedded silo on the default ports)" };
+var benchAllReduce = new Command("allreduce", "All-reduce on the TCP data plane (ring sum, Adasum) with ranks as processes, beside a raw socket echo and the same sum through grain calls") { arRanks, arFloats, arIterations, arNoGrains };
 benchAllReduce.SetAction((p, ct) => Run(async () =>
 {
     var counts = ParseList(p.GetValue(arRanks)!, "--ranks", 2, 64);
@@ -182,10 +183,14 @@ benchAllReduce.SetAction((p, ct) => Run(async () =>
     AnsiConsole.MarkupLine("[grey]raw socket echo...[/]");
     var echo = await Orchestrator.Cli.Bench.AllReduceBenchmark.SocketEchoBytesPerSecond(floats * 4, iterations);
     var results = new List<Orchestrator.Cli.Bench.AllReduceBenchmark.RankResult>();
+    await using var silo = p.GetValue(arNoGrains) ? null : await ClusterSession.StartEmbedded("cpu:1", ct, keepRunning: false);
     foreach (var n in counts)
     {
         AnsiConsole.MarkupLine($"[grey]{n} rank processes: ring sum and Adasum...[/]");
         results.AddRange(await Orchestrator.Cli.Bench.AllReduceBenchmark.RunRanks(n, floats, iterations, ct));
+        if (silo is null) continue;
+        AnsiConsole.MarkupLine($"[grey]{n} rank processes: the same sum through grain calls...[/]");
+        results.AddRange(await Orchestrator.Cli.Bench.AllReduceBenchmark.RunRanks(n, floats, iterations, ct, viaGrains: true));
     }
     Orchestrator.Cli.Bench.AllReduceBenchmark.Print(floats, echo, results);
     return 0;
@@ -193,10 +198,12 @@ benchAllReduce.SetAction((p, ct) => Run(async () =>
 var rankFolder = new Option<string>("--folder") { Required = true };
 var rankIndex = new Option<int>("--rank") { Required = true };
 var rankSize = new Option<int>("--size") { Required = true };
-var allReduceRank = new Command("allreduce-rank", "One rank of 'orch bench allreduce' (started by it)") { rankFolder, rankIndex, rankSize, arFloats, arIterations };
+var viaGrains = new Option<bool>("--via-grains");
+var allReduceRank = new Command("allreduce-rank", "One rank of 'orch bench allreduce' (started by it)") { rankFolder, rankIndex, rankSize, arFloats, arIterations, viaGrains };
 allReduceRank.Hidden = true;
-allReduceRank.SetAction((p, ct) => Orchestrator.Cli.Bench.AllReduceBenchmark.RunRank(p.GetValue(rankFolder)!, p.GetValue(rankIndex), p.GetValue(rankSize),
-    p.GetValue(arFloats), p.GetValue(arIterations), ct));
+allReduceRank.SetAction((p, ct) => p.GetValue(viaGrains)
+    ? Orchestrator.Cli.Bench.AllReduceBenchmark.RunGrainRank(p.GetValue(rankFolder)!, p.GetValue(rankIndex), p.GetValue(rankSize), p.GetValue(arFloats), p.GetValue(arIterations), ct)
+    : Orchestrator.Cli.Bench.AllReduceBenchmark.RunRank(p.GetValue(rankFolder)!, p.GetValue(rankIndex), p.GetValue(rankSize), p.GetValue(arFloats), p.GetValue(arIterations), ct));
 // bench adasum
 var adRanks = new Option<string>("--ranks") { Description = "Rank counts, comma-separated", DefaultValueFactory = _ => "1,4,8" };
 var adLrs = new Option<string>("--lr") { Description = "Learning rates, comma-separated (the same for average, sum and Adasum)", DefaultValueFactory = _ => "0.01,0.05" };

@@ -3,6 +3,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Orchestrator.Core.Collectives;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace Orchestrator.Cli.Bench;
@@ -61,6 +63,38 @@ public static class AllReduceBenchmark
         return 0;
     }
 
+    /// <summary>One rank of the grain-call baseline: an Orleans client of the benchmark's silo, summing through a grain.</summary>
+    public static async Task<int> RunGrainRank(string folder, int rank, int size, int floats, int iterations, CancellationToken ct)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Error);
+        builder.UseOrleansClient(c =>
+        {
+            Orchestrator.Grains.ClusterConnection.Embedded.ConfigureClient(c);
+            c.Configure<Orleans.Configuration.ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(2));
+        });
+        using var host = builder.Build();
+        await host.StartAsync(ct);
+        var grains = (IGrainFactory)host.Services.GetService(typeof(IGrainFactory))!;
+        var grain = grains.GetGrain<Orchestrator.Grains.IReduceBenchGrain>($"bench-{Path.GetFileName(folder)}");
+        var buffer = new float[floats];
+        var rng = new Random(rank);
+        var seconds = new List<double>();
+        for (int i = 0; i <= iterations; i++)
+        {
+            for (int j = 0; j < buffer.Length; j++) buffer[j] = (float)(rng.NextDouble() - 0.5);
+            await grain.Reduce(size, 2L * i, new byte[4 * size]); // barrier
+            var clock = Stopwatch.StartNew();
+            var sum = await grain.Reduce(size, 2L * i + 1, System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan()).ToArray());
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(sum).CopyTo(buffer);
+            if (i > 0) seconds.Add(clock.Elapsed.TotalSeconds);
+        }
+        if (rank == 0)
+            await File.WriteAllTextAsync(Path.Combine(folder, "result-grains.json"), JsonSerializer.Serialize(new RankResult("grain calls", size, floats, seconds.ToArray())), ct);
+        await host.StopAsync(ct);
+        return 0;
+    }
+
     /// <summary>Echo of <paramref name="bytes"/> over one loopback connection; bytes both ways / time.</summary>
     public static async Task<double> SocketEchoBytesPerSecond(int bytes, int iterations)
     {
@@ -98,7 +132,7 @@ public static class AllReduceBenchmark
     }
 
     /// <summary>Starts <paramref name="size"/> rank processes of this CLI and collects rank 0's timings.</summary>
-    public static async Task<IReadOnlyList<RankResult>> RunRanks(int size, int floats, int iterations, CancellationToken ct)
+    public static async Task<IReadOnlyList<RankResult>> RunRanks(int size, int floats, int iterations, CancellationToken ct, bool viaGrains = false)
     {
         var folder = Directory.CreateTempSubdirectory("orch-allreduce").FullName;
         var self = Environment.ProcessPath!;
@@ -110,6 +144,7 @@ public static class AllReduceBenchmark
             foreach (var a in new[] { "bench", "allreduce-rank", "--folder", folder, "--rank", r.ToString(), "--size", size.ToString(),
                          "--floats", floats.ToString(), "--iterations", iterations.ToString() })
                 info.ArgumentList.Add(a);
+            if (viaGrains) info.ArgumentList.Add("--via-grains");
             return Process.Start(info)!;
         }).ToList();
         try
@@ -134,18 +169,20 @@ public static class AllReduceBenchmark
         var bytes = floats * 4.0;
         AnsiConsole.MarkupLine($"[bold]orch bench allreduce[/]: {floats:N0} floats ({bytes / 1e6:F1} MB), ranks as processes on 127.0.0.1, {Environment.ProcessorCount} cores; median of the timed iterations");
         AnsiConsole.MarkupLine($"raw socket echo of the same bytes: [bold]{echo / 1e9:F2} GB/s[/]");
-        var table = new Table().Border(TableBorder.Markdown).AddColumns("ranks", "op", "time", "algorithm GB/s", "bus GB/s", "bus / socket", "adasum / ring");
+        var table = new Table().Border(TableBorder.Markdown).AddColumns("ranks", "op", "time", "algorithm GB/s", "bus GB/s", "bus / socket", "adasum / ring", "vs grain calls");
         foreach (var group in results.GroupBy(r => r.Ranks).OrderBy(g => g.Key))
         {
             double Median(RankResult r) => r.Seconds.Order().ElementAt(r.Seconds.Length / 2);
             var ring = group.Single(r => r.Op == "ring sum");
-            foreach (var r in group.OrderByDescending(r => r.Op == "ring sum"))
+            var grains = group.SingleOrDefault(r => r.Op == "grain calls");
+            foreach (var r in group.OrderBy(r => r.Op switch { "ring sum" => 0, "adasum" => 1, _ => 2 }))
             {
                 var seconds = Median(r);
                 var algorithm = bytes / seconds;
                 var bus = algorithm * 2 * (r.Ranks - 1) / r.Ranks;
                 table.AddRow(r.Ranks.ToString(), r.Op, $"{seconds * 1000:F1} ms", $"{algorithm / 1e9:F2}", $"{bus / 1e9:F2}", $"{bus / echo:F2}",
-                    r.Op == "adasum" ? $"{Median(ring) / seconds:F2}" : "");
+                    r.Op == "adasum" ? $"{Median(ring) / seconds:F2}" : "",
+                    grains is not null && r.Op != "grain calls" ? $"{Median(grains) / seconds:F1}x" : "");
             }
         }
         AnsiConsole.Write(table);

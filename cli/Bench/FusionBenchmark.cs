@@ -18,7 +18,7 @@ public static class FusionBenchmark
         public double Speedup => FusedSamplesPerSecond / SeparateSamplesPerSecond;
     }
 
-    public static JobSpec Spec(string model, int batch, int steps, double lr, int seed) => JobSpecParser.Parse(
+    static JobSpec Spec(string model, int batch, int steps, double lr, int seed) => JobSpecParser.Parse(
         $"name: bench-{seed}\nmodel: {(model == "cnn" ? "{type: cnn, channels: [32, 64], fc: 128}" : "{type: mlp, hidden: [256, 128]}")}\n" +
         $"data: {{dataset: fashion-mnist}}\ntrain: {{steps: {steps}, batchSize: {batch}, lr: {lr}, seed: {seed}, checkpointEvery: {Math.Max(1, steps / 2)}}}");
 

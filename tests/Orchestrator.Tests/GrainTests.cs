@@ -268,6 +268,41 @@ public class GrainTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FusedArrayOnADeadNode_IsRequeued_AndFusedAgainOnAnotherNode_FromEachMembersCheckpoint()
+    {
+        var first = NewId("node");
+        var second = NewId("node");
+        var ids = Enumerable.Range(0, 3).Select(i => NewId($"arr{i}")).ToList();
+        var before = new List<Assignment>();
+        await using (KeepAlive(first, "cpu:0"))
+        {
+            foreach (var id in ids) await Submit(id, defer: true);
+            var entries = new List<QueuedJob>();
+            foreach (var id in ids) entries.Add((await _grains.GetGrain<IJobGrain>(id).GetQueueEntry())!);
+            await _grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).EnqueueMany(entries);
+            foreach (var (id, k) in ids.Select((id, k) => (id, k)))
+            {
+                var a = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!;
+                before.Add(a);
+                await _grains.GetGrain<IJobGrain>(id).Start(a.Epoch, first);
+                await _grains.GetGrain<IJobGrain>(id).SaveCheckpoint(a.Epoch, new JobCheckpoint(100 + k, [(byte)k], DateTime.UtcNow));
+            }
+        }
+        await using var alive = KeepAlive(second, "cpu:0");
+
+        var after = new List<JobInfo>();
+        foreach (var id in ids) after.Add(await WaitFor(id, j => j.Assignment?.NodeId == second, "placed on the second node"));
+        var starts = new List<StartReply>();
+        foreach (var j in after) starts.Add(await _grains.GetGrain<IJobGrain>(j.JobId).Start(j.Assignment!.Epoch, second));
+
+        Assert.Single(before.Select(a => a.ArrayId).Distinct());
+        Assert.Single(after.Select(j => j.Assignment!.ArrayId).Distinct());
+        Assert.All(after, j => Assert.Equal(3, j.Assignment!.ArrayWidth));
+        Assert.All(after, j => Assert.Equal(1, j.Recoveries));
+        Assert.Equal([100L, 101L, 102L], starts.Select(s => s.Checkpoint!.Step).ToArray());
+    }
+
+    [Fact]
     public async Task InvalidSpec_IsRefusedNamingTheField_AndNothingIsCreated()
     {
         var id = NewId("bad");

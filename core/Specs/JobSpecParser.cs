@@ -178,12 +178,38 @@ public static partial class JobSpecParser
             foreach (var (key, _) in map.Entries)
             {
                 if (known.Contains(key)) continue;
-                var close = known.FirstOrDefault(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase)
-                                                      || k.Replace("-", "").Equals(key.Replace("_", "").Replace("-", ""), StringComparison.OrdinalIgnoreCase));
+                var close = known.FirstOrDefault(k => Similar(k, key));
                 var hint = close is not null ? $"; did you mean '{close}'?" : $"; known fields: {string.Join(", ", known)}";
                 Error(PathOf(map, key), $"unknown field{hint}");
             }
             return map;
+        }
+
+        /// <summary>A likely misspelling: same letters ignoring case and separators, a prefix, or at most two edits apart.</summary>
+        static bool Similar(string known, string given)
+        {
+            static string Plain(string x) => x.Replace("-", "").Replace("_", "").ToLowerInvariant();
+            var (k, g) = (Plain(known), Plain(given));
+            if (k == g) return true;
+            if (Math.Min(k.Length, g.Length) >= 2 && (k.StartsWith(g) || g.StartsWith(k))) return true;
+            return Math.Abs(k.Length - g.Length) <= 2 && EditDistance(k, g) <= 2;
+        }
+
+        static int EditDistance(string a, string b)
+        {
+            var row = Enumerable.Range(0, b.Length + 1).ToArray();
+            for (int i = 1; i <= a.Length; i++)
+            {
+                var diagonal = row[0];
+                row[0] = i;
+                for (int j = 1; j <= b.Length; j++)
+                {
+                    var above = row[j];
+                    row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                    diagonal = above;
+                }
+            }
+            return row[b.Length];
         }
 
         public SpecMap? Section(SpecMap? parent, string key, bool required)

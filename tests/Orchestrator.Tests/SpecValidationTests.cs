@@ -126,6 +126,19 @@ public class SpecValidationTests
         Assert.All(e.Errors, err => Assert.False(string.IsNullOrWhiteSpace(err.Message)));
     }
 
+    [Theory]
+    [InlineData("lrate", "lr")]
+    [InlineData("batch_size", "batchSize")]
+    [InlineData("epoch", "epochs")]
+    [InlineData("momentun", "momentum")]
+    public void MisspelledField_GetsADidYouMean(string written, string meant)
+    {
+        var e = Assert.Throws<SpecValidationException>(() =>
+            JobSpecParser.Parse($"name: a\nmodel: {{type: mlp}}\ndata: {{dataset: fashion-mnist}}\ntrain: {{{written}: 1}}", NoFiles));
+
+        Assert.Contains($"did you mean '{meant}'", Assert.Single(e.Errors, x => x.Field == $"train.{written}").Message);
+    }
+
     [Fact]
     public void MissingDatasetFolder_IsRefusedWithInstallHint()
     {

@@ -27,21 +27,14 @@ public static class Adasum
     public static Partials Measure(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         if (a.Length != b.Length) throw new ArgumentException("a and b differ in length");
-        var rented = System.Buffers.ArrayPool<double>.Shared.Rent(2 * Block);
-        Span<double> da = rented.AsSpan(0, Block), db = rented.AsSpan(Block, Block);
         double dot = 0, aa = 0, bb = 0;
-        for (int start = 0; start < a.Length; start += Block)
+        using var blocks = new WidenedBlocks(a, b);
+        while (blocks.MoveNext())
         {
-            var n = Math.Min(Block, a.Length - start);
-            var x = da[..n];
-            var y = db[..n];
-            TensorPrimitives.ConvertTruncating<float, double>(a.Slice(start, n), x);
-            TensorPrimitives.ConvertTruncating<float, double>(b.Slice(start, n), y);
-            dot += TensorPrimitives.Dot<double>(x, y);
-            aa += TensorPrimitives.Dot<double>(x, x);
-            bb += TensorPrimitives.Dot<double>(y, y);
+            dot += TensorPrimitives.Dot<double>(blocks.X, blocks.Y);
+            aa += TensorPrimitives.Dot<double>(blocks.X, blocks.X);
+            bb += TensorPrimitives.Dot<double>(blocks.Y, blocks.Y);
         }
-        System.Buffers.ArrayPool<double>.Shared.Return(rented);
         return new Partials(dot, aa, bb);
     }
 
@@ -52,20 +45,40 @@ public static class Adasum
     /// <summary>a ← ca·a + cb·b, computed in double and rounded once to float.</summary>
     public static void Combine(Span<float> a, ReadOnlySpan<float> b, double ca, double cb)
     {
-        var rented = System.Buffers.ArrayPool<double>.Shared.Rent(2 * Block);
-        Span<double> da = rented.AsSpan(0, Block), db = rented.AsSpan(Block, Block);
-        for (int start = 0; start < a.Length; start += Block)
+        using var blocks = new WidenedBlocks(a, b);
+        while (blocks.MoveNext())
         {
-            var n = Math.Min(Block, a.Length - start);
-            var x = da[..n];
-            var y = db[..n];
-            TensorPrimitives.ConvertTruncating<float, double>(a.Slice(start, n), x);
-            TensorPrimitives.ConvertTruncating<float, double>(b.Slice(start, n), y);
-            TensorPrimitives.Multiply(x, ca, x);
-            TensorPrimitives.MultiplyAdd(y, cb, x, x);
-            TensorPrimitives.ConvertTruncating<double, float>(x, a.Slice(start, n));
+            TensorPrimitives.Multiply(blocks.X, ca, blocks.X);
+            TensorPrimitives.MultiplyAdd(blocks.Y, cb, blocks.X, blocks.X);
+            TensorPrimitives.ConvertTruncating<double, float>(blocks.X, a.Slice(blocks.Start, blocks.X.Length));
         }
-        System.Buffers.ArrayPool<double>.Shared.Return(rented);
+    }
+
+    /// <summary>Walks two float vectors in blocks, each widened to double (X from a, Y from b).</summary>
+    ref struct WidenedBlocks(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        readonly ReadOnlySpan<float> _a = a, _b = b;
+        readonly double[] _rented = System.Buffers.ArrayPool<double>.Shared.Rent(2 * Block);
+        int _next;
+
+        public int Start { get; private set; }
+        public Span<double> X { get; private set; }
+        public Span<double> Y { get; private set; }
+
+        public bool MoveNext()
+        {
+            if (_next >= _a.Length) return false;
+            Start = _next;
+            var n = Math.Min(Block, _a.Length - Start);
+            X = _rented.AsSpan(0, n);
+            Y = _rented.AsSpan(Block, n);
+            TensorPrimitives.ConvertTruncating<float, double>(_a.Slice(Start, n), X);
+            TensorPrimitives.ConvertTruncating<float, double>(_b.Slice(Start, n), Y);
+            _next += n;
+            return true;
+        }
+
+        public readonly void Dispose() => System.Buffers.ArrayPool<double>.Shared.Return(_rented);
     }
 
     /// <summary>a ← Adasum(a, b) for one tensor.</summary>

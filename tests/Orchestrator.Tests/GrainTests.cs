@@ -59,6 +59,18 @@ public class GrainTests : IAsyncLifetime
     async Task<JobInfo> Submit(string id, int priority = 0, string fusion = "auto", bool defer = false) =>
         await _grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(SpecJson("j", priority, fusion), "test", defer));
 
+    /// <summary>Submits jobs without queueing them (as the CLI does for a sweep) and returns their queue entries.</summary>
+    async Task<List<QueuedJob>> SubmitDeferred(IEnumerable<string> ids)
+    {
+        var entries = new List<QueuedJob>();
+        foreach (var id in ids)
+        {
+            await Submit(id, defer: true);
+            entries.Add((await _grains.GetGrain<IJobGrain>(id).GetQueueEntry())!);
+        }
+        return entries;
+    }
+
     Task<NodeDirective> Heartbeat(string node, params string[] devices) =>
         _grains.GetGrain<INodeGrain>(node).Heartbeat(new NodeReport("inc-1", devices, 1 << 30, [], "host", 1));
 
@@ -249,9 +261,7 @@ public class GrainTests : IAsyncLifetime
     {
         var node = NewId("node");
         var ids = Enumerable.Range(0, 3).Select(i => NewId($"fuse{i}")).ToList();
-        foreach (var id in ids) await Submit(id, defer: true);
-        var entries = new List<QueuedJob>();
-        foreach (var id in ids) entries.Add((await _grains.GetGrain<IJobGrain>(id).GetQueueEntry())!);
+        var entries = await SubmitDeferred(ids);
 
         await using var alive = KeepAlive(node, "cpu:0", "cpu:1");
         await _grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).EnqueueMany(entries);
@@ -276,10 +286,7 @@ public class GrainTests : IAsyncLifetime
         var before = new List<Assignment>();
         await using (KeepAlive(first, "cpu:0"))
         {
-            foreach (var id in ids) await Submit(id, defer: true);
-            var entries = new List<QueuedJob>();
-            foreach (var id in ids) entries.Add((await _grains.GetGrain<IJobGrain>(id).GetQueueEntry())!);
-            await _grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).EnqueueMany(entries);
+            await _grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).EnqueueMany(await SubmitDeferred(ids));
             foreach (var (id, k) in ids.Select((id, k) => (id, k)))
             {
                 var a = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!;

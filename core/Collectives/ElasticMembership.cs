@@ -1,0 +1,85 @@
+namespace Orchestrator.Core.Collectives;
+
+/// <summary>A rank of a data-parallel job: its identity (an assignment) and where its data plane listens.</summary>
+public sealed record RankMember(string Id, string Endpoint);
+
+/// <summary>
+/// One epoch of a job's membership. Ranks are numbered by position; rank 0 is the broadcast source for joiners.
+/// <see cref="Step"/> is the number of completed steps: training resumes there in every new epoch.
+/// </summary>
+public sealed record MembershipView(long Epoch, IReadOnlyList<RankMember> Ranks, long Step, bool CanTrain, IReadOnlyList<RankMember> Joined);
+
+/// <summary>
+/// The rules of elastic membership, kept by the job grain (the rendezvous):
+/// <list type="bullet">
+/// <item>a rank that fails is removed at once: the epoch grows, the survivors keep their order and are
+/// renumbered, and the step stays where it is (no rollback: every survivor holds the whole state);</item>
+/// <item>a new rank waits for the next step boundary, then joins at the end (the highest rank) in a new epoch and
+/// receives the state by broadcast from rank 0; joins beyond <c>max</c> are refused;</item>
+/// <item>with fewer than <c>min</c> ranks the job pauses (<see cref="MembershipView.CanTrain"/> false) until
+/// joiners bring it back to <c>min</c>;</item>
+/// <item>the step counter never goes backwards.</item>
+/// </list>
+/// </summary>
+public sealed class ElasticMembership
+{
+    readonly int _min, _max;
+    readonly List<RankMember> _ranks;
+    readonly List<RankMember> _waiting = [];
+
+    public ElasticMembership(int min, int max, IReadOnlyList<RankMember> initial, long epoch = 1, long step = 0)
+    {
+        if (min < 1 || max < min) throw new ArgumentException($"need 1 ≤ min ≤ max, got min {min}, max {max}");
+        if (initial.Count > max) throw new ArgumentException($"{initial.Count} initial ranks exceed max {max}");
+        if (initial.Select(r => r.Id).Distinct().Count() != initial.Count) throw new ArgumentException("a rank appears twice");
+        (_min, _max, _ranks, Epoch, Step) = (min, max, initial.ToList(), epoch, step);
+    }
+
+    public long Epoch { get; private set; }
+    public long Step { get; private set; }
+    public IReadOnlyList<RankMember> Waiting => _waiting;
+
+    public MembershipView View => new(Epoch, _ranks.ToList(), Step, _ranks.Count >= _min, []);
+
+    /// <summary>Removes a failed rank at once; returns the new epoch's view, or null if it was not a member.</summary>
+    public MembershipView? Remove(string id)
+    {
+        _waiting.RemoveAll(r => r.Id == id);
+        if (_ranks.RemoveAll(r => r.Id == id) == 0) return null;
+        Epoch++;
+        return View;
+    }
+
+    /// <summary>Asks to join; false when the rank is already in or waiting, or the job is at its maximum.</summary>
+    public bool RequestJoin(RankMember member)
+    {
+        if (_ranks.Concat(_waiting).Any(r => r.Id == member.Id)) return false;
+        if (_ranks.Count + _waiting.Count >= _max) return false;
+        _waiting.Add(member);
+        return true;
+    }
+
+    /// <summary>
+    /// Records that step <paramref name="completedSteps"/> is done (a count of completed steps). If ranks are
+    /// waiting, they join now: returns the new epoch's view, listing them in <see cref="MembershipView.Joined"/>.
+    /// </summary>
+    public MembershipView? CompleteStep(long completedSteps)
+    {
+        if (completedSteps < Step) throw new InvalidOperationException($"step {completedSteps} is behind the membership's step {Step}: the step counter never goes backwards");
+        Step = completedSteps;
+        return AdmitWaiting();
+    }
+
+    /// <summary>While the job cannot train (below min), joiners are admitted without waiting for a step.</summary>
+    public MembershipView? AdmitWhilePaused() => _ranks.Count < _min ? AdmitWaiting() : null;
+
+    MembershipView? AdmitWaiting()
+    {
+        if (_waiting.Count == 0) return null;
+        var joined = _waiting.ToList();
+        _ranks.AddRange(joined);
+        _waiting.Clear();
+        Epoch++;
+        return View with { Joined = joined };
+    }
+}

@@ -14,7 +14,9 @@ namespace Orchestrator.Cli.Bench;
 /// </summary>
 public static class AdasumBenchmark
 {
-    public sealed record Curve(int Ranks, double Lr, GradientCombine Combine, IReadOnlyList<(long Step, double Accuracy)> Points);
+    /// <param name="StepSplit">Rank 0's mean milliseconds per step in forward/backward, combining, and the optimizer.</param>
+    public sealed record Curve(int Ranks, double Lr, GradientCombine Combine, IReadOnlyList<(long Step, double Accuracy)> Points,
+        (double Compute, double Combine, double Optimizer) StepSplit);
 
     public static async Task<Curve> Train(FashionMnist data, int ranks, double lr, GradientCombine combine, int steps, int every, int batch, CancellationToken ct)
     {
@@ -24,6 +26,7 @@ public static class AdasumBenchmark
         var membership = new RankMembership($"adasum-bench-{ranks}-{lr}-{combine}", 1, listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList());
         var transports = listeners.Select((l, r) => TcpRankTransport.Start(membership, r, l)).ToList();
         var points = new List<(long, double)>();
+        (double, double, double) split = default;
         try
         {
             await Task.WhenAll(transports.Select((t, r) => Task.Run(async () =>
@@ -36,13 +39,18 @@ public static class AdasumBenchmark
                     if (r == 0 && (rank.Step % every == 0 || rank.Step == steps))
                         points.Add((rank.Step, float.IsFinite(loss) ? rank.TestAccuracy() : double.NaN));
                 }
+                if (r == 0)
+                {
+                    var (compute, combineTime, optimizer) = rank.Time;
+                    split = (1000 * compute / steps, 1000 * combineTime / steps, 1000 * optimizer / steps);
+                }
             }, ct)));
         }
         finally
         {
             foreach (var t in transports) await t.DisposeAsync();
         }
-        return new Curve(ranks, lr, combine, points);
+        return new Curve(ranks, lr, combine, points, split);
     }
 
     public static void Print(IReadOnlyList<Curve> curves, int batch)
@@ -57,6 +65,11 @@ public static class AdasumBenchmark
                 table.AddRow([steps[i].ToString(), .. group.Select(c => i < c.Points.Count ? Format(c.Points[i].Accuracy) : "-")]);
             AnsiConsole.Write(table);
         }
+        var split = new Table().Border(TableBorder.Markdown).AddColumns("lr", "ranks", "combine", "forward+backward ms/step", "combine ms/step", "optimizer ms/step");
+        foreach (var c in curves.Where(c => c.Ranks > 1).OrderBy(c => c.Lr).ThenBy(c => c.Ranks))
+            split.AddRow($"{c.Lr}", $"{c.Ranks}", c.Combine.ToString().ToLowerInvariant(), $"{c.StepSplit.Compute:F2}", $"{c.StepSplit.Combine:F2}", $"{c.StepSplit.Optimizer:F2}");
+        AnsiConsole.MarkupLine("Step time split on rank 0 (ranks share this machine's cores):");
+        AnsiConsole.Write(split);
     }
 
     static string Format(double accuracy) => double.IsNaN(accuracy) ? "diverged" : $"{accuracy:F4}";

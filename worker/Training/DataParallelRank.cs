@@ -33,6 +33,11 @@ public sealed class DataParallelRank : IDisposable
     public long Step { get; private set; }
     public long StepsPerEpoch { get; }
 
+    /// <summary>Seconds spent so far in forward/backward, in combining over the data plane, and in the optimizer.</summary>
+    public (double Compute, double Combine, double Optimizer) Time => (_compute.Elapsed.TotalSeconds, _combining.Elapsed.TotalSeconds, _optimizing.Elapsed.TotalSeconds);
+
+    readonly System.Diagnostics.Stopwatch _compute = new(), _combining = new(), _optimizing = new();
+
     public DataParallelRank(JobSpec spec, FashionMnist data, int rank, int world, Collective collective, GradientCombine combine)
     {
         (_spec, _data, _rank, _world, _collective, _combine) = (spec, data, rank, world, collective, combine);
@@ -51,11 +56,17 @@ public sealed class DataParallelRank : IDisposable
     /// <summary>One synchronous data-parallel step; returns this rank's mean loss on its share.</summary>
     public async Task<float> TrainStep(CancellationToken ct = default)
     {
+        _compute.Start();
         var loss = ComputeGradients();
+        _compute.Stop();
+        _combining.Start();
         CopyGradients(into: _buffer);
         await _collective.AllReduce(_buffer, Layout, _combine, Step, ct);
         LoadGradients(from: _buffer);
+        _combining.Stop();
+        _optimizing.Start();
         Optimizer.Step();
+        _optimizing.Stop();
         Step++;
         return loss;
     }

@@ -13,13 +13,12 @@ namespace Orchestrator.Worker;
 /// </summary>
 public sealed class ArrayRunner
 {
-    readonly IGrainFactory _grains;
     readonly ILogger _log;
     readonly Dictionary<string, MemberChannel> _channels;
 
     public ArrayRunner(IGrainFactory grains, string arrayId, IReadOnlyList<Assignment> members, ILogger log)
     {
-        (_grains, ArrayId, _log) = (grains, arrayId, log);
+        (ArrayId, _log) = (arrayId, log);
         _channels = members.ToDictionary(m => m.JobId, m => new MemberChannel(grains, m, log));
         Completion = Task.Run(RunAsync);
     }

@@ -25,12 +25,7 @@ public class CollectiveTests
         foreach (var r in results.Skip(1)) Assert.Equal(results[0], r);
     }
 
-    static double RelativeError(double[] expected, float[] actual)
-    {
-        double worst = 0, scale = expected.Max(Math.Abs);
-        for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
-        return worst / scale;
-    }
+    static double RelativeError(double[] expected, float[] actual) => Compare.Relative(actual, expected);
 
     public static TheoryData<int> RankCounts() => [1, 2, 3, 4, 5, 6, 7, 8, 9];
 

@@ -32,12 +32,7 @@ public class DataParallelTests
 
     static float[] Flatten(ArrayModel model) => model.Parameters.SelectMany(p => p.Value.data<float>().ToArray()).ToArray();
 
-    static double RelativeDifference(float[] a, float[] b)
-    {
-        double worst = 0, scale = b.Max(x => Math.Abs((double)x));
-        for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs((double)a[i] - b[i]));
-        return worst / scale;
-    }
+    static double RelativeDifference(float[] actual, float[] expected) => Compare.Relative(actual, expected.Select(x => (double)x).ToArray());
 
     [Theory]
     [InlineData("sgd")]

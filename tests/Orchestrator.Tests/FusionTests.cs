@@ -1,4 +1,5 @@
 using Orchestrator.Core.Specs;
+using Orchestrator.Tests.Infrastructure;
 using Orchestrator.Worker.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,7 +41,7 @@ public class FusionTests
             for (int s = 0; s < 50; s++) alone.Step();
             for (int p = 0; p < alone.Model.Parameters.Count; p++)
             {
-                var difference = RelativeDifference(fused.Model.Parameters[p].Value[k], alone.Model.Parameters[p].Value[0]);
+                var difference = Compare.Relative(fused.Model.Parameters[p].Value[k], alone.Model.Parameters[p].Value[0]);
                 Assert.True(difference <= 1e-4, $"member {k} ({optimizer}, lr {lrs[k]}) {alone.Model.Parameters[p].Name}: {difference:E2}");
             }
         }
@@ -113,7 +114,7 @@ public class FusionTests
         }
 
         Assert.Equal(15, shortAlone.Members[0].Step);
-        Assert.True(RelativeDifference(tensor(shortWeights!), shortAlone.Model.Parameters[0].Value[0].flatten()) <= 1e-4);
+        Assert.True(Compare.Relative(tensor(shortWeights!), shortAlone.Model.Parameters[0].Value[0].flatten()) <= 1e-4);
         Assert.All(withIt.Members, m => Assert.Equal(40, m.Step));
         AssertMembersMatch(withIt, without, 1e-6);
     }
@@ -131,7 +132,7 @@ public class FusionTests
         for (int s = 0; s < 10; s++) { array.Step(); alone.Step(); }
 
         for (int p = 0; p < alone.Model.Parameters.Count; p++)
-            Assert.True(RelativeDifference(array.Model.Parameters[p].Value[2], alone.Model.Parameters[p].Value[0]) <= 1e-5);
+            Assert.True(Compare.Relative(array.Model.Parameters[p].Value[2], alone.Model.Parameters[p].Value[0]) <= 1e-5);
     }
 
     [Fact]
@@ -149,14 +150,8 @@ public class FusionTests
         {
             var a = actual.Model.Parameters[p].Value;
             Assert.True(isfinite(a).all().item<bool>(), $"{actual.Model.Parameters[p].Name} has non-finite values");
-            var difference = RelativeDifference(a, expected.Model.Parameters[p].Value);
+            var difference = Compare.Relative(a, expected.Model.Parameters[p].Value);
             Assert.True(difference <= tolerance, $"{expected.Model.Parameters[p].Name}: {difference:E2}");
         }
-    }
-
-    static double RelativeDifference(Tensor a, Tensor b)
-    {
-        using var scope = NewDisposeScope();
-        return (a - b).abs().max().item<float>() / Math.Max(1e-12, b.abs().max().item<float>());
     }
 }

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using Orchestrator.Core.Specs;
+using Orchestrator.Tests.Infrastructure;
 using Orchestrator.Worker.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -93,7 +94,7 @@ public class TrainingTests
         {
             var mine = trainer.Model.Parameters[i].Value[0];
             var theirs = i % 2 == 0 ? refParams[i].t() : refParams[i].unsqueeze(0);
-            Assert.True(RelativeDifference(mine, theirs) < 1e-4, $"{name}: parameter {trainer.Model.Parameters[i].Name} differs by {RelativeDifference(mine, theirs):E2}");
+            Assert.True(Compare.Relative(mine, theirs) < 1e-4, $"{name}: parameter {trainer.Model.Parameters[i].Name} differs by {Compare.Relative(mine, theirs):E2}");
         }
     }
 
@@ -154,11 +155,5 @@ public class TrainingTests
 
         var accuracy = trainer.Evaluate()[0];
         Assert.True(accuracy > 0.6, $"three epochs over 2048 images should reach well above 10% accuracy, got {accuracy}");
-    }
-
-    static double RelativeDifference(Tensor a, Tensor b)
-    {
-        using var scope = NewDisposeScope();
-        return (a - b).abs().max().item<float>() / Math.Max(1e-12, b.abs().max().item<float>());
     }
 }

@@ -76,10 +76,13 @@ public sealed class ArrayRunner
         while (trainer.Width > 0)
         {
             var leaving = new List<string>();
-            foreach (var m in trainer.Members)
+            for (int k = 0; k < trainer.Width; k++)
             {
+                var m = trainer.Members[k];
                 if (channels[m.Id].StopReason is { } why)
                 {
+                    // A preempted member leaves a checkpoint of this very step, so no work is lost.
+                    if (channels[m.Id].YieldRequested) channels[m.Id].Post(new JobCheckpoint(m.Step, trainer.Checkpoint(k), DateTime.UtcNow));
                     channels[m.Id].End(MemberOutcome.Stopped(why));
                     leaving.Add(m.Id);
                 }
@@ -134,7 +137,7 @@ public sealed class ArrayRunner
         }
     }
 
-    static string Describe(Exception e) => e switch
+    internal static string Describe(Exception e) => e switch
     {
         FileNotFoundException or InvalidDataException or SpecValidationException => e.Message,
         OutOfMemoryException => "out of memory on the worker; use a smaller batch size or model",

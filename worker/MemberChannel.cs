@@ -108,8 +108,13 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
 
     void Apply(WorkAck ack)
     {
-        if (!ack.Continue) RequestStop(ack.Reason ?? "stopped by the cluster");
+        if (ack.Continue) return;
+        YieldRequested |= ack.Yield;
+        RequestStop(ack.Reason ?? "stopped by the cluster");
     }
+
+    /// <summary>The member was preempted: on leaving, it hands its latest checkpoint back (see <see cref="IJobGrain.Yield"/>).</summary>
+    public bool YieldRequested { get; private set; }
 
     async Task Deliver(MemberOutcome outcome)
     {
@@ -125,6 +130,10 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
                 case { FailureReason: { } reason }:
                     await _retry.ExecuteAsync(async _ => await Job.Fail(epoch, reason));
                     log.LogWarning("Job {Job} failed: {Reason}", JobId, reason);
+                    break;
+                case { StopReason: { } reason } when YieldRequested && _checkpoint is { } cp:
+                    await _retry.ExecuteAsync(async _ => await Job.Yield(epoch, cp));
+                    log.LogInformation("Job {Job} yielded its device at step {Step}: {Reason}", JobId, cp.Step, reason);
                     break;
                 default:
                     log.LogInformation("Job {Job} stopped on this node: {Reason}", JobId, outcome.StopReason);

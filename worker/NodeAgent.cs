@@ -6,6 +6,9 @@ namespace Orchestrator.Worker;
 public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devices)
 {
     public TimeSpan HeartbeatPeriod { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Where ranks of data-parallel jobs listen for their peers (bound and advertised).</summary>
+    public System.Net.IPAddress DataPlaneAddress { get; init; } = System.Net.IPAddress.Loopback;
 }
 
 /// <summary>
@@ -15,6 +18,7 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
 public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, ILogger<NodeAgent> log)
 {
     readonly Dictionary<string, ArrayRunner> _arrays = [];
+    readonly Dictionary<string, RankRunner> _ranks = [];
     readonly string _incarnation = Guid.NewGuid().ToString("n")[..12];
 
     public IReadOnlyCollection<ArrayRunner> Arrays => _arrays.Values;
@@ -30,7 +34,9 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
             try
             {
                 var running = _arrays.Values.SelectMany(a => a.Members).Where(m => !m.Ended)
-                    .Select(m => new RunningWork(m.JobId, m.Assignment.Epoch, m.Step)).ToList();
+                    .Select(m => new RunningWork(m.JobId, m.Assignment.Epoch, m.Step))
+                    .Concat(_ranks.Values.Where(r => !r.Ended).Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.Epoch, r.Step)))
+                    .ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
                 Reconcile((await node.Heartbeat(report)).Desired);
             }
@@ -41,7 +47,8 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
         } while (await Wait(timer, ct));
 
         foreach (var a in _arrays.Values) a.StopAll("worker shutting down");
-        await Task.WhenAll(_arrays.Values.Select(a => a.Completion));
+        foreach (var r in _ranks.Values) r.Stop("worker shutting down");
+        await Task.WhenAll(_arrays.Values.Select(a => a.Completion).Concat(_ranks.Values.Select(r => r.Completion)));
     }
 
     static async Task<bool> Wait(PeriodicTimer timer, CancellationToken ct)
@@ -50,8 +57,33 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
         catch (OperationCanceledException) { return false; }
     }
 
-    /// <summary>Stops members that are no longer wanted here; starts arrays that are new.</summary>
     void Reconcile(IReadOnlyList<Assignment> desired)
+    {
+        ReconcileArrays(desired.Where(a => !a.Gang).ToList());
+        ReconcileRanks(desired.Where(a => a.Gang).ToList());
+    }
+
+    /// <summary>Ranks of data-parallel jobs, one per assignment: stop the removed ones, start the new ones.</summary>
+    void ReconcileRanks(IReadOnlyList<Assignment> desired)
+    {
+        var wanted = desired.ToDictionary(a => a.ArrayId);
+        foreach (var (id, runner) in _ranks.ToList())
+        {
+            if (wanted.ContainsKey(id)) continue;
+            if (!runner.Ended) runner.Stop("assignment removed from this node");
+            else _ranks.Remove(id);
+        }
+        foreach (var a in desired)
+        {
+            // A rank that ended without the cluster knowing (it could not reach it) runs again.
+            if (_ranks.TryGetValue(a.ArrayId, out var existing) && (!existing.Ended || existing.Settled)) continue;
+            log.LogInformation("Node {Node}: starting rank {Rank} of data-parallel job {Job} on {Device}", options.NodeId, a.ArrayId, a.JobId, a.Device);
+            _ranks[a.ArrayId] = new RankRunner(grains, a, options.DataPlaneAddress, log);
+        }
+    }
+
+    /// <summary>Stops members that are no longer wanted here; starts arrays that are new.</summary>
+    void ReconcileArrays(IReadOnlyList<Assignment> desired)
     {
         var wanted = desired.ToDictionary(a => a.JobId);
         foreach (var (arrayId, runner) in _arrays.ToList())

@@ -10,17 +10,25 @@ var gateway = new Option<string?>("--gateway") { Description = "Connect to silo 
 var nodeId = new Option<string>("--node-id") { Description = "This node's id (default: the host name)", DefaultValueFactory = _ => Environment.MachineName.ToLowerInvariant() };
 var devices = new Option<string?>("--devices") { Description = "Devices to offer: cpu:N for N CPU slots, cuda:N for N GPUs, or a list like cuda:0,cuda:2 (default: every GPU TorchSharp sees, else cpu:1)" };
 var threads = new Option<int?>("--threads") { Description = "Intra-op threads for TorchSharp (default: one per core)" };
+var dataAddress = new Option<string>("--data-address")
+{
+    Description = "IP address on which ranks of data-parallel jobs serve their tensor endpoint and which peers dial (default 127.0.0.1; use this host's cluster-network address when workers run on several hosts)",
+    DefaultValueFactory = _ => "127.0.0.1",
+};
 
 var root = new RootCommand("Orchestrator worker: owns a node's devices, runs the assignments its node grain wants, trains with TorchSharp.")
 {
-    redis, gateway, nodeId, devices, threads,
+    redis, gateway, nodeId, devices, threads, dataAddress,
 };
 root.SetAction(async (parse, ct) =>
 {
     ClusterConnection connection;
     IReadOnlyList<string> deviceList;
+    System.Net.IPAddress? dataPlane;
     try
     {
+        if (!System.Net.IPAddress.TryParse(parse.GetValue(dataAddress), out dataPlane))
+            throw new ArgumentException($"--data-address '{parse.GetValue(dataAddress)}' is not an IP address (for example 10.0.0.5)");
         connection = ClusterConnection.Resolve(parse.GetValue(redis), parse.GetValue(gateway));
         deviceList = NodeAgent.ParseDevices(parse.GetValue(devices), () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0);
     }
@@ -38,7 +46,7 @@ root.SetAction(async (parse, ct) =>
         connection.ConfigureClient(client);
         client.UseConnectionRetryFilter<RetryConnectingFilter>();
     });
-    builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList));
+    builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane });
     await builder.Build().RunAsync(ct);
     return 0;
 });

@@ -14,7 +14,7 @@ public enum GradientCombine { Adasum, Average, Sum }
 /// </summary>
 public sealed class Collective(TcpRankTransport transport)
 {
-    const int RingReduceTag = 100, RingGatherTag = 200, FoldTag = 300, HalveTag = 400, PartialsTag = 500, DoubleTag = 600, UnfoldTag = 700, BroadcastTag = 800;
+    const int RingReduceTag = 100, RingGatherTag = 200, FoldTag = 300, HalveTag = 400, PartialsTag = 500, DoubleTag = 600, UnfoldTag = 700, BroadcastTag = 800, ExchangeTag = 900, BytesTag = 1000;
 
     int Rank => transport.Rank;
     int Size => transport.Size;
@@ -181,5 +181,44 @@ public sealed class Collective(TcpRankTransport transport)
         {
             await transport.Receive(root, step, BroadcastTag, FloatBytes.Of(buffer, 0, buffer.Length), ct);
         }
+    }
+
+    /// <summary>Every rank's <paramref name="value"/>, by rank (a small all-gather, for agreeing on a new epoch's state).</summary>
+    public async Task<long[]> Exchange(long value, long step, CancellationToken ct = default)
+    {
+        var all = new long[Size];
+        all[Rank] = value;
+        var mine = BitConverter.GetBytes(value);
+        var sends = Enumerable.Range(0, Size).Where(r => r != Rank).Select(r => transport.Send(r, step, ExchangeTag, mine, ct).AsTask()).ToList();
+        var buffer = new byte[sizeof(long)];
+        for (int r = 0; r < Size; r++)
+        {
+            if (r == Rank) continue;
+            await transport.Receive(r, step, ExchangeTag, buffer, ct);
+            all[r] = BitConverter.ToInt64(buffer);
+        }
+        await Task.WhenAll(sends);
+        return all;
+    }
+
+    /// <summary>Copies the root's bytes (of any length) to every rank; returns them on every rank.</summary>
+    public async Task<byte[]> Broadcast(byte[]? payload, int root, long step, CancellationToken ct = default)
+    {
+        if (Rank == root)
+        {
+            ArgumentNullException.ThrowIfNull(payload);
+            var length = BitConverter.GetBytes((long)payload.Length);
+            await Task.WhenAll(Enumerable.Range(0, Size).Where(r => r != root).Select(async r =>
+            {
+                await transport.Send(r, step, BytesTag, length, ct);
+                await transport.Send(r, step, BytesTag + 1, payload, ct);
+            }));
+            return payload;
+        }
+        var header = new byte[sizeof(long)];
+        await transport.Receive(root, step, BytesTag, header, ct);
+        var received = new byte[BitConverter.ToInt64(header)];
+        await transport.Receive(root, step, BytesTag + 1, received, ct);
+        return received;
     }
 }

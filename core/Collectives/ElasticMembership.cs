@@ -27,12 +27,15 @@ public sealed class ElasticMembership
     readonly List<RankMember> _ranks;
     readonly List<RankMember> _waiting = [];
 
-    public ElasticMembership(int min, int max, IReadOnlyList<RankMember> initial, long epoch = 1, long step = 0)
+    /// <param name="waiting">Ranks that asked to join and wait for the next step boundary (restored from storage).</param>
+    public ElasticMembership(int min, int max, IReadOnlyList<RankMember> initial, long epoch = 1, long step = 0, IReadOnlyList<RankMember>? waiting = null)
     {
         if (min < 1 || max < min) throw new ArgumentException($"need 1 ≤ min ≤ max, got min {min}, max {max}");
         if (initial.Count > max) throw new ArgumentException($"{initial.Count} initial ranks exceed max {max}");
-        if (initial.Select(r => r.Id).Distinct().Count() != initial.Count) throw new ArgumentException("a rank appears twice");
+        var ids = initial.Concat(waiting ?? []).Select(r => r.Id).ToList();
+        if (ids.Distinct().Count() != ids.Count) throw new ArgumentException("a rank appears twice");
         (_min, _max, _ranks, Epoch, Step) = (min, max, initial.ToList(), epoch, step);
+        _waiting.AddRange(waiting ?? []);
     }
 
     public long Epoch { get; private set; }
@@ -46,6 +49,16 @@ public sealed class ElasticMembership
     {
         _waiting.RemoveAll(r => r.Id == id);
         if (_ranks.RemoveAll(r => r.Id == id) == 0) return null;
+        Epoch++;
+        return View;
+    }
+
+    /// <summary>
+    /// Starts a new epoch with the same ranks: two live ranks lost contact (a dropped connection, a stall), so
+    /// everyone re-forms the collective and agrees on the state again, and nobody is removed.
+    /// </summary>
+    public MembershipView ReForm()
+    {
         Epoch++;
         return View;
     }
@@ -81,5 +94,37 @@ public sealed class ElasticMembership
         _waiting.Clear();
         Epoch++;
         return View with { Joined = joined };
+    }
+}
+
+public enum SuspectVerdict
+{
+    /// <summary>Not sure yet: the suspect's process was heard from before the report, but not long ago.</summary>
+    Wait,
+    /// <summary>The suspect is gone (silent past the deadline, or its node is declared dead): remove it.</summary>
+    Remove,
+    /// <summary>The suspect's process is alive (heard from after the report): re-form without removing anyone.</summary>
+    ReForm,
+}
+
+/// <summary>
+/// Judges a rank that a peer reports as failed (a closed connection or a receive past its deadline), using
+/// the liveness of the suspect's process (its node's heartbeats). A report alone never removes a rank: the
+/// reporter may be the one at fault, or the suspect may itself be waiting on the rank that really failed.
+/// </summary>
+public static class FailureJudge
+{
+    /// <param name="firstReport">When a peer first reported the suspect in this epoch.</param>
+    /// <param name="lastHeartbeat">The suspect's node's latest heartbeat; null when none was received yet.</param>
+    /// <param name="silenceLimit">How long a process may be silent before it counts as gone.</param>
+    /// <param name="reFormsWithoutProgress">Re-forms in a row without a completed step; past <paramref name="maxReForms"/>
+    /// the suspect is removed even though its process lives (its training is stuck).</param>
+    public static SuspectVerdict Judge(DateTime now, DateTime firstReport, DateTime? lastHeartbeat, bool nodeDead, TimeSpan silenceLimit,
+        int reFormsWithoutProgress, int maxReForms = 3)
+    {
+        if (nodeDead) return SuspectVerdict.Remove;
+        if (lastHeartbeat > firstReport) return reFormsWithoutProgress >= maxReForms ? SuspectVerdict.Remove : SuspectVerdict.ReForm;
+        var silentSince = lastHeartbeat ?? firstReport;
+        return now - silentSince > silenceLimit ? SuspectVerdict.Remove : SuspectVerdict.Wait;
     }
 }

@@ -38,9 +38,11 @@ public sealed class PeerFailedException(int peer, string message, Exception? inn
 public sealed class TcpRankTransport : IAsyncDisposable
 {
     const uint Magic = 0x4F524348; // "ORCH"
-    const int HeaderBytes = 36;
+    internal const int HeaderBytes = 36;
+    internal const int SocketBufferBytes = 4 << 20;
     readonly RankMembership _membership;
-    readonly TcpListener _listener;
+    readonly RankListener _listener;
+    readonly bool _ownsListener;
     readonly ConcurrentDictionary<int, Peer> _peers = new();
     // Under _lock: frames that arrived before their receive, and receives waiting for their frame. A frame for a
     // waiting receive is read straight into its destination (no copy, no allocation).
@@ -49,7 +51,6 @@ public sealed class TcpRankTransport : IAsyncDisposable
     readonly Dictionary<(int Peer, long Step, int Tag), (Memory<byte> Destination, TaskCompletionSource Done)> _posted = [];
     readonly HashSet<int> _lost = [];
     readonly CancellationTokenSource _closing = new();
-    readonly Task _accepting;
 
     public int Rank { get; }
     public int Size => _membership.Size;
@@ -58,29 +59,29 @@ public sealed class TcpRankTransport : IAsyncDisposable
     /// <summary>How long a receive waits for its frame before the peer is declared failed.</summary>
     public TimeSpan ReceiveTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Frames refused because they named another job or epoch.</summary>
-    public int RefusedFrames => _refused;
+    /// <summary>Frames and connections refused because they named another job or an older epoch.</summary>
+    public int RefusedFrames => _refused + _listener.Refused;
     int _refused;
 
-    TcpRankTransport(RankMembership membership, int rank, TcpListener listener)
+    TcpRankTransport(RankMembership membership, int rank, RankListener listener, bool ownsListener)
     {
-        (_membership, Rank, _listener) = (membership, rank, listener);
-        _accepting = AcceptLoop();
+        (_membership, Rank, _listener, _ownsListener) = (membership, rank, listener, ownsListener);
+        listener.OpenEpoch(membership.JobKey, membership.Epoch);
+        // Lower ranks dial us: adopt their connections as they arrive.
+        for (int peer = 0; peer < rank; peer++) _ = Adopt(peer);
     }
 
-    /// <summary>Listens on a free port of <paramref name="address"/>; report <see cref="BindListener"/>'s endpoint to the rendezvous.</summary>
-    public static TcpListener BindListener(IPAddress address)
-    {
-        var listener = new TcpListener(address, 0);
-        listener.Start(64);
-        return listener;
-    }
+    /// <summary>Listens on a free port of <paramref name="address"/>; report its endpoint to the rendezvous.</summary>
+    public static RankListener BindListener(IPAddress address) => RankListener.Bind(address);
 
-    /// <summary>Starts the rank's side of a membership, using a listener bound before the endpoints were exchanged.</summary>
-    public static TcpRankTransport Start(RankMembership membership, int rank, TcpListener listener)
+    /// <summary>
+    /// Starts the rank's side of one membership epoch on a listener bound before the endpoints were exchanged.
+    /// With <paramref name="keepListener"/> the listener outlives this transport, for the rank's next epochs.
+    /// </summary>
+    public static TcpRankTransport Start(RankMembership membership, int rank, RankListener listener, bool keepListener = false)
     {
         if (rank < 0 || rank >= membership.Size) throw new ArgumentOutOfRangeException(nameof(rank));
-        return new TcpRankTransport(membership, rank, listener);
+        return new TcpRankTransport(membership, rank, listener, !keepListener);
     }
 
     public async ValueTask Send(int peer, long step, int tag, ReadOnlyMemory<byte> payload, CancellationToken ct = default)
@@ -184,7 +185,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
 
     async Task<Peer> Dial(int peer)
     {
-        var client = new TcpClient { NoDelay = true, SendBufferSize = 4 << 20, ReceiveBufferSize = 4 << 20 };
+        var client = new TcpClient { NoDelay = true, SendBufferSize = SocketBufferBytes, ReceiveBufferSize = SocketBufferBytes };
         try
         {
             using var timeout = new CancellationTokenSource(ReceiveTimeout);
@@ -205,51 +206,29 @@ public sealed class TcpRankTransport : IAsyncDisposable
         return connection;
     }
 
-    async Task AcceptLoop()
+    async Task Adopt(int peer)
     {
-        while (!_closing.IsCancellationRequested)
-        {
-            TcpClient client;
-            try { client = await _listener.AcceptTcpClientAsync(_closing.Token); }
-            catch (Exception) { return; }
-            client.NoDelay = true;
-            client.SendBufferSize = client.ReceiveBufferSize = 4 << 20;
-            _ = Handshake(client);
-        }
+        TcpClient client;
+        try { client = await _listener.Take(_membership.JobKey, _membership.Epoch, peer, _closing.Token); }
+        catch (Exception) { return; }
+        var connection = new Peer(client);
+        _peers[peer] = connection;
+        await ReadLoop(peer, connection);
     }
 
-    async Task Handshake(TcpClient client)
+    /// <summary>Parses a frame header; false when it is not an Orchestrator frame.</summary>
+    internal static bool TryReadHeader(ReadOnlySpan<byte> h, out ulong job, out long epoch, out long step, out int tag)
     {
-        var hello = new byte[HeaderBytes];
-        try
-        {
-            var stream = client.GetStream();
-            await stream.ReadExactlyAsync(hello, _closing.Token);
-            // Only a lower rank dials us, for this job and epoch.
-            if (!Matches(hello, out var peer) || peer < 0 || peer >= Rank)
-            {
-                Interlocked.Increment(ref _refused);
-                client.Dispose();
-                return;
-            }
-            var connection = new Peer(client);
-            _peers[peer] = connection;
-            await ReadLoop(peer, connection);
-        }
-        catch (Exception)
-        {
-            client.Dispose();
-        }
+        job = BinaryPrimitives.ReadUInt64LittleEndian(h[4..]);
+        epoch = BinaryPrimitives.ReadInt64LittleEndian(h[12..]);
+        step = BinaryPrimitives.ReadInt64LittleEndian(h[20..]);
+        tag = BinaryPrimitives.ReadInt32LittleEndian(h[28..]);
+        return BinaryPrimitives.ReadUInt32LittleEndian(h) == Magic;
     }
 
     /// <summary>True when the header is ours (magic, job, epoch); <paramref name="tag"/> is its tag.</summary>
-    bool Matches(ReadOnlySpan<byte> h, out int tag)
-    {
-        tag = BinaryPrimitives.ReadInt32LittleEndian(h[28..]);
-        return BinaryPrimitives.ReadUInt32LittleEndian(h) == Magic
-               && BinaryPrimitives.ReadUInt64LittleEndian(h[4..]) == _membership.JobKey
-               && BinaryPrimitives.ReadInt64LittleEndian(h[12..]) == _membership.Epoch;
-    }
+    bool Matches(ReadOnlySpan<byte> h, out int tag) =>
+        TryReadHeader(h, out var job, out var epoch, out _, out tag) && job == _membership.JobKey && epoch == _membership.Epoch;
 
     async Task ReadLoop(int peer, Peer connection)
     {
@@ -320,8 +299,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _closing.Cancel();
-        _listener.Stop();
         foreach (var p in _peers.Values) p.Client.Dispose();
-        try { await _accepting; } catch (Exception) { }
+        if (_ownsListener) await _listener.DisposeAsync();
     }
 }

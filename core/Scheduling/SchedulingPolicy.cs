@@ -4,10 +4,11 @@ namespace Orchestrator.Core.Scheduling;
 /// A job waiting for devices. <see cref="SubmitSequence"/> orders equal priorities first-come first-served.
 /// Jobs with the same non-null <see cref="FusionKey"/> may share one device as a fused array. A gang
 /// (data-parallel job) needs <see cref="Devices"/> devices at once, on any nodes, and can use up to
-/// <see cref="MaxDevices"/>.
+/// <see cref="MaxDevices"/>. A <see cref="Growth"/> request comes from a running gang below its maximum: it
+/// takes up to <see cref="MaxDevices"/> free devices, any number from one.
 /// </summary>
 public sealed record PendingJob(string JobId, int Priority, long SubmitSequence, int Devices, string? FusionKey = null, long MemoryBytes = 0,
-    bool Gang = false, int MaxDevices = 0)
+    bool Gang = false, int MaxDevices = 0, bool Growth = false)
 {
     public int Wanted => Math.Max(Devices, MaxDevices);
 }
@@ -66,6 +67,8 @@ public static class SchedulingPolicyExtensions
 /// and fused arrays, which checkpoint): gangs never backfill. When the free devices plus those of preemptible
 /// arrays of lower priority than the gang reach its minimum, those arrays (lowest priority first) are preempted
 /// for it and the free devices are kept for it; it starts in a later pass, once the preempted arrays have left.</item>
+/// <item>A running gang below its maximum grows into free devices that no waiting gang has reserved; it never
+/// preempts or reserves for growth.</item>
 /// </list>
 /// A job that fits nowhere is skipped (no head-of-line blocking among single jobs).
 /// </summary>
@@ -90,6 +93,13 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         foreach (var job in ordered)
         {
             if (placed.Contains(job.JobId)) continue;
+            if (job.Growth)
+            {
+                if (free.Unreserved <= 0) continue;
+                placements.Add(new Placement([job.JobId], free.TakeSpread(Math.Min(job.Wanted, free.Unreserved))));
+                placed.Add(job.JobId);
+                continue;
+            }
             if (job.Gang)
             {
                 if (gangWaiting) continue; // one reservation at a time: a lower gang never jumps a waiting higher one
@@ -164,6 +174,9 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         }
 
         public int TotalFree { get; private set; }
+
+        /// <summary>Free devices not kept for a waiting gang.</summary>
+        public int Unreserved => TotalFree - _reserved;
 
         /// <summary>Free devices nobody else may take (kept for a waiting gang).</summary>
         public void Reserve(int devices) => _reserved = Math.Min(TotalFree, _reserved + devices);

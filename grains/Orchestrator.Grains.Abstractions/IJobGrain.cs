@@ -24,6 +24,18 @@ public interface IJobGrain : IGrainWithStringKey
     /// <summary>Accepts a placement if the job is waiting and the epoch is new; false otherwise (the caller must not assign it).</summary>
     [Alias("scheduled")] Task<bool> MarkScheduled(Assignment assignment);
 
+    /// <summary>
+    /// Accepts the ranks of a data-parallel job: all of them or none. A waiting job takes at least its minimum (it
+    /// forms once every rank has joined); a running job below its maximum takes them as joiners (growth).
+    /// </summary>
+    [Alias("gang-scheduled")] Task<bool> MarkGangScheduled(IReadOnlyList<Assignment> ranks);
+
+    /// <summary>
+    /// Asks a running single job or fused-array member to checkpoint and go back to the queue (a gang of higher
+    /// priority needs its device): its worker is told at its next report and calls <see cref="Yield"/>.
+    /// </summary>
+    [Alias("preempt")] Task Preempt(string reason);
+
     /// <summary>The node could not take an accepted placement: back to waiting. Returns the queue entry, or null if stale.</summary>
     [Alias("unschedule")] Task<QueuedJob?> Unschedule(long epoch, string reason);
     /// <summary>The job's node died: the job becomes Recovering; returns its queue entry, or null if the epoch is stale.</summary>
@@ -35,4 +47,18 @@ public interface IJobGrain : IGrainWithStringKey
     [Alias("checkpoint")] Task<WorkAck> SaveCheckpoint(long epoch, JobCheckpoint checkpoint);
     [Alias("complete")] Task<WorkAck> Complete(long epoch, JobResult result);
     [Alias("fail")] Task<WorkAck> Fail(long epoch, string reason);
+    /// <summary>A preempted job's worker hands back its latest state and leaves; the job waits to be placed again.</summary>
+    [Alias("yield")] Task<WorkAck> Yield(long epoch, JobCheckpoint checkpoint);
+
+    // Ranks of a data-parallel job (the job grain is their rendezvous); epoch: the rank's assignment epoch.
+    /// <summary>A rank's data-plane endpoint is up: it joins when the gang forms, or at the next step boundary.</summary>
+    [Alias("join-gang")] Task<StartReply> JoinGang(long epoch, string nodeId, string endpoint);
+    /// <summary>A step boundary (<paramref name="completedSteps"/> done): admits waiting ranks; returns the membership.</summary>
+    [Alias("sync-gang")] Task<GangView> SyncGang(long epoch, long completedSteps);
+    /// <summary>
+    /// A rank lost contact with rank <paramref name="suspect"/> (an assignment epoch) in membership epoch
+    /// <paramref name="membershipEpoch"/>. The grain removes the suspect if its process is gone, re-forms the
+    /// same ranks if it is alive, or asks the reporter to ask again shortly (the view is then unchanged).
+    /// </summary>
+    [Alias("peer-failed")] Task<GangView> ReportPeerFailure(long epoch, long membershipEpoch, long suspect, long step, string detail);
 }

@@ -19,10 +19,12 @@ public sealed record JobSubmission(string SpecJson, string SubmittedBy, bool Def
 /// One placement of a job on a device. <see cref="Epoch"/> is a cluster-wide fencing token: it grows with every
 /// placement, and a worker holding an older epoch than the job's current one is refused everywhere.
 /// Jobs placed together on one device form a fused array (<see cref="ArrayId"/>, <see cref="ArrayWidth"/>
-/// members when placed); a job alone is an array of width 1.
+/// members when placed); a job alone is an array of width 1. A data-parallel job has one assignment per rank
+/// (<see cref="Gang"/>), each with its own epoch and array id; the epoch identifies the rank in the membership.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("assignment")]
-public sealed record Assignment(string JobId, string NodeId, string Device, long Epoch, DateTime AssignedAt, string ArrayId, int ArrayWidth);
+public sealed record Assignment(string JobId, string NodeId, string Device, long Epoch, DateTime AssignedAt, string ArrayId, int ArrayWidth,
+    bool Gang = false, int Priority = 0);
 
 [GenerateSerializer, Immutable, Alias("job-progress")]
 public sealed record JobProgress(long Step, long TotalSteps, int Epoch, double Loss, double? TestAccuracy, double SamplesPerSecond, DateTime At);
@@ -58,15 +60,37 @@ public sealed record JobInfo(
     string? FailureReason,
     long? CheckpointStep,
     int Recoveries,
-    string? HostSilo);
+    string? HostSilo,
+    GangView? Gang = null,
+    IReadOnlyList<Assignment>? Ranks = null);
 
-/// <summary>A worker's answer for starting an assignment: the spec, and where to resume from.</summary>
+/// <summary>A worker's answer for starting an assignment: the spec, and where to resume from (for a rank of a
+/// data-parallel job, also the membership it is in or waits to join).</summary>
 [GenerateSerializer, Immutable, Alias("start-reply")]
-public sealed record StartReply(bool Accepted, string? Reason, string SpecJson, JobCheckpoint? Checkpoint);
+public sealed record StartReply(bool Accepted, string? Reason, string SpecJson, JobCheckpoint? Checkpoint, GangView? Gang = null);
 
-/// <summary>The reply to every worker report: go on, or stop (cancelled, or the assignment is no longer current).</summary>
+/// <summary>
+/// A data-parallel job's membership as its ranks see it: rank r is the assignment with epoch
+/// <c>Ranks[r]</c>, listening at <c>Endpoints[r]</c>. <see cref="Step"/> is the latest step boundary the
+/// membership knows. <see cref="CanTrain"/> is false while the job has fewer ranks than its minimum (or has
+/// not formed yet). <see cref="Stop"/> is set when the asking rank must stop (removed, job ended).
+/// <see cref="Waiting"/> lists placed ranks not in the membership yet.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("gang-view")]
+public sealed record GangView(long MembershipEpoch, IReadOnlyList<long> Ranks, IReadOnlyList<string> Endpoints, long Step, bool CanTrain,
+    int Waiting, string? Stop = null)
+{
+    public int RankOf(long assignmentEpoch)
+    {
+        for (int r = 0; r < Ranks.Count; r++) if (Ranks[r] == assignmentEpoch) return r;
+        return -1;
+    }
+}
+
+/// <summary>The reply to every worker report: go on, or stop (cancelled, or the assignment is no longer current).
+/// <see cref="Yield"/>: stop after handing a checkpoint back (<see cref="IJobGrain.Yield"/>), for preemption.</summary>
 [GenerateSerializer, Immutable, Alias("work-ack")]
-public sealed record WorkAck(bool Continue, string? Reason)
+public sealed record WorkAck(bool Continue, string? Reason, bool Yield = false)
 {
     public static readonly WorkAck Go = new(true, null);
     public static WorkAck Stop(string reason) => new(false, reason);

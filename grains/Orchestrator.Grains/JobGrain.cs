@@ -32,6 +32,13 @@ public sealed class JobGrainState
     [Id(20)] public int Devices { get; set; }
     [Id(21)] public string? FusionKey { get; set; }
     [Id(22)] public long MemoryBytes { get; set; }
+    /// <summary>Data-parallel jobs: the placed ranks (in the membership or about to join) and the membership.</summary>
+    [Id(23)] public List<Assignment> Ranks { get; set; } = [];
+    [Id(24)] public GangRecord? Gang { get; set; }
+    [Id(25)] public int MinRanks { get; set; }
+    [Id(26)] public int MaxRanks { get; set; }
+    /// <summary>Set while a preemption waits for the worker to hand back a checkpoint.</summary>
+    [Id(27)] public string? PreemptReason { get; set; }
 }
 
 [GenerateSerializer, Alias("checkpoint-state")]
@@ -40,7 +47,7 @@ public sealed class CheckpointState
     [Id(0)] public JobCheckpoint? Checkpoint { get; set; }
 }
 
-public sealed class JobGrain(
+public sealed partial class JobGrain(
     [PersistentState("job", StorageNames.State)] IPersistentState<JobGrainState> store,
     [PersistentState("checkpoint", StorageNames.Checkpoints)] IPersistentState<CheckpointState> checkpoint,
     IClusterMembershipService membership,
@@ -82,8 +89,6 @@ public sealed class JobGrain(
         JobSpec spec;
         try { spec = JobSpecParser.Parse(submission.SpecJson, new SpecValidationOptions { CheckFiles = false }); }
         catch (SpecValidationException e) { throw new ArgumentException($"invalid job spec:{Environment.NewLine}{e.Message}"); }
-        if (spec.Kind == JobKind.DataParallel)
-            throw new ArgumentException("kind: data-parallel is validated but cannot be scheduled by this version yet (gang scheduling and elastic membership are in progress); submit it as kind: single");
 
         var index = GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster);
         S.SpecJson = submission.SpecJson;
@@ -91,6 +96,11 @@ public sealed class JobGrain(
         S.Owner = spec.Owner;
         S.Priority = spec.Priority;
         S.Devices = spec.Resources.Devices;
+        if (spec.DataParallel is { } dp)
+        {
+            (S.MinRanks, S.MaxRanks, S.Devices) = (dp.MinWorkers, dp.MaxWorkers, dp.MinWorkers);
+            S.Gang = new GangRecord();
+        }
         S.FusionKey = FusionPlanning.Key(spec);
         S.MemoryBytes = FusionPlanning.EstimateMemberBytes(spec);
         S.Model = spec.Model.Type == ModelType.Mlp
@@ -100,7 +110,8 @@ public sealed class JobGrain(
         S.SubmittedAt = DateTime.UtcNow;
         S.LiveOn = Silo;
         S.Sequence = await index.Add(JobId);
-        AddEvent(submission.SubmittedBy, $"submitted: {S.Model}, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, priority {spec.Priority}");
+        var gang = spec.DataParallel is { } d ? $", data-parallel on {d.MinWorkers}-{d.MaxWorkers} ranks combining gradients by {d.Gradients.ToString().ToLowerInvariant()}" : "";
+        AddEvent(submission.SubmittedBy, $"submitted: {S.Model}, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, priority {spec.Priority}{gang}");
         await SaveAndPublish();
         if (!submission.DeferEnqueue) await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
         return Info();
@@ -139,7 +150,7 @@ public sealed class JobGrain(
     {
         // Only a waiting job can be placed: a second placement (a duplicate scheduler activation, a retried
         // pass) is refused, so one job never runs in two places.
-        if (!store.RecordExists || !S.State.IsQueued() || a.Epoch <= S.HighestEpoch) return false;
+        if (!store.RecordExists || IsDataParallel || !S.State.IsQueued() || a.Epoch <= S.HighestEpoch) return false;
         S.HighestEpoch = a.Epoch;
         S.Assignment = a;
         S.State = JobState.Scheduled;
@@ -151,6 +162,7 @@ public sealed class JobGrain(
 
     public async Task<QueuedJob?> Unschedule(long epoch, string reason)
     {
+        if (IsDataParallel) return IsCurrent(epoch) ? await RemoveRank(epoch, "scheduler", $"placement not taken: {reason}") : null;
         if (!IsCurrent(epoch) || S.State != JobState.Scheduled) return null;
         S.Assignment = null;
         S.State = S.Recoveries > 0 ? JobState.Recovering : JobState.Pending;
@@ -162,6 +174,7 @@ public sealed class JobGrain(
     public async Task<QueuedJob?> MarkLost(long epoch, string reason)
     {
         if (!IsCurrent(epoch) || S.State.IsTerminal()) return null;
+        if (IsDataParallel) return await RemoveRank(epoch, "scheduler", $"lost its node: {reason}");
         S.Assignment = null;
         S.State = JobState.Recovering;
         S.Recoveries++;
@@ -173,6 +186,7 @@ public sealed class JobGrain(
     public async Task<StartReply> Start(long epoch, string nodeId)
     {
         if (Refusal(epoch) is { } why) return new StartReply(false, why.Reason, "", null);
+        if (IsDataParallel) return new StartReply(false, "a rank of a data-parallel job starts with JoinGang", "", null);
         if (S.State == JobState.Scheduled)
         {
             S.State = JobState.Running;
@@ -186,9 +200,10 @@ public sealed class JobGrain(
     public async Task<WorkAck> ReportProgress(long epoch, JobProgress progress)
     {
         if (Refusal(epoch) is { } stop) return stop;
+        if (S.PreemptReason is { } preempted) return new WorkAck(false, preempted, Yield: true);
         var epochEnded = progress.TestAccuracy is not null && progress.Epoch != S.Progress?.Epoch;
         S.Progress = progress;
-        if (epochEnded) AddEvent(S.Assignment!.NodeId, $"epoch {progress.Epoch} done at step {progress.Step}: test accuracy {progress.TestAccuracy:F4}, loss {progress.Loss:F4}");
+        if (epochEnded) AddEvent(Reporter(epoch), $"epoch {progress.Epoch} done at step {progress.Step}: test accuracy {progress.TestAccuracy:F4}, loss {progress.Loss:F4}");
         if (epochEnded || DateTime.UtcNow - _lastProgressWrite > ProgressWriteInterval) await SaveAndPublish();
         return WorkAck.Go;
     }
@@ -204,10 +219,37 @@ public sealed class JobGrain(
         return WorkAck.Go;
     }
 
+    public async Task Preempt(string reason)
+    {
+        if (!store.RecordExists || IsDataParallel || S.State is not (JobState.Scheduled or JobState.Running) || S.PreemptReason is not null) return;
+        S.PreemptReason = reason;
+        AddEvent("scheduler", $"{reason}: checkpointing, then back to the queue");
+        await SaveAndPublish();
+    }
+
+    public async Task<WorkAck> Yield(long epoch, JobCheckpoint cp)
+    {
+        if (Refusal(epoch) is { } stop) return stop;
+        if (cp.Step > (S.CheckpointStep ?? -1))
+        {
+            checkpoint.State.Checkpoint = cp;
+            await checkpoint.WriteStateAsync();
+            S.CheckpointStep = cp.Step;
+        }
+        await ReleaseNode();
+        S.Assignment = null;
+        S.PreemptReason = null;
+        S.State = S.Recoveries > 0 ? JobState.Recovering : JobState.Pending;
+        AddEvent(Reporter(epoch), $"preempted at step {cp.Step}: checkpoint saved, requeued");
+        await SaveAndPublish();
+        await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
+        return WorkAck.Stop("preempted");
+    }
+
     public async Task<WorkAck> Complete(long epoch, JobResult result)
     {
         if (Refusal(epoch) is { } stop) return stop;
-        var node = S.Assignment!.NodeId;
+        var node = Reporter(epoch);
         await ReleaseNode();
         S.State = JobState.Succeeded;
         S.Result = result;
@@ -220,7 +262,7 @@ public sealed class JobGrain(
     public async Task<WorkAck> Fail(long epoch, string reason)
     {
         if (Refusal(epoch) is { } stop) return stop;
-        var node = S.Assignment!.NodeId;
+        var node = Reporter(epoch);
         await ReleaseNode();
         S.State = JobState.Failed;
         S.FailureReason = reason;
@@ -230,7 +272,10 @@ public sealed class JobGrain(
         return WorkAck.Go;
     }
 
-    bool IsCurrent(long epoch) => store.RecordExists && S.Assignment is { } a && a.Epoch == epoch;
+    bool IsCurrent(long epoch) => store.RecordExists && (IsDataParallel ? S.Ranks.Any(r => r.Epoch == epoch) : S.Assignment is { } a && a.Epoch == epoch);
+
+    /// <summary>Who speaks for the job in events: its node, or for a data-parallel job the rank's node.</summary>
+    string Reporter(long epoch) => (S.Ranks.FirstOrDefault(r => r.Epoch == epoch) ?? S.Assignment)?.NodeId ?? "worker";
 
     /// <summary>Fencing: only the holder of the current assignment may act for the job.</summary>
     WorkAck? Refusal(long epoch)
@@ -238,6 +283,8 @@ public sealed class JobGrain(
         if (!store.RecordExists) return WorkAck.Stop($"job {JobId} does not exist");
         if (S.State == JobState.Cancelled) return WorkAck.Stop("the job was cancelled");
         if (S.State.IsTerminal()) return WorkAck.Stop($"the job already ended ({S.State})");
+        if (!IsCurrent(epoch) && IsDataParallel)
+            return WorkAck.Stop($"assignment epoch {epoch} is no longer a rank of the job (removed, or the job was placed again)");
         if (!IsCurrent(epoch))
             return WorkAck.Stop(S.Assignment is { } a
                 ? $"assignment epoch {epoch} is stale: the job now runs on {a.NodeId} with epoch {a.Epoch}"
@@ -247,8 +294,10 @@ public sealed class JobGrain(
 
     async Task ReleaseNode()
     {
-        if (S.Assignment is not { } a) return;
-        await GrainFactory.GetGrain<INodeGrain>(a.NodeId).Unassign(JobId, a.Epoch);
+        var held = S.Ranks.Concat(S.Assignment is { } a && !IsDataParallel ? [a] : []).ToList();
+        if (held.Count == 0) return;
+        foreach (var r in held) await GrainFactory.GetGrain<INodeGrain>(r.NodeId).Unassign(JobId, r.Epoch);
+        S.Ranks.Clear();
         await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Kick();
     }
 
@@ -270,10 +319,12 @@ public sealed class JobGrain(
         }
     }
 
-    QueuedJob Queued() => new(JobId, S.Priority, S.Sequence, S.Devices, S.FusionKey, S.MemoryBytes);
+    QueuedJob Queued() => IsDataParallel
+        ? new(JobId, S.Priority, S.Sequence, S.MinRanks, null, S.MemoryBytes, Gang: true, MaxDevices: S.MaxRanks)
+        : new(JobId, S.Priority, S.Sequence, S.Devices, S.FusionKey, S.MemoryBytes);
 
     JobInfo Info() => new(JobId, S.Name, S.Owner, S.State, S.Priority, S.Model, S.SubmittedAt, S.StartedAt, S.EndedAt,
-        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo);
+        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo, IsDataParallel ? View(null) : null, IsDataParallel ? S.Ranks.ToList() : null);
 
     async Task SaveAndPublish()
     {

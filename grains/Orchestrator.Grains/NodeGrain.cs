@@ -58,8 +58,9 @@ public sealed class NodeGrain(
         if (!S.Devices.Contains(device) || members.Any(m => m.Device != device || m.ArrayId != array)) return false;
         // A device runs one array at a time; members that leave early do not make room for other jobs.
         if (S.Assignments.Any(x => x.Device == device && x.ArrayId != array)) return false;
-        var ids = members.Select(m => m.JobId).ToHashSet();
-        S.Assignments.RemoveAll(x => ids.Contains(x.JobId));
+        // A job placed again replaces its older placement here; ranks of one data-parallel job are distinct.
+        var ids = members.Where(m => !m.Gang).Select(m => m.JobId).ToHashSet();
+        S.Assignments.RemoveAll(x => !x.Gang && ids.Contains(x.JobId));
         S.Assignments.AddRange(members);
         await store.WriteStateAsync();
         return true;

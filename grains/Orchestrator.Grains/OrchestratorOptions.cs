@@ -12,6 +12,10 @@ public sealed class OrchestratorOptions
     /// <summary>Most jobs fused into one array on one device (also bounded by the device's memory).</summary>
     public int MaxArrayWidth { get; set; } = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth;
 
+    /// <summary>A rank reported as unreachable by a peer is removed once its process has been silent this long
+    /// (its node's heartbeats come every second).</summary>
+    public TimeSpan RankSilenceLimit { get; set; } = TimeSpan.FromSeconds(2.5);
+
     /// <summary>Events kept per job; older ones are dropped (the count of dropped events is kept).</summary>
     public int MaxEventsPerJob { get; set; } = 200;
 }

@@ -140,7 +140,9 @@ public sealed class SchedulerGrain(
             foreach (var a in array)
             {
                 var info = await GrainFactory.GetGrain<IJobGrain>(a.JobId).GetInfo();
-                if (info.State == JobState.Scheduled && info.Assignment?.Epoch == a.Epoch) accepted.Add(a);
+                var taken = a.Gang ? info.Ranks?.Any(r => r.Epoch == a.Epoch) == true
+                    : info.State == JobState.Scheduled && info.Assignment?.Epoch == a.Epoch;
+                if (taken) accepted.Add(a);
             }
             await GiveToNode(accepted);
         }
@@ -152,7 +154,7 @@ public sealed class SchedulerGrain(
     {
         var jobs = await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List();
         var byId = jobs.ToDictionary(j => j.JobId);
-        var removed = S.Queue.RemoveAll(q => byId.TryGetValue(q.JobId, out var j) && !j.State.IsQueued());
+        var removed = S.Queue.RemoveAll(q => byId.TryGetValue(q.JobId, out var j) && !j.State.IsQueued() && !(q.Growth && j.State == JobState.Running));
         var missing = jobs.Where(j => j.State.IsQueued() && S.Queue.All(q => q.JobId != j.JobId)
                                       && (j.State == JobState.Recovering || DateTime.UtcNow - j.SubmittedAt > SubmissionGrace)).ToList();
         foreach (var j in missing)
@@ -173,17 +175,28 @@ public sealed class SchedulerGrain(
         foreach (var nodeId in S.Nodes)
         {
             var info = await GrainFactory.GetGrain<INodeGrain>(nodeId).GetInfo();
-            if (info.Health != NodeHealth.Healthy) continue;
+            // A node that has gone quiet is not given new work while the liveness check decides about it.
+            if (info.Health != NodeHealth.Healthy || DateTime.UtcNow - info.LastHeartbeat > options.Value.RankSilenceLimit) continue;
             var busy = info.Assignments.Select(a => a.Device).ToHashSet();
             var perDevice = info.Devices.Count > 0 ? info.MemoryBytes / info.Devices.Count : 0;
-            capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList(), perDevice));
+            var running = info.Assignments.GroupBy(a => a.ArrayId)
+                .Select(g => new RunningArray(g.First().Device, g.Select(a => a.JobId).ToList(), g.Max(a => a.Priority), Preemptible: !g.First().Gang))
+                .ToList();
+            capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList(), perDevice, running));
         }
-        var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices, q.FusionKey, q.MemoryBytes)).ToList();
-        var placements = policy.Decide(queue, capacity).Placements;
+        var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices, q.FusionKey, q.MemoryBytes, q.Gang, q.MaxDevices, q.Growth)).ToList();
+        var decision = policy.Decide(queue, capacity);
+        await Preempt(decision.Preemptions);
+        var placements = decision.Placements;
         if (placements.Count == 0) return;
 
         foreach (var p in placements)
         {
+            if (S.Queue.FirstOrDefault(q => q.JobId == p.JobId) is { Gang: true } gang)
+            {
+                await PlaceGang(p, gang);
+                continue;
+            }
             var firstEpoch = S.LastEpoch + 1;
             var members = p.JobIds.Select(id => new Assignment(id, p.NodeId, p.Devices[0], ++S.LastEpoch, DateTime.UtcNow, $"array-{firstEpoch}", p.JobIds.Count)).ToList();
             S.InFlight.AddRange(members);
@@ -198,5 +211,33 @@ public sealed class SchedulerGrain(
             S.InFlight.RemoveAll(members.Contains);
         }
         await store.WriteStateAsync();
+    }
+
+    /// <summary>A data-parallel job's ranks, one assignment per device: the job takes all of them or none, then each
+    /// goes to its node (a rank a node cannot take is removed from the job again).</summary>
+    async Task PlaceGang(Placement p, QueuedJob entry)
+    {
+        var ranks = p.Slots.Select(slot => new Assignment(p.JobId, slot.NodeId, slot.Device, ++S.LastEpoch, DateTime.UtcNow, $"rank-{S.LastEpoch}", 1,
+            Gang: true, Priority: entry.Priority)).ToList();
+        S.InFlight.AddRange(ranks);
+        await store.WriteStateAsync();
+        var accepted = await GrainFactory.GetGrain<IJobGrain>(p.JobId).MarkGangScheduled(ranks);
+        S.Queue.RemoveAll(q => q.JobId == p.JobId);
+        if (accepted)
+        {
+            foreach (var rank in ranks) await GiveToNode([rank]);
+        }
+        S.InFlight.RemoveAll(ranks.Contains);
+    }
+
+    /// <summary>Stops preemptible arrays so that a waiting gang of higher priority can start: each job checkpoints
+    /// and goes back to the queue (see <see cref="IJobGrain.Preempt"/>).</summary>
+    async Task Preempt(IReadOnlyList<Preemption> preemptions)
+    {
+        foreach (var p in preemptions)
+        {
+            foreach (var jobId in p.JobIds)
+                await GrainFactory.GetGrain<IJobGrain>(jobId).Preempt($"preempted for data-parallel job {p.ForJobId} (higher priority)");
+        }
     }
 }

@@ -15,96 +15,27 @@ namespace Orchestrator.Tests;
 public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
 {
     const int CheckpointEvery = 300;
-    readonly RedisServer _redis = new();
-    readonly List<ChildProcess> _processes = [];
-    IHost? _client;
-
-    IGrainFactory Grains => _client!.Services.GetRequiredService<IGrainFactory>();
+    readonly ProcessCluster _cluster = new(output);
 
     public Task InitializeAsync() => Task.CompletedTask;
+    public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();
 
-    public async Task DisposeAsync()
-    {
-        if (_client is not null)
-        {
-            try { await _client.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token); } catch (Exception) { }
-            _client.Dispose();
-        }
-        foreach (var p in _processes)
-        {
-            output.WriteLine($"----- {p.Name} -----\n{string.Join('\n', p.Output.Split('\n').TakeLast(40))}");
-            p.Dispose();
-        }
-        _redis.Dispose();
-    }
-
-    async Task<(ChildProcess Process, int SiloPort)> StartSilo()
-    {
-        int siloPort = RedisServer.FreePort(), gatewayPort = RedisServer.FreePort();
-        var silo = ChildProcess.Dotnet($"silo-{siloPort}", Repo.Silo, "--redis", _redis.Address, "--silo-port", siloPort.ToString(),
-            "--gateway-port", gatewayPort.ToString(), "--fast-failure-detection", "--node-timeout", "5");
-        _processes.Add(silo);
-        await silo.WaitForLine(l => l.Contains("silo ready"), TimeSpan.FromSeconds(60));
-        return (silo, siloPort);
-    }
-
-    ChildProcess StartWorker(string nodeId)
-    {
-        var worker = ChildProcess.Dotnet($"worker-{nodeId}", Repo.Worker, "--redis", _redis.Address, "--node-id", nodeId, "--devices", "cpu:1");
-        _processes.Add(worker);
-        return worker;
-    }
-
-    async Task ConnectClient()
-    {
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.UseOrleansClient(new ClusterConnection(_redis.Address, []).ConfigureClient);
-        _client = builder.Build();
-        await _client.StartAsync();
-    }
+    Task<(ChildProcess Process, int SiloPort)> StartSilo() => _cluster.StartSilo();
+    ChildProcess StartWorker(string nodeId) => _cluster.StartWorker(nodeId);
+    Task ConnectClient() => _cluster.ConnectClient();
+    IGrainFactory Grains => _cluster.Grains;
+    Task<JobInfo> WaitFor(string id, Func<JobInfo, bool> condition, string what, TimeSpan timeout) => _cluster.WaitFor(id, condition, what, timeout);
+    Task<IReadOnlyList<JobEvent>> Events(string id) => _cluster.Events(id);
 
     /// <summary>Submits through the real CLI and returns the job id it printed.</summary>
     async Task<string> SubmitWithCli(int epochs)
     {
-        var spec = Path.Combine(Directory.CreateTempSubdirectory("spec").FullName, "job.yaml");
-        await File.WriteAllTextAsync(spec, $"""
+        return await _cluster.SubmitWithCli($"""
             name: e2e
             model: {"{"}type: mlp, hidden: [256, 128]{"}"}
             data: {"{"}dataset: fashion-mnist{"}"}
             train: {"{"}epochs: {epochs}, batchSize: 64, lr: 0.05, checkpointEvery: {CheckpointEvery}{"}"}
             """);
-        var cli = ChildProcess.Dotnet("orch-submit", Repo.Cli, "submit", spec, "--redis", _redis.Address);
-        _processes.Add(cli);
-        Assert.Equal(0, await cli.WaitForExit(TimeSpan.FromSeconds(60)));
-        var line = cli.Output.Split('\n').Single(l => l.StartsWith("submitted "));
-        return line.Split(' ')[1];
-    }
-
-    async Task<JobInfo> WaitFor(string id, Func<JobInfo, bool> condition, string what, TimeSpan timeout)
-    {
-        var retry = Resilience.Retry(TimeSpan.FromSeconds(20));
-        var deadline = DateTime.UtcNow + timeout;
-        JobInfo? info = null;
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                info = await retry.ExecuteAsync(async _ => await Grains.GetGrain<IJobGrain>(id).GetInfo());
-                if (condition(info)) return info;
-                if (info.State is JobState.Failed or JobState.Cancelled) break;
-            }
-            catch (Exception e) when (Resilience.IsTransient(e)) { }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"job {id} never became {what}; last: {info}");
-    }
-
-    async Task<IReadOnlyList<JobEvent>> Events(string id)
-    {
-        var events = await Grains.GetGrain<IJobGrain>(id).GetEvents();
-        foreach (var e in events) output.WriteLine($"{e.At:HH:mm:ss.fff} {e.Who}: {e.What}");
-        return events;
     }
 
     [Fact]
@@ -138,11 +69,11 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         await File.WriteAllTextAsync(spec, "name: sweep\nmodel: {type: mlp, hidden: [64]}\ndata: {dataset: fashion-mnist, trainLimit: 6400}\ntrain: {epochs: 2, batchSize: 64}\n");
         const string lrs = "0.01,0.02,0.05,0.1,0.2,0.3,0.5,1.0";
 
-        var submit = ChildProcess.Dotnet("orch-sweep", Repo.Cli, "submit", spec, "--sweep", $"train.lr={lrs}", "--wait", "--redis", _redis.Address);
-        _processes.Add(submit);
+        var submit = ChildProcess.Dotnet("orch-sweep", Repo.Cli, "submit", spec, "--sweep", $"train.lr={lrs}", "--wait", "--redis", _cluster.Redis);
+        _cluster.Track(submit);
         var exit = await submit.WaitForExit(TimeSpan.FromSeconds(180));
-        var list = ChildProcess.Dotnet("orch-jobs", Repo.Cli, "jobs", "--redis", _redis.Address);
-        _processes.Add(list);
+        var list = ChildProcess.Dotnet("orch-jobs", Repo.Cli, "jobs", "--redis", _cluster.Redis);
+        _cluster.Track(list);
         Assert.Equal(0, await list.WaitForExit(TimeSpan.FromSeconds(60)));
         await ConnectClient();
         var jobs = (await Grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List()).Where(j => j.Name.StartsWith("sweep-")).ToList();

@@ -115,16 +115,20 @@ public sealed class ArrayTrainer : IDisposable
     public double[] Evaluate() => TestAccuracy(Model, _data, _device);
 
     /// <summary>Test-set accuracy of each of a model's K members (the whole 10,000-image test set).</summary>
-    public static double[] TestAccuracy(ArrayModel model, FashionMnist data, Device device)
+    public static double[] TestAccuracy(ArrayModel model, FashionMnist data, Device device) =>
+        CountCorrect(model, data, device, 0, data.TestCount).Select(c => (double)c / data.TestCount).ToArray();
+
+    /// <summary>How many of test images [from, from + count) each member classifies correctly.</summary>
+    public static long[] CountCorrect(ArrayModel model, FashionMnist data, Device device, int from, int count)
     {
         var width = model.Width;
         var correct = new long[width];
         var buffer = new float[EvalChunk * FashionMnist.Pixels];
         using var noGrad = no_grad();
-        for (int start = 0; start < data.TestCount; start += EvalChunk)
+        for (int start = from; start < from + count; start += EvalChunk)
         {
             using var scope = NewDisposeScope();
-            var n = Math.Min(EvalChunk, data.TestCount - start);
+            var n = Math.Min(EvalChunk, from + count - start);
             var indices = Enumerable.Range(start, n).ToArray();
             FashionMnist.Gather(data.TestImages, indices, buffer);
             var x = tensor(buffer.AsSpan(0, n * FashionMnist.Pixels).ToArray(), [1, n, .. model.SampleShape], device: device)
@@ -134,7 +138,7 @@ public sealed class ArrayTrainer : IDisposable
             var hits = predicted.eq(truth).sum([1]).data<long>().ToArray();
             for (int k = 0; k < width; k++) correct[k] += hits[k];
         }
-        return correct.Select(c => (double)c / data.TestCount).ToArray();
+        return correct;
     }
 
     public byte[] Checkpoint(int member) => MemberCheckpoint.Capture(Model, Optimizer, member, Members[member].Step);

@@ -1,4 +1,4 @@
-using Orchestrator.Core;
+using System.Diagnostics;
 using Orchestrator.Core.Collectives;
 using Orchestrator.Core.Specs;
 using TorchSharp;
@@ -8,42 +8,61 @@ namespace Orchestrator.Worker.Training;
 
 /// <summary>
 /// One rank of a data-parallel job: a full replica of the model that trains on its share of each global batch
-/// (rank r takes samples [r·B, (r+1)·B) of the step's B·world samples), combines its gradients with the
-/// other ranks' over the data plane (average, sum or per-tensor Adasum), then takes one optimizer step.
-/// Every rank receives bit-identical combined gradients, so every rank's parameters and optimizer state stay
-/// bit-identical: any survivor of a failure holds the whole training state. (Horovod's Adasum optimizer instead
-/// combines each rank's local update and keeps momentum per rank, which would break that property.)
+/// (rank r takes samples [c + r·B, c + (r+1)·B) of the epoch's order, c the samples the job has consumed in the
+/// epoch), combines its gradients with the other ranks' over the data plane (average, sum or per-tensor Adasum),
+/// then takes one optimizer step. Every rank receives bit-identical combined gradients, so every rank's parameters
+/// and optimizer state stay bit-identical: any survivor of a failure holds the whole training state. (Horovod's
+/// Adasum optimizer instead combines each rank's local update and keeps momentum per rank, which would break that
+/// property.) The membership may change between steps (<see cref="Join"/>); a step whose combination failed keeps
+/// its local gradients so that the survivors can redo just the combination.
 /// </summary>
 public sealed class DataParallelRank : IDisposable
 {
+    const int StateMagic = 0x5044524F; // "ORDP"
     readonly JobSpec _spec;
     readonly FashionMnist _data;
-    readonly Collective _collective;
     readonly GradientCombine _combine;
-    readonly int _rank, _world, _batch, _trainCount;
+    readonly int _batch, _trainCount;
     readonly float[] _images;
     readonly long[] _labels;
-    readonly float[] _buffer;
+    readonly float[] _buffer, _local;
+    Collective? _collective;
+    int _rank, _world = 1;
     int[]? _order;
     int _orderEpoch = -1;
+    long _cursor;
+    float _loss;
 
     public ArrayModel Model { get; }
     public ArrayOptimizer Optimizer { get; }
     public TensorLayout Layout { get; }
+
+    /// <summary>Completed steps.</summary>
     public long Step { get; private set; }
-    public long StepsPerEpoch { get; }
+
+    /// <summary>Passes over the training data completed (the data epoch).</summary>
+    public int DataEpoch { get; private set; }
+
+    /// <summary>True while this rank holds local gradients of step <see cref="Step"/> whose combination failed.</summary>
+    public bool HasPendingGradients { get; private set; }
+
+    public bool Done => _spec.Train.Steps > 0 ? Step >= _spec.Train.Steps : DataEpoch >= _spec.Train.Epochs;
+
+    /// <summary>The job's length in steps at the current world size (exact when the spec gives steps).</summary>
+    public long TotalSteps => _spec.Train.Steps > 0
+        ? _spec.Train.Steps
+        : Step + (_spec.Train.Epochs - DataEpoch) * (long)(_trainCount / (_batch * _world)) - _cursor / (_batch * _world);
 
     /// <summary>Seconds spent so far in forward/backward, in combining over the data plane, and in the optimizer.</summary>
     public (double Compute, double Combine, double Optimizer) Time => (_compute.Elapsed.TotalSeconds, _combining.Elapsed.TotalSeconds, _optimizing.Elapsed.TotalSeconds);
 
-    readonly System.Diagnostics.Stopwatch _compute = new(), _combining = new(), _optimizing = new();
+    readonly Stopwatch _compute = new(), _combining = new(), _optimizing = new();
 
-    public DataParallelRank(JobSpec spec, FashionMnist data, int rank, int world, Collective collective, GradientCombine combine)
+    public DataParallelRank(JobSpec spec, FashionMnist data, GradientCombine combine)
     {
-        (_spec, _data, _rank, _world, _collective, _combine) = (spec, data, rank, world, collective, combine);
+        (_spec, _data, _combine) = (spec, data, combine);
         _batch = spec.Train.BatchSize;
         _trainCount = spec.Data.TrainLimit > 0 ? Math.Min(spec.Data.TrainLimit, data.TrainCount) : data.TrainCount;
-        StepsPerEpoch = Math.Max(1, _trainCount / (_batch * world));
         // Same seed on every rank: identical replicas from the first step.
         Model = ArrayModel.Create(spec.Model, FashionMnist.Pixels, FashionMnist.Classes, [spec.Train.Seed]);
         Optimizer = new ArrayOptimizer(Model, spec.Train.Optimizer, [MemberHyperparameters.From(spec.Train)]);
@@ -51,39 +70,86 @@ public sealed class DataParallelRank : IDisposable
         _images = new float[_batch * FashionMnist.Pixels];
         _labels = new long[_batch];
         _buffer = new float[Layout.Length];
+        _local = new float[Layout.Length];
     }
 
-    /// <summary>One synchronous data-parallel step; returns this rank's mean loss on its share.</summary>
+    public DataParallelRank(JobSpec spec, FashionMnist data, int rank, int world, Collective collective, GradientCombine combine)
+        : this(spec, data, combine) => Join(collective, rank, world);
+
+    /// <summary>Takes part in a (new) membership epoch as rank <paramref name="rank"/> of <paramref name="world"/>.</summary>
+    public void Join(Collective collective, int rank, int world)
+    {
+        if (world * _batch > _trainCount) throw new ArgumentException($"{world} ranks × batch {_batch} exceed the {_trainCount} training samples");
+        (_collective, _rank, _world) = (collective, rank, world);
+    }
+
+    /// <summary>
+    /// One synchronous data-parallel step; returns this rank's mean loss on its share (when it redoes only the
+    /// combination of a step whose gradients it already had, the loss it computed then).
+    /// </summary>
     public async Task<float> TrainStep(CancellationToken ct = default)
     {
-        _compute.Start();
-        var loss = ComputeGradients();
-        _compute.Stop();
+        var collective = _collective ?? throw new InvalidOperationException("join a membership first");
+        if (!HasPendingGradients)
+        {
+            _compute.Start();
+            _loss = ComputeGradients();
+            _compute.Stop();
+            CopyGradients(into: _local);
+            HasPendingGradients = true;
+        }
         _combining.Start();
-        CopyGradients(into: _buffer);
-        await _collective.AllReduce(_buffer, Layout, _combine, Step, ct);
+        _local.CopyTo(_buffer, 0);
+        await collective.AllReduce(_buffer, Layout, _combine, Step, ct);
         LoadGradients(from: _buffer);
         _combining.Stop();
         _optimizing.Start();
         Optimizer.Step();
         _optimizing.Stop();
+        HasPendingGradients = false;
         Step++;
-        return loss;
+        WrapIfEpochEnded();
+        return _loss;
     }
+
+    /// <summary>
+    /// Run by every rank at the start of a membership epoch, before training in it. The ranks exchange how far
+    /// they got (completed steps, and whether they hold gradients of a step whose combination failed). If all are
+    /// at the same point they go on as they are, and if all hold such gradients they redo only that step's
+    /// combination. Otherwise (a joiner, or a failure that caught ranks one step apart) the rank furthest ahead
+    /// broadcasts its state and everyone continues from there: no step is repeated, none goes backwards.
+    /// Returns the rank whose state was broadcast, or -1 when none was needed.
+    /// </summary>
+    /// <param name="joining">This rank has no training state yet (it joined a running job).</param>
+    public async Task<int> AgreeOnState(bool joining, CancellationToken ct = default)
+    {
+        var collective = _collective ?? throw new InvalidOperationException("join a membership first");
+        var progress = joining ? -2 : Step * 2 + (HasPendingGradients ? 1 : 0);
+        var all = await collective.Exchange(progress, AgreementStep, ct);
+        if (all.All(p => p == all[0])) return -1;
+        var root = Array.IndexOf(all, all.Max());
+        var state = await collective.Broadcast(_rank == root ? CaptureState() : null, root, AgreementStep, ct);
+        if (_rank != root) RestoreState(state);
+        HasPendingGradients = false;
+        return root;
+    }
+
+    /// <summary>The frames of the agreement use a step number no training step has.</summary>
+    const long AgreementStep = -2;
 
     /// <summary>Forward and backward on this rank's share of the step's global batch (no awaits: TorchSharp's
     /// dispose scopes belong to a thread).</summary>
     float ComputeGradients()
     {
         using var scope = NewDisposeScope();
-        var epoch = (int)(Step / StepsPerEpoch);
-        if (_orderEpoch != epoch)
+        WrapIfEpochEnded();
+        if (_orderEpoch != DataEpoch)
         {
-            _order = FashionMnist.EpochOrder(_trainCount, _spec.Train.Seed, epoch);
-            _orderEpoch = epoch;
+            _order = FashionMnist.EpochOrder(_trainCount, _spec.Train.Seed, DataEpoch);
+            _orderEpoch = DataEpoch;
         }
-        var start = (int)(Step % StepsPerEpoch) * _batch * _world + _rank * _batch;
-        var share = _order.AsSpan(start, _batch);
+        var share = _order.AsSpan((int)_cursor + _rank * _batch, _batch);
+        _cursor += (long)_batch * _world;
         FashionMnist.Gather(_data.TrainImages, share, _images);
         for (int i = 0; i < _batch; i++) _labels[i] = _data.TrainLabels[share[i]];
         var x = tensor(_images, [1, _batch, .. Model.SampleShape]);
@@ -94,8 +160,50 @@ public sealed class DataParallelRank : IDisposable
         return loss.item<float>();
     }
 
-    /// <summary>Test-set accuracy of this rank's replica (the same on every rank).</summary>
+    /// <summary>The last partial global batch of an epoch is dropped, as PyTorch's drop_last=True.</summary>
+    void WrapIfEpochEnded()
+    {
+        if (_cursor + (long)_batch * _world <= _trainCount) return;
+        DataEpoch++;
+        _cursor = 0;
+    }
+
+    /// <summary>Test-set accuracy of this rank's replica (the same on every rank), on the whole test set.</summary>
     public double TestAccuracy() => ArrayTrainer.TestAccuracy(Model, _data, CPU)[0];
+
+    /// <summary>Test-set accuracy computed together: each rank classifies its slice of the test set and the counts are summed.</summary>
+    public async Task<double> SharedTestAccuracy(CancellationToken ct = default)
+    {
+        var collective = _collective ?? throw new InvalidOperationException("join a membership first");
+        var from = (int)((long)_data.TestCount * _rank / _world);
+        var to = (int)((long)_data.TestCount * (_rank + 1) / _world);
+        var correct = ArrayTrainer.CountCorrect(Model, _data, CPU, from, to - from)[0];
+        var all = await collective.Exchange(correct, Step, ct);
+        return (double)all.Sum() / _data.TestCount;
+    }
+
+    /// <summary>Parameters, optimizer state and data position, to broadcast to joiners or to checkpoint.</summary>
+    public byte[] CaptureState()
+    {
+        using var ms = new MemoryStream();
+        using var w = new BinaryWriter(ms);
+        w.Write(StateMagic);
+        w.Write(DataEpoch);
+        w.Write(_cursor);
+        w.Write(MemberCheckpoint.Capture(Model, Optimizer, 0, Step));
+        return ms.ToArray();
+    }
+
+    public void RestoreState(byte[] state)
+    {
+        using var r = new BinaryReader(new MemoryStream(state));
+        if (r.ReadInt32() != StateMagic) throw new InvalidDataException("not a data-parallel checkpoint (was the job's kind changed?)");
+        DataEpoch = r.ReadInt32();
+        _cursor = r.ReadInt64();
+        var rest = r.ReadBytes(state.Length - (int)r.BaseStream.Position);
+        Step = MemberCheckpoint.Restore(rest, Model, Optimizer, 0);
+        HasPendingGradients = false;
+    }
 
     void CopyGradients(float[] into)
     {

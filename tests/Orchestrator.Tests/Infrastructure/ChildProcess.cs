@@ -67,8 +67,20 @@ public sealed class ChildProcess : IDisposable
         _process.WaitForExit(5000);
     }
 
+    /// <summary>SIGSTOP / SIGCONT: the process freezes (as a hung worker) and later thaws.</summary>
+    public void Freeze() => Signal("STOP");
+    public void Thaw() => Signal("CONT");
+
+    void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString()]);
+        kill.WaitForExit();
+        if (kill.ExitCode != 0) throw new InvalidOperationException($"kill -{signal} {_process.Id} failed");
+    }
+
     public void Dispose()
     {
+        try { if (!_process.HasExited) Thaw(); } catch (Exception) { }
         try { Kill(); } catch (InvalidOperationException) { }
         _process.Dispose();
     }

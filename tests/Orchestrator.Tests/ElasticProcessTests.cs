@@ -1,0 +1,124 @@
+using Orchestrator.Grains;
+using Orchestrator.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Tests;
+
+/// <summary>
+/// Data-parallel jobs across real worker processes: the gang forms through the job grain, gradients travel over
+/// the TCP data plane, and the job survives a killed worker, a frozen worker and a killed silo without a restart.
+/// </summary>
+[Collection("processes")]
+public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    readonly ProcessCluster _cluster = new(output);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+    public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();
+
+    static string Spec(int min, int max, int steps) => $"""
+        name: elastic
+        kind: data-parallel
+        workers: {"{"}min: {min}, max: {max}{"}"}
+        gradients: adasum
+        model: {"{"}type: mlp, hidden: [128]{"}"}
+        data: {"{"}dataset: fashion-mnist{"}"}
+        train: {"{"}steps: {steps}, batchSize: 32, lr: 0.02, momentum: 0.9, checkpointEvery: 200{"}"}
+        """;
+
+    /// <summary>Records every step the job reports, to check that it never goes backwards.</summary>
+    sealed class StepLog
+    {
+        public List<long> Steps { get; } = [];
+        public void Observe(JobInfo j)
+        {
+            if (j.Progress is { } p && (Steps.Count == 0 || Steps[^1] != p.Step)) Steps.Add(p.Step);
+        }
+        public void AssertNeverBackwards() =>
+            Assert.True(Steps.Zip(Steps.Skip(1)).All(x => x.Second >= x.First), $"the step went backwards: {string.Join(",", Steps)}");
+    }
+
+    [Fact]
+    public async Task AKilledWorker_LeavesTwoRanksThatGoOn_AndANewWorkerJoinsBackToThree()
+    {
+        await _cluster.StartSilo();
+        var workers = new[] { _cluster.StartWorker("w1"), _cluster.StartWorker("w2"), _cluster.StartWorker("w3") };
+        await _cluster.ConnectClient();
+        var id = await _cluster.SubmitWithCli(Spec(min: 2, max: 3, steps: 2500));
+        var steps = new StepLog();
+        var running = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Progress?.Step >= 300, "training on 3 ranks", TimeSpan.FromSeconds(120), steps.Observe);
+
+        var victim = running.Ranks!.First(r => r.Epoch == running.Gang!.Ranks[2]).NodeId;
+        workers[int.Parse(victim[1..]) - 1].Kill();
+        var shrunk = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 }, "down to 2 ranks", TimeSpan.FromSeconds(30), steps.Observe);
+        var afterShrink = await _cluster.WaitFor(id, j => j.Progress?.Step >= shrunk.Progress!.Step + 100, "training on 2 ranks", TimeSpan.FromSeconds(60), steps.Observe);
+        _cluster.StartWorker("w4");
+        await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Ranks!.Any(r => r.NodeId == "w4"), "grown back to 3 ranks", TimeSpan.FromSeconds(90), steps.Observe);
+        var done = await _cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
+        var events = await _cluster.Events(id);
+
+        steps.AssertNeverBackwards();
+        Assert.Equal(0, done.Recoveries);
+        Assert.Equal(2500, done.Result!.Steps);
+        Assert.True(done.Result.TestAccuracy > 0.75, $"accuracy {done.Result.TestAccuracy}");
+        Assert.Contains(events, e => e.What.Contains("removed at step") && e.What.Contains(victim));
+        Assert.Contains(events, e => e.What.Contains("joined at step") && e.What.Contains("w4"));
+        Assert.DoesNotContain(events, e => e.What.Contains("requeued"));
+        Assert.True(afterShrink.Progress!.Step > running.Progress!.Step);
+    }
+
+    [Fact]
+    public async Task AFrozenWorker_IsRemovedWithinSeconds_AndAfterThawingDoesNotResumeStaleWork()
+    {
+        await _cluster.StartSilo();
+        var workers = new[] { _cluster.StartWorker("w1"), _cluster.StartWorker("w2"), _cluster.StartWorker("w3") };
+        await _cluster.ConnectClient();
+        var id = await _cluster.SubmitWithCli(Spec(min: 2, max: 3, steps: 2500));
+        var steps = new StepLog();
+        var running = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Progress?.Step >= 300, "training on 3 ranks", TimeSpan.FromSeconds(120), steps.Observe);
+
+        var frozenRank = running.Ranks!.First(r => r.Epoch == running.Gang!.Ranks[1]);
+        var frozen = workers[int.Parse(frozenRank.NodeId[1..]) - 1];
+        frozen.Freeze();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 }, "down to 2 ranks", TimeSpan.FromSeconds(30), steps.Observe);
+        var removedAfter = clock.Elapsed;
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        frozen.Thaw();
+        var done = await _cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
+        var events = await _cluster.Events(id);
+
+        output.WriteLine($"frozen rank removed after {removedAfter.TotalSeconds:F1} s");
+        Assert.True(removedAfter < TimeSpan.FromSeconds(10), $"removed after {removedAfter}");
+        steps.AssertNeverBackwards();
+        Assert.Equal(0, done.Recoveries);
+        Assert.Equal(2500, done.Result!.Steps);
+        Assert.Contains(events, e => e.What.Contains("removed at step") && e.What.Contains(frozenRank.NodeId));
+        // The thawed worker's old rank was refused everywhere: it never reported for the job again.
+        Assert.DoesNotContain(events.SkipWhile(e => !e.What.Contains("removed at step")), e => e.Who == frozenRank.NodeId && e.What.Contains("lost contact"));
+    }
+
+    [Fact]
+    public async Task KillingTheSiloThatHostsTheJobGrain_DoesNotStopTheDataParallelJob()
+    {
+        var silos = new[] { await _cluster.StartSilo(), await _cluster.StartSilo() };
+        _cluster.StartWorker("w1");
+        _cluster.StartWorker("w2");
+        await _cluster.ConnectClient();
+        var id = await _cluster.SubmitWithCli(Spec(min: 2, max: 2, steps: 2000));
+        var steps = new StepLog();
+        var running = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 } && j.Progress?.Step >= 300, "training on 2 ranks", TimeSpan.FromSeconds(120), steps.Observe);
+
+        var hostPort = Orleans.Runtime.SiloAddress.FromParsableString(running.HostSilo!).Endpoint.Port;
+        silos.Single(s => s.SiloPort == hostPort).Process.Kill();
+        var done = await _cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
+        var events = await _cluster.Events(id);
+
+        steps.AssertNeverBackwards();
+        Assert.NotEqual(running.HostSilo, done.HostSilo);
+        Assert.Contains(events, e => e.What.StartsWith("recovered from storage"));
+        Assert.Equal(0, done.Recoveries);
+        Assert.Equal(2000, done.Result!.Steps);
+        Assert.DoesNotContain(events, e => e.What.Contains("removed at step"));
+    }
+}

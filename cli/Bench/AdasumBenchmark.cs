@@ -23,7 +23,7 @@ public static class AdasumBenchmark
         var spec = JobSpecParser.Parse($"name: adasum-bench\nmodel: {{type: mlp, hidden: [256]}}\ndata: {{dataset: fashion-mnist}}\n" +
                                        $"train: {{optimizer: sgd, lr: {lr}, momentum: 0.9, batchSize: {batch}, seed: 1, steps: {steps}}}");
         var listeners = Enumerable.Range(0, ranks).Select(_ => TcpRankTransport.BindListener(IPAddress.Loopback)).ToList();
-        var membership = new RankMembership($"adasum-bench-{ranks}-{lr}-{combine}", 1, listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList());
+        var membership = new RankMembership($"adasum-bench-{ranks}-{lr}-{combine}", 1, listeners.Select(l => l.LocalEndpoint).ToList());
         var transports = listeners.Select((l, r) => TcpRankTransport.Start(membership, r, l)).ToList();
         var points = new List<(long, double)>();
         (double, double, double) split = default;

@@ -23,7 +23,7 @@ public static class AllReduceBenchmark
     public static async Task<int> RunRank(string folder, int rank, int size, int floats, int iterations, CancellationToken ct)
     {
         var listener = TcpRankTransport.BindListener(IPAddress.Loopback);
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var port = (listener.LocalEndpoint).Port;
         await File.WriteAllTextAsync(Path.Combine(folder, $"rank-{rank}.tmp"), port.ToString(), ct);
         File.Move(Path.Combine(folder, $"rank-{rank}.tmp"), Path.Combine(folder, $"rank-{rank}.port"));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

@@ -67,8 +67,8 @@ public static class SchedulingPolicyExtensions
 /// and fused arrays, which checkpoint): gangs never backfill. When the free devices plus those of preemptible
 /// arrays of lower priority than the gang reach its minimum, those arrays (lowest priority first) are preempted
 /// for it and the free devices are kept for it; it starts in a later pass, once the preempted arrays have left.</item>
-/// <item>A running gang below its maximum grows into free devices that no waiting gang has reserved; it never
-/// preempts or reserves for growth.</item>
+/// <item>A running gang below its maximum grows into free devices, but not while a gang of higher priority (or
+/// earlier, at equal priority) waits; it never preempts or reserves for growth.</item>
 /// </list>
 /// A job that fits nowhere is skipped (no head-of-line blocking among single jobs).
 /// </summary>
@@ -95,7 +95,8 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
             if (placed.Contains(job.JobId)) continue;
             if (job.Growth)
             {
-                if (free.Unreserved <= 0) continue;
+                // Growth is not preemptible: it never takes devices a waiting gang (of higher priority) could use.
+                if (gangWaiting || free.Unreserved <= 0) continue;
                 placements.Add(new Placement([job.JobId], free.TakeSpread(Math.Min(job.Wanted, free.Unreserved))));
                 placed.Add(job.JobId);
                 continue;

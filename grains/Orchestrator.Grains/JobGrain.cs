@@ -204,7 +204,8 @@ public sealed partial class JobGrain(
         var epochEnded = progress.TestAccuracy is not null && progress.Epoch != S.Progress?.Epoch;
         S.Progress = progress;
         if (epochEnded) AddEvent(Reporter(epoch), $"epoch {progress.Epoch} done at step {progress.Step}: test accuracy {progress.TestAccuracy:F4}, loss {progress.Loss:F4}");
-        if (epochEnded || DateTime.UtcNow - _lastProgressWrite > ProgressWriteInterval) await SaveAndPublish();
+        // Written at every report (about one a second): a reader after a failover never sees the step go back.
+        await SaveAndPublish();
         return WorkAck.Go;
     }
 

@@ -97,7 +97,7 @@ public class CollectiveTests
     public async Task FramesOfAStaleEpoch_AreRefused_AndTheReceiverTimesOut()
     {
         var listeners = Enumerable.Range(0, 2).Select(_ => TcpRankTransport.BindListener(IPAddress.Loopback)).ToList();
-        var endpoints = listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList();
+        var endpoints = listeners.Select(l => l.LocalEndpoint).ToList();
         await using var current = TcpRankTransport.Start(new RankMembership("job", Epoch: 5, endpoints), 1, listeners[1]);
         await using var stale = TcpRankTransport.Start(new RankMembership("job", Epoch: 4, endpoints), 0, listeners[0]);
         current.ReceiveTimeout = TimeSpan.FromMilliseconds(500);
@@ -114,7 +114,7 @@ public class CollectiveTests
     public async Task AFrozenPeer_BecomesAFailureWithinTheDeadline_NotAHang()
     {
         var listeners = Enumerable.Range(0, 2).Select(_ => TcpRankTransport.BindListener(IPAddress.Loopback)).ToList();
-        var membership = new RankMembership("job", 1, listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList());
+        var membership = new RankMembership("job", 1, listeners.Select(l => l.LocalEndpoint).ToList());
         await using var waiting = TcpRankTransport.Start(membership, 0, listeners[0]);
         await using var silent = TcpRankTransport.Start(membership, 1, listeners[1]);
         waiting.ReceiveTimeout = TimeSpan.FromSeconds(1);
@@ -123,5 +123,66 @@ public class CollectiveTests
         await Assert.ThrowsAsync<PeerFailedException>(async () => await new Collective(waiting).RingAllReduce(new float[100], average: false, step: 1));
 
         Assert.InRange(clock.Elapsed.TotalSeconds, 0.5, 5);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    [InlineData(7)]
+    public async Task Exchange_GivesEveryRankEveryRanksValue(int n)
+    {
+        var results = await LoopbackRanks.Run(n, (c, r) => c.Exchange(1000L * r - 3, step: -2));
+
+        Assert.All(results, all => Assert.Equal(Enumerable.Range(0, n).Select(r => 1000L * r - 3), all));
+    }
+
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(2, 3_000_001)]
+    public async Task BroadcastOfBytes_DeliversTheRootsBytesOfAnyLength(int root, int length)
+    {
+        var payload = Enumerable.Range(0, length).Select(i => (byte)(i * 31 + 7)).ToArray();
+
+        var results = await LoopbackRanks.Run(4, (c, r) => c.Broadcast(r == root ? payload : null, root, step: -2));
+
+        Assert.All(results, bytes => Assert.Equal(payload, bytes));
+    }
+
+    [Fact]
+    public async Task APeerAlreadyInTheNextEpoch_IsHeldUntilThatEpochStartsHere_NotRefused()
+    {
+        await using var listener0 = TcpRankTransport.BindListener(IPAddress.Loopback);
+        await using var listener1 = TcpRankTransport.BindListener(IPAddress.Loopback);
+        var endpoints = new List<IPEndPoint> { listener0.LocalEndpoint, listener1.LocalEndpoint };
+        await using var oldEpoch = TcpRankTransport.Start(new RankMembership("job", 1, endpoints), 1, listener1, keepListener: true);
+        await using var ahead = TcpRankTransport.Start(new RankMembership("job", 2, endpoints), 0, listener0, keepListener: true);
+
+        // Rank 0 is in epoch 2 already and dials rank 1, whose epoch 2 has not started yet.
+        var send = ahead.Send(1, step: 5, tag: 1, new byte[] { 1, 2, 3 }).AsTask();
+        await Task.Delay(200);
+        await oldEpoch.DisposeAsync();
+        await using var newEpoch = TcpRankTransport.Start(new RankMembership("job", 2, endpoints), 1, listener1, keepListener: true);
+        var received = new byte[3];
+        await newEpoch.Receive(0, step: 5, tag: 1, received);
+        await send;
+
+        Assert.Equal(new byte[] { 1, 2, 3 }, received);
+        Assert.Equal(0, newEpoch.RefusedFrames);
+    }
+
+    [Fact]
+    public async Task AListener_RefusesConnectionsOfEpochsOlderThanItsNewest()
+    {
+        await using var listener0 = TcpRankTransport.BindListener(IPAddress.Loopback);
+        await using var listener1 = TcpRankTransport.BindListener(IPAddress.Loopback);
+        var endpoints = new List<IPEndPoint> { listener0.LocalEndpoint, listener1.LocalEndpoint };
+        await using var current = TcpRankTransport.Start(new RankMembership("job", 3, endpoints), 1, listener1, keepListener: true);
+        await using var stale = TcpRankTransport.Start(new RankMembership("job", 2, endpoints), 0, listener0, keepListener: true);
+
+        try { await stale.Send(1, step: 1, tag: 1, new byte[4]); } catch (PeerFailedException) { }
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (listener1.Refused == 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+
+        Assert.Equal(1, listener1.Refused);
     }
 }

@@ -74,4 +74,104 @@ public class DataParallelTests
         Assert.True(ranks[0].All(float.IsFinite));
         Assert.True(RelativeDifference(ranks[0], initial) > 1e-3, "parameters should have moved");
     }
+
+    /// <summary>Per-rank listeners that outlive membership epochs, as a worker's rank runner keeps them.</summary>
+    sealed class Ranks(int n) : IAsyncDisposable
+    {
+        readonly List<RankListener> _listeners = Enumerable.Range(0, n).Select(_ => TcpRankTransport.BindListener(System.Net.IPAddress.Loopback)).ToList();
+
+        /// <summary>The transport of rank <paramref name="rank"/> in an epoch whose members are the given original ranks.</summary>
+        public TcpRankTransport Epoch(long epoch, IReadOnlyList<int> members, int original)
+        {
+            var endpoints = members.Select(m => _listeners[m].LocalEndpoint).ToList();
+            var transport = TcpRankTransport.Start(new RankMembership("elastic", epoch, endpoints), members.ToList().IndexOf(original), _listeners[original], keepListener: true);
+            transport.ReceiveTimeout = TimeSpan.FromSeconds(2);
+            return transport;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var l in _listeners) await l.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task WhenARankDiesMidCombination_TheSurvivorsRedoOnlyThatCombination_AndStayBitIdentical()
+    {
+        var spec = Spec(16);
+        await using var ranks = new Ranks(3);
+        var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(r => Task.Run(async () =>
+        {
+            using var rank = new DataParallelRank(spec, Data, GradientCombine.Average);
+            await using (var first = ranks.Epoch(1, [0, 1, 2], r))
+            {
+                rank.Join(new Collective(first), r, 3);
+                for (int s = 0; s < 10; s++) await rank.TrainStep();
+                if (r == 2) return (Parameters: Flatten(rank.Model), rank.Step, Root: -2, FailedWithPending: false); // this rank dies
+                await Assert.ThrowsAsync<PeerFailedException>(() => rank.TrainStep());
+            }
+            var failedWithPending = rank.HasPendingGradients && rank.Step == 10;
+            await using var second = ranks.Epoch(2, [0, 1], r);
+            rank.Join(new Collective(second), r, 2);
+            var root = await rank.AgreeOnState(joining: false);
+            for (int s = 0; s < 10; s++) await rank.TrainStep();
+            return (Parameters: Flatten(rank.Model), rank.Step, Root: root, FailedWithPending: failedWithPending);
+        })));
+
+        Assert.True(results[0].FailedWithPending && results[1].FailedWithPending);
+        Assert.Equal([-1, -1], results.Take(2).Select(x => x.Root)); // no broadcast: they redo the combination
+        Assert.Equal([20L, 20L], results.Take(2).Select(x => x.Step)); // the redone step counts once: 10 + 10
+        Assert.Equal(results[0].Parameters, results[1].Parameters);
+    }
+
+    [Fact]
+    public async Task AJoiner_ReceivesTheStateByBroadcast_AndThenTrainsInStepWithTheOthers()
+    {
+        var spec = Spec(16, "adam");
+        await using var ranks = new Ranks(3);
+        var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(r => Task.Run(async () =>
+        {
+            using var rank = new DataParallelRank(spec, Data, GradientCombine.Adasum);
+            if (r < 2)
+            {
+                await using var first = ranks.Epoch(1, [0, 1], r);
+                rank.Join(new Collective(first), r, 2);
+                for (int s = 0; s < 15; s++) await rank.TrainStep();
+            }
+            await using var second = ranks.Epoch(2, [0, 1, 2], r);
+            rank.Join(new Collective(second), r, 3);
+            var root = await rank.AgreeOnState(joining: r == 2);
+            var agreed = rank.CaptureState();
+            for (int s = 0; s < 10; s++) await rank.TrainStep();
+            return (Agreed: agreed, Root: root, Parameters: Flatten(rank.Model), rank.Step);
+        })));
+
+        Assert.All(results, x => Assert.Equal(0, x.Root));
+        Assert.All(results, x => Assert.Equal(results[0].Agreed, x.Agreed)); // parameters, Adam moments, step, data position
+        Assert.All(results, x => Assert.Equal(25, x.Step));
+        Assert.All(results, x => Assert.Equal(results[0].Parameters, x.Parameters));
+    }
+
+    [Fact]
+    public async Task CapturedState_RestoresIntoAFreshRank_ThatGoesOnExactlyAsTheOriginal()
+    {
+        var spec = Spec(32, "adam");
+        var results = await LoopbackRanks.Run(1, async (collective, _) =>
+        {
+            using var original = new DataParallelRank(spec, Data, 0, 1, collective, GradientCombine.Average);
+            for (int s = 0; s < 140; s++) await original.TrainStep(); // crosses the 128-step epoch boundary
+            using var restored = new DataParallelRank(spec, Data, 0, 1, collective, GradientCombine.Average);
+            restored.RestoreState(original.CaptureState());
+            for (int s = 0; s < 20; s++)
+            {
+                await original.TrainStep();
+                await restored.TrainStep();
+            }
+            return (Flatten(original.Model), Flatten(restored.Model), original.DataEpoch, restored.Step);
+        });
+
+        Assert.Equal(results[0].Item1, results[0].Item2);
+        Assert.Equal(1, results[0].DataEpoch);
+        Assert.Equal(160, results[0].Step);
+    }
 }

@@ -90,4 +90,83 @@ public class ElasticMembershipTests
         Assert.Throws<ArgumentException>(() => new ElasticMembership(1, 1, [R("a"), R("b")]));
         Assert.Throws<ArgumentException>(() => new ElasticMembership(1, 3, [R("a"), R("a")]));
     }
+
+    [Fact]
+    public void ReForm_StartsANewEpochWithTheSameRanks()
+    {
+        var m = new ElasticMembership(2, 3, [R("a"), R("b")], epoch: 4, step: 30);
+
+        var view = m.ReForm();
+
+        Assert.Equal(5, view.Epoch);
+        Assert.Equal(["a", "b"], view.Ranks.Select(r => r.Id).ToArray());
+        Assert.Equal(30, view.Step);
+    }
+
+    [Fact]
+    public void RestoredWaitingRanks_JoinAtTheNextBoundary_AndCountTowardsMax()
+    {
+        var m = new ElasticMembership(1, 3, [R("a"), R("b")], epoch: 2, step: 10, waiting: [R("c")]);
+
+        Assert.False(m.RequestJoin(R("d")));
+        var view = m.CompleteStep(20)!;
+
+        Assert.Equal(["a", "b", "c"], view.Ranks.Select(r => r.Id).ToArray());
+        Assert.Equal(3, view.Epoch);
+        Assert.Throws<ArgumentException>(() => new ElasticMembership(1, 3, [R("a")], waiting: [R("a")]));
+    }
+}
+
+/// <summary>The verdict on a rank that a peer reports: remove it only when its process is gone.</summary>
+public class FailureJudgeTests
+{
+    static readonly DateTime Report = new(2026, 1, 1, 12, 0, 0, DateTimeKind.Utc);
+    static readonly TimeSpan Limit = TimeSpan.FromSeconds(2.5);
+
+    [Fact]
+    public void HeardFromAfterTheReport_IsAliveAndReFormed_UntilItStallsTooOften()
+    {
+        var heartbeat = Report.AddSeconds(0.9);
+
+        Assert.Equal(SuspectVerdict.ReForm, FailureJudge.Judge(Report.AddSeconds(1), Report, heartbeat, false, Limit, reFormsWithoutProgress: 0));
+        Assert.Equal(SuspectVerdict.ReForm, FailureJudge.Judge(Report.AddSeconds(1), Report, heartbeat, false, Limit, reFormsWithoutProgress: 2));
+        Assert.Equal(SuspectVerdict.Remove, FailureJudge.Judge(Report.AddSeconds(1), Report, heartbeat, false, Limit, reFormsWithoutProgress: 3));
+    }
+
+    [Fact]
+    public void SilentSinceBeforeTheReport_IsWaitedFor_ThenRemovedPastTheLimit()
+    {
+        var heartbeat = Report.AddSeconds(-0.5);
+
+        Assert.Equal(SuspectVerdict.Wait, FailureJudge.Judge(Report.AddSeconds(1.9), Report, heartbeat, false, Limit, 0));
+        Assert.Equal(SuspectVerdict.Remove, FailureJudge.Judge(Report.AddSeconds(2.1), Report, heartbeat, false, Limit, 0));
+    }
+
+    [Fact]
+    public void ADeadNode_IsRemovedAtOnce_AndANeverHeardNodeGetsTheLimitFromTheReport()
+    {
+        Assert.Equal(SuspectVerdict.Remove, FailureJudge.Judge(Report, Report, Report.AddSeconds(1), nodeDead: true, Limit, 0));
+        Assert.Equal(SuspectVerdict.Wait, FailureJudge.Judge(Report.AddSeconds(2), Report, null, false, Limit, 0));
+        Assert.Equal(SuspectVerdict.Remove, FailureJudge.Judge(Report.AddSeconds(3), Report, null, false, Limit, 0));
+    }
+}
+
+public class ReceiveDeadlineTests
+{
+    [Fact]
+    public void StartsAtTheInitialWait_ThenFollowsTheMeasuredStepTime_WithinItsBounds()
+    {
+        var deadline = new ReceiveDeadline(TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(60), stepsOfSlack: 20);
+        var initial = deadline.Current;
+        deadline.Observe(TimeSpan.FromMilliseconds(10));
+        var fastSteps = deadline.Current;
+        for (int i = 0; i < 200; i++) deadline.Observe(TimeSpan.FromMilliseconds(500));
+        var slowSteps = deadline.Current;
+        for (int i = 0; i < 200; i++) deadline.Observe(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(TimeSpan.FromSeconds(15), initial);
+        Assert.Equal(TimeSpan.FromSeconds(3), fastSteps);
+        Assert.InRange(slowSteps.TotalSeconds, 9.9, 10.1);
+        Assert.Equal(TimeSpan.FromSeconds(60), deadline.Current);
+    }
 }

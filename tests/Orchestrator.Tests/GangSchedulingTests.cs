@@ -97,4 +97,18 @@ public class GangSchedulingTests
 
         Assert.Equal("urgent", Assert.Single(decision.Placements).JobId);
     }
+
+    [Fact]
+    public void ARunningGangGrowsIntoFreeDevices_ButNotIntoThoseKeptForAWaitingGang()
+    {
+        var growth = new PendingJob("g", 0, 0, 1, Gang: true, MaxDevices: 3, Growth: true);
+
+        var alone = _policy.Decide([growth], [Node("a", 2)]);
+        var behindWaitingGang = _policy.Decide([Gang("big", min: 4, max: 4, priority: 5), growth],
+            [Node("a", 2, Array("cpu:9", priority: 1))]);
+
+        Assert.Equal(2, Assert.Single(alone.Placements).Slots.Count); // up to its room, from one device
+        Assert.Empty(alone.Preemptions);
+        Assert.DoesNotContain(behindWaitingGang.Placements, p => p.JobId == "g");
+    }
 }

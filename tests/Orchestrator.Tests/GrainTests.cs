@@ -8,6 +8,7 @@ namespace Orchestrator.Tests;
 public sealed class ClusterFixture : IAsyncLifetime
 {
     public static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromSeconds(2);
+    public static readonly TimeSpan RankSilenceLimit = TimeSpan.FromSeconds(1);
     public InProcessTestCluster Cluster { get; }
 
     public ClusterFixture()
@@ -20,6 +21,7 @@ public sealed class ClusterFixture : IAsyncLifetime
             silo.AddOrchestrator(o =>
             {
                 o.NodeHeartbeatTimeout = HeartbeatTimeout;
+                o.RankSilenceLimit = RankSilenceLimit;
                 o.SchedulerTickPeriod = TimeSpan.FromMilliseconds(200);
             });
         });
@@ -322,16 +324,119 @@ public class GrainTests : IAsyncLifetime
         await Assert.ThrowsAsync<KeyNotFoundException>(() => _grains.GetGrain<IJobGrain>(id).GetInfo());
     }
 
-    [Fact]
-    public async Task DataParallelJob_IsRefusedWithTheReason_UntilItCanBeScheduled()
+    static string DataParallelSpec(int min, int max) => JobSpecJson.Write(JobSpecParser.Parse(
+        $"name: dp\nkind: data-parallel\nworkers: {{min: {min}, max: {max}}}\nmodel: {{type: mlp}}\ndata: {{dataset: fashion-mnist}}\ntrain: {{steps: 100}}",
+        new SpecValidationOptions { CheckFiles = false }));
+
+    /// <summary>Every placed rank joins with an endpoint; returns the view the last one got.</summary>
+    async Task<GangView> JoinAll(string id, IEnumerable<Assignment> ranks)
     {
+        GangView view = null!;
+        foreach (var r in ranks)
+        {
+            var reply = await _grains.GetGrain<IJobGrain>(id).JoinGang(r.Epoch, r.NodeId, $"127.0.0.1:{20000 + r.Epoch}");
+            Assert.True(reply.Accepted, reply.Reason);
+            view = reply.Gang!;
+        }
+        return view;
+    }
+
+    [Fact]
+    public async Task DataParallelJob_StartsOnlyWithItsWholeGang_AndFormsOnceEveryRankJoined()
+    {
+        var (n1, n2) = (NewId("n1"), NewId("n2"));
         var id = NewId("dp");
-        var dp = """{"name":"dp","kind":"data-parallel","workers":{"min":2},"model":{"type":"mlp"},"data":{"dataset":"fashion-mnist"}}""";
+        await using var one = KeepAlive(n1, "cpu:0");
+        await Heartbeat(n1, "cpu:0");
+        await _grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(DataParallelSpec(min: 2, max: 3), "test"));
+        await Task.Delay(1000);
+        var waiting = await _grains.GetGrain<IJobGrain>(id).GetInfo();
+        var onOne = await Heartbeat(n1, "cpu:0");
 
-        var e = await Assert.ThrowsAsync<ArgumentException>(() => _grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(dp, "test")));
+        await using var two = KeepAlive(n2, "cpu:0", "cpu:1");
+        var placed = await WaitFor(id, j => j.Ranks?.Count == 3, "placed on 3 devices");
+        var beforeLast = await JoinAll(id, placed.Ranks!.Take(2));
+        var formed = await JoinAll(id, placed.Ranks!.Skip(2));
+        var info = await _grains.GetGrain<IJobGrain>(id).GetInfo();
 
-        Assert.Contains("data-parallel", e.Message);
-        await Assert.ThrowsAsync<KeyNotFoundException>(() => _grains.GetGrain<IJobGrain>(id).GetInfo());
+        Assert.Equal(JobState.Pending, waiting.State); // one free device: no partial gang is held
+        Assert.Empty(onOne.Desired);
+        Assert.Equal(3, placed.Ranks!.Select(r => (r.NodeId, r.Device)).Distinct().Count());
+        Assert.All(placed.Ranks!, r => Assert.True(r.Gang));
+        Assert.False(beforeLast.CanTrain);
+        Assert.True(formed.CanTrain);
+        Assert.Equal(placed.Ranks!.Select(r => r.Epoch), formed.Ranks);
+        Assert.Equal(placed.Ranks!.Select(r => $"127.0.0.1:{20000 + r.Epoch}"), formed.Endpoints);
+        Assert.Equal(JobState.Running, info.State);
+    }
+
+    [Fact]
+    public async Task AReportedRank_IsReFormedWhileItsProcessLives_AndRemovedOnceItsNodeIsSilent()
+    {
+        var (a, b) = (NewId("a"), NewId("b"));
+        var id = NewId("dp");
+        var job = _grains.GetGrain<IJobGrain>(id);
+        var alive = new Dictionary<string, IAsyncDisposable> { [a] = KeepAlive(a, "cpu:0"), [b] = KeepAlive(b, "cpu:0") };
+        await Heartbeat(b, "cpu:0");
+        await job.Submit(new JobSubmission(DataParallelSpec(min: 1, max: 2), "test"));
+        var placed = await WaitFor(id, j => j.Ranks?.Count == 2, "placed on 2 devices");
+        var formed = await JoinAll(id, placed.Ranks!);
+        var (first, second) = (formed.Ranks[0], formed.Ranks[1]);
+
+        var atOnce = await job.ReportPeerFailure(first, formed.MembershipEpoch, second, step: 7, "connection closed");
+        await Task.Delay(700); // the suspect's node heartbeats meanwhile: its process is alive
+        var reFormed = await job.ReportPeerFailure(first, formed.MembershipEpoch, second, step: 7, "connection closed");
+        await alive[placed.Ranks!.Single(r => r.Epoch == second).NodeId].DisposeAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        GangView afterSilence;
+        do
+        {
+            afterSilence = await job.ReportPeerFailure(first, reFormed.MembershipEpoch, second, step: 7, "nothing within 3 s");
+            await Task.Delay(200);
+        } while (afterSilence.MembershipEpoch == reFormed.MembershipEpoch && clock.Elapsed < TimeSpan.FromSeconds(10));
+        var removedView = await job.SyncGang(second, 7);
+        var events = await job.GetEvents();
+
+        Assert.Equal(formed.MembershipEpoch, atOnce.MembershipEpoch); // no verdict yet
+        Assert.Equal(formed.MembershipEpoch + 1, reFormed.MembershipEpoch);
+        Assert.Equal(formed.Ranks, reFormed.Ranks);
+        Assert.Equal([first], afterSilence.Ranks);
+        Assert.InRange(clock.Elapsed, ClusterFixture.RankSilenceLimit * 0.5, ClusterFixture.HeartbeatTimeout);
+        Assert.NotNull(removedView.Stop);
+        Assert.Contains(events, e => e.What.Contains("re-formed") && e.What.Contains("alive"));
+        Assert.Contains(events, e => e.What.Contains("removed at step 7"));
+        Assert.True(afterSilence.CanTrain); // min 1: the survivor goes on
+        foreach (var keeper in alive.Values) await keeper.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task AJoiner_IsAdmittedAtTheNextStepBoundary_AndTheStepNeverGoesBack()
+    {
+        var node = NewId("n");
+        var id = NewId("dp");
+        var job = _grains.GetGrain<IJobGrain>(id);
+        await using var alive = KeepAlive(node, "cpu:0", "cpu:1");
+        await Heartbeat(node, "cpu:0", "cpu:1");
+        await job.Submit(new JobSubmission(DataParallelSpec(min: 2, max: 3), "test"));
+        var placed = await WaitFor(id, j => j.Ranks?.Count == 2, "placed on 2 devices");
+        var formed = await JoinAll(id, placed.Ranks!);
+        var rank0 = formed.Ranks[0];
+
+        await using var more = KeepAlive(NewId("m"), "cpu:0");
+        await job.SyncGang(rank0, 10); // a step boundary: the job asks to grow
+        var grown = await WaitFor(id, j => j.Ranks?.Count == 3, "given a third device");
+        var joiner = grown.Ranks!.Single(r => !formed.Ranks.Contains(r.Epoch));
+        var waitingView = (await job.JoinGang(joiner.Epoch, joiner.NodeId, "127.0.0.1:29999")).Gang!;
+        var sameBoundary = await job.SyncGang(rank0, 10);
+        var nextBoundary = await job.SyncGang(rank0, 20);
+        var older = await job.SyncGang(formed.Ranks[1], 15);
+
+        Assert.Equal(-1, waitingView.RankOf(joiner.Epoch));
+        Assert.Equal(formed.MembershipEpoch, sameBoundary.MembershipEpoch);
+        Assert.Equal(formed.MembershipEpoch + 1, nextBoundary.MembershipEpoch);
+        Assert.Equal(2, nextBoundary.RankOf(joiner.Epoch)); // joins last; rank 0 is the broadcast source
+        Assert.Equal(20, nextBoundary.Step);
+        Assert.Equal(20, older.Step);
     }
 
     [Fact]

@@ -9,7 +9,7 @@ public static class LoopbackRanks
     public static async Task<T[]> Run<T>(int n, Func<Collective, int, Task<T>> body, long epoch = 1)
     {
         var listeners = Enumerable.Range(0, n).Select(_ => TcpRankTransport.BindListener(IPAddress.Loopback)).ToList();
-        var membership = new RankMembership("job-test", epoch, listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList());
+        var membership = new RankMembership("job-test", epoch, listeners.Select(l => l.LocalEndpoint).ToList());
         var transports = listeners.Select((l, r) => TcpRankTransport.Start(membership, r, l)).ToList();
         try
         {

@@ -27,11 +27,19 @@ public static class Views
                 progress,
                 (j.Result?.FinalLoss ?? p?.Loss) is { } loss ? $"{loss:F4}" : "-",
                 accuracy is { } a ? $"{a:F4}" : "-",
-                j.Assignment is { } asg ? Markup.Escape($"{asg.NodeId}/{asg.Device}{(asg.ArrayWidth > 1 ? $" ({asg.ArrayId}, {asg.ArrayWidth} fused)" : "")}") : "-",
+                Markup.Escape(Where(j)),
                 Markup.Escape(j.Owner),
                 Age(j.SubmittedAt));
         }
         AnsiConsole.Write(table);
+    }
+
+    /// <summary>Where a job runs: its device (and fused array), or a data-parallel job's ranks.</summary>
+    static string Where(JobInfo j)
+    {
+        if (j.Ranks is { Count: > 0 } ranks) return $"{ranks.Count} rank{(ranks.Count > 1 ? "s" : "")}: {string.Join(", ", ranks.Select(r => $"{r.NodeId}/{r.Device}"))}";
+        if (j.Assignment is { } a && !a.Gang) return $"{a.NodeId}/{a.Device}{(a.ArrayWidth > 1 ? $" ({a.ArrayId}, {a.ArrayWidth} fused)" : "")}";
+        return "-";
     }
 
     public static void Job(JobInfo j, IReadOnlyList<JobEvent> events)
@@ -44,7 +52,15 @@ public static class Views
         Row("owner", Markup.Escape(j.Owner));
         Row("priority", j.Priority.ToString());
         Row("submitted", $"{j.SubmittedAt.ToLocalTime():u}");
-        if (j.Assignment is { } a)
+        if (j.Gang is { } g)
+        {
+            var byEpoch = (j.Ranks ?? []).ToDictionary(r => r.Epoch);
+            var members = g.Ranks.Select((epoch, rank) => byEpoch.TryGetValue(epoch, out var r) ? $"{rank}: {r.NodeId}/{r.Device}" : $"{rank}: ?");
+            var state = j.State.IsTerminal() ? "ended" : g.CanTrain ? "training" : j.State == JobState.Running ? "paused (below its minimum)" : "forming";
+            Row("gang", Markup.Escape($"{g.Ranks.Count} rank(s), membership epoch {g.MembershipEpoch}, {state}{(g.Waiting > 0 ? $", {g.Waiting} joining" : "")}"));
+            if (g.Ranks.Count > 0 && !j.State.IsTerminal()) Row("ranks", Markup.Escape(string.Join("; ", members)));
+        }
+        else if (j.Assignment is { } a)
         {
             Row("placement", Markup.Escape($"{a.NodeId}/{a.Device} (epoch {a.Epoch})"));
             if (a.ArrayWidth > 1) Row("fused array", Markup.Escape($"{a.ArrayId}, {a.ArrayWidth} jobs trained as one"));

@@ -237,11 +237,12 @@ public sealed partial class JobGrain(
             await checkpoint.WriteStateAsync();
             S.CheckpointStep = cp.Step;
         }
+        var node = Reporter(epoch);
         await ReleaseNode();
         S.Assignment = null;
         S.PreemptReason = null;
         S.State = S.Recoveries > 0 ? JobState.Recovering : JobState.Pending;
-        AddEvent(Reporter(epoch), $"preempted at step {cp.Step}: checkpoint saved, requeued");
+        AddEvent(node, $"preempted at step {cp.Step}: checkpoint saved, requeued");
         await SaveAndPublish();
         await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
         return WorkAck.Stop("preempted");

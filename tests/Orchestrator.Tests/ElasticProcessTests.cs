@@ -121,4 +121,31 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.Equal(2000, done.Result!.Steps);
         Assert.DoesNotContain(events, e => e.What.Contains("removed at step"));
     }
+
+    [Fact]
+    public async Task AGangOfHigherPriority_PreemptsARunningJob_WhichResumesFromItsYieldedStepAfterwards()
+    {
+        await _cluster.StartSilo();
+        _cluster.StartWorker("w1");
+        await _cluster.ConnectClient();
+        var single = await _cluster.SubmitWithCli("""
+            name: long
+            model: {type: mlp, hidden: [128]}
+            data: {dataset: fashion-mnist}
+            train: {steps: 20000, batchSize: 32, lr: 0.02, checkpointEvery: 100000}
+            """);
+        await _cluster.WaitFor(single, j => j.Progress?.Step >= 500, "running", TimeSpan.FromSeconds(120));
+        var gang = await _cluster.SubmitWithCli(Spec(min: 1, max: 1, steps: 300).Replace("name: elastic", "name: urgent\npriority: 5"));
+        var gangDone = await _cluster.WaitFor(gang, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(120));
+        var singleDone = await _cluster.WaitFor(single, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(180));
+        var events = await _cluster.Events(single);
+
+        var yielded = events.Single(e => e.What.StartsWith("preempted at step"));
+        var yieldStep = long.Parse(yielded.What.Split(' ')[3].TrimEnd(':'));
+        var resumed = events.Single(e => e.What.Contains("resuming from checkpoint at step"));
+        Assert.Equal(yieldStep, long.Parse(resumed.What.Split("step ")[1])); // no work lost
+        Assert.True(resumed.At > gangDone.EndedAt, "the preempted job came back after the gang");
+        Assert.Equal(20000, singleDone.Result!.Steps);
+        Assert.Equal(300, gangDone.Result!.Steps);
+    }
 }

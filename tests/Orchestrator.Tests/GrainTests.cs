@@ -324,8 +324,8 @@ public class GrainTests : IAsyncLifetime
         await Assert.ThrowsAsync<KeyNotFoundException>(() => _grains.GetGrain<IJobGrain>(id).GetInfo());
     }
 
-    static string DataParallelSpec(int min, int max) => JobSpecJson.Write(JobSpecParser.Parse(
-        $"name: dp\nkind: data-parallel\nworkers: {{min: {min}, max: {max}}}\nmodel: {{type: mlp}}\ndata: {{dataset: fashion-mnist}}\ntrain: {{steps: 100}}",
+    static string DataParallelSpec(int min, int max, int priority = 0) => JobSpecJson.Write(JobSpecParser.Parse(
+        $"name: dp\npriority: {priority}\nkind: data-parallel\nworkers: {{min: {min}, max: {max}}}\nmodel: {{type: mlp}}\ndata: {{dataset: fashion-mnist}}\ntrain: {{steps: 100}}",
         new SpecValidationOptions { CheckFiles = false }));
 
     /// <summary>Every placed rank joins with an endpoint; returns the view the last one got.</summary>
@@ -437,6 +437,44 @@ public class GrainTests : IAsyncLifetime
         Assert.Equal(2, nextBoundary.RankOf(joiner.Epoch)); // joins last; rank 0 is the broadcast source
         Assert.Equal(20, nextBoundary.Step);
         Assert.Equal(20, older.Step);
+    }
+
+    [Fact]
+    public async Task AGangOfHigherPriority_PreemptsRunningJobs_WhichCheckpointAndGoBackToTheQueue()
+    {
+        var node = NewId("n");
+        await using var alive = KeepAlive(node, "cpu:0", "cpu:1");
+        await Heartbeat(node, "cpu:0", "cpu:1");
+        var singles = new[] { NewId("s1"), NewId("s2") };
+        foreach (var id in singles) await Submit(id, priority: 0, fusion: "never");
+        var running = new List<JobInfo>();
+        foreach (var id in singles)
+        {
+            var placed = await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled");
+            Assert.True((await _grains.GetGrain<IJobGrain>(id).Start(placed.Assignment!.Epoch, node)).Accepted);
+            running.Add(placed);
+        }
+
+        var gang = NewId("gang");
+        await _grains.GetGrain<IJobGrain>(gang).Submit(new JobSubmission(DataParallelSpec(min: 2, max: 2, priority: 5), "test"));
+        await Task.Delay(1000);
+        var acks = new List<WorkAck>();
+        foreach (var j in running)
+            acks.Add(await _grains.GetGrain<IJobGrain>(j.JobId).ReportProgress(j.Assignment!.Epoch, new JobProgress(42, 100, 0, 0.5, null, 1, DateTime.UtcNow)));
+        var gangBeforeYield = await _grains.GetGrain<IJobGrain>(gang).GetInfo();
+        foreach (var j in running)
+            await _grains.GetGrain<IJobGrain>(j.JobId).Yield(j.Assignment!.Epoch, new JobCheckpoint(42, [1, 2, 3], DateTime.UtcNow));
+        var placedGang = await WaitFor(gang, j => j.Ranks?.Count == 2, "placed after the preemption");
+        var requeued = await Task.WhenAll(singles.Select(id => _grains.GetGrain<IJobGrain>(id).GetInfo()));
+        var events = await _grains.GetGrain<IJobGrain>(singles[0]).GetEvents();
+
+        Assert.All(acks, a => Assert.True(!a.Continue && a.Yield, a.Reason));
+        Assert.Equal(JobState.Pending, gangBeforeYield.State); // the devices are not taken from under running jobs
+        Assert.Equal(["cpu:0", "cpu:1"], placedGang.Ranks!.Select(r => r.Device).Order());
+        Assert.All(requeued, j => Assert.Equal(JobState.Pending, j.State));
+        Assert.All(requeued, j => Assert.Equal(42, j.CheckpointStep));
+        Assert.Contains(events, e => e.What.Contains("preempted for data-parallel job") && e.What.Contains(gang));
+        Assert.Contains(events, e => e.What.Contains("preempted at step 42: checkpoint saved, requeued"));
     }
 
     [Fact]

@@ -175,7 +175,8 @@ public sealed class RankRunner
             {
                 var seconds = clock.Elapsed.TotalSeconds;
                 _channel.End(me == 0
-                    ? MemberOutcome.Succeeded(new JobResult(accuracy!.Value, loss, rank.Step, rank.DataEpoch, seconds, (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / seconds))
+                    ? MemberOutcome.Succeeded(new JobResult(accuracy!.Value, loss, rank.Step, rank.DataEpoch, seconds,
+                        (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / seconds, Split(rank, firstStep)))
                     : MemberOutcome.Stopped("finished; rank 0 reports the result"));
                 return null;
             }
@@ -187,6 +188,13 @@ public sealed class RankRunner
             }
         }
         return null;
+    }
+
+    static StepSplit Split(DataParallelRank rank, long firstStep)
+    {
+        var (compute, combine, optimizer) = rank.Time;
+        var steps = Math.Max(1, rank.Step - firstStep);
+        return new StepSplit(1000 * compute / steps, 1000 * combine / steps, 1000 * optimizer / steps);
     }
 
     /// <summary>Waits until this rank is in a membership that can train; null when it must stop.</summary>

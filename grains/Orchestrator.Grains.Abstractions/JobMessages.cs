@@ -36,7 +36,16 @@ public sealed record JobEvent(DateTime At, string Who, string What);
 /// <param name="TrainingSeconds">Wall time of the run that finished the job, evaluations included.</param>
 /// <param name="SamplesPerSecond">The job's own training throughput in that run, test-set evaluations excluded.</param>
 [GenerateSerializer, Immutable, Alias("job-result")]
-public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int Epochs, double TrainingSeconds, double SamplesPerSecond);
+/// <param name="Split">Data-parallel jobs: rank 0's mean time per step in forward/backward, combining gradients
+/// over the data plane, and the optimizer, in milliseconds.</param>
+public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int Epochs, double TrainingSeconds, double SamplesPerSecond,
+    StepSplit? Split = null);
+
+[GenerateSerializer, Immutable, Alias("step-split")]
+public sealed record StepSplit(double ComputeMs, double CombineMs, double OptimizerMs)
+{
+    public override string ToString() => $"per step: compute {ComputeMs:F2} ms, combine {CombineMs:F2} ms, optimizer {OptimizerMs:F2} ms";
+}
 
 /// <summary>Model and optimizer state at <see cref="Step"/> in the worker's checkpoint format.</summary>
 [GenerateSerializer, Immutable, Alias("job-checkpoint")]

@@ -256,7 +256,7 @@ public sealed partial class JobGrain(
         S.State = JobState.Succeeded;
         S.Result = result;
         S.EndedAt = DateTime.UtcNow;
-        AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training)");
+        AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training){(result.Split is { } split ? $"; {split}" : "")}");
         await SaveAndPublish();
         return WorkAck.Go;
     }

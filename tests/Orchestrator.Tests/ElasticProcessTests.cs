@@ -61,6 +61,7 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.Equal(0, done.Recoveries);
         Assert.Equal(2500, done.Result!.Steps);
         Assert.True(done.Result.TestAccuracy > 0.75, $"accuracy {done.Result.TestAccuracy}");
+        Assert.True(done.Result.Split is { ComputeMs: > 0, CombineMs: > 0, OptimizerMs: > 0 }, $"{done.Result.Split}");
         Assert.Contains(events, e => e.What.Contains("removed at step") && e.What.Contains(victim));
         Assert.Contains(events, e => e.What.Contains("joined at step") && e.What.Contains("w4"));
         Assert.DoesNotContain(events, e => e.What.Contains("requeued"));

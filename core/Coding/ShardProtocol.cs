@@ -1,0 +1,152 @@
+namespace Orchestrator.Core.Coding;
+
+/// <summary>One step's change to rows of a data shard: the rows, and old ⊕ new of their bytes, row after row.</summary>
+public sealed record RowDelta(long Step, int[] Rows, byte[] Delta);
+
+/// <summary>
+/// A data shard of a coding group: equally sized rows (a row holds a parameter row and its optimizer state, as
+/// raw bytes) and the step of its latest committed update (<see cref="Version"/>).
+/// An update is two-phase (see docs/erasure-coding.md): <see cref="Prepare"/> computes the new rows and the delta
+/// without changing anything; the delta goes to every parity shard; only then <see cref="Commit"/> writes the
+/// rows. A prepared update is kept until committed, so a survivor can always re-send it.
+/// </summary>
+public sealed class DataShard(int index, int rowBytes, byte[] bytes, long version = 0)
+{
+    public int Index { get; } = index;
+    public int RowBytes { get; } = rowBytes;
+    public byte[] Bytes { get; } = bytes.Length % rowBytes == 0 ? bytes : throw new ArgumentException($"{bytes.Length} bytes is not a whole number of {rowBytes}-byte rows");
+    public int Rows => Bytes.Length / RowBytes;
+    public long Version { get; private set; } = version;
+
+    /// <summary>The prepared, uncommitted update: its delta and the rows' new bytes.</summary>
+    public (RowDelta Delta, byte[] NewRows)? Pending { get; private set; }
+
+    public ReadOnlySpan<byte> Row(int row) => Bytes.AsSpan(row * RowBytes, RowBytes);
+
+    /// <summary>
+    /// Computes step <paramref name="step"/>'s new bytes for <paramref name="rows"/> (distinct) with
+    /// <paramref name="update"/>(row index, its current bytes); returns the delta to send to the parities, or null
+    /// if the shard already holds that step (a retried step is acknowledged without being applied twice).
+    /// </summary>
+    public RowDelta? Prepare(long step, int[] rows, Func<int, ReadOnlyMemory<byte>, byte[]> update)
+    {
+        if (step <= Version) return null;
+        if (Pending is { } p)
+        {
+            if (p.Delta.Step == step) return p.Delta;
+            throw new InvalidOperationException($"shard {Index}: step {p.Delta.Step} is still uncommitted; commit it before step {step}");
+        }
+        var fresh = new byte[rows.Length * RowBytes];
+        for (int n = 0; n < rows.Length; n++)
+        {
+            var row = update(rows[n], Bytes.AsMemory(rows[n] * RowBytes, RowBytes));
+            if (row.Length != RowBytes) throw new ArgumentException($"an updated row must have {RowBytes} bytes, got {row.Length}");
+            row.CopyTo(fresh, n * RowBytes);
+        }
+        var delta = new byte[fresh.Length];
+        for (int n = 0; n < rows.Length; n++)
+            ErasureCode.Delta(Row(rows[n]), fresh.AsSpan(n * RowBytes, RowBytes)).CopyTo(delta, n * RowBytes);
+        Pending = (new RowDelta(step, rows, delta), fresh);
+        return Pending.Value.Delta;
+    }
+
+    /// <summary>Writes the prepared rows; call only once every parity shard has applied the delta.</summary>
+    public void Commit()
+    {
+        if (Pending is not { } p) return;
+        for (int n = 0; n < p.Delta.Rows.Length; n++)
+            p.NewRows.AsSpan(n * RowBytes, RowBytes).CopyTo(Bytes.AsSpan(p.Delta.Rows[n] * RowBytes));
+        Version = p.Delta.Step;
+        Pending = null;
+    }
+}
+
+/// <summary>
+/// A parity shard of a coding group: the parity bytes, and per data shard the step of the latest delta applied
+/// (<see cref="Applied"/>) with that delta kept, so it can be undone (XOR-style deltas are their own inverse).
+/// </summary>
+public sealed class ParityShard
+{
+    readonly ErasureCode _code;
+    readonly int _rowBytes;
+    readonly long[] _applied;
+    readonly (RowDelta Delta, long Before)?[] _last;
+
+    public ParityShard(int index, ErasureCode code, int rowBytes, byte[] bytes, IReadOnlyList<long> applied)
+    {
+        (Index, _code, _rowBytes, Bytes) = (index, code, rowBytes, bytes);
+        _applied = applied.ToArray();
+        _last = new (RowDelta, long)?[code.K];
+    }
+
+    public int Index { get; }
+    public byte[] Bytes { get; }
+    public IReadOnlyList<long> Applied => _applied;
+
+    /// <summary>Applies a data shard's delta once: a delta of a step already applied is ignored (retries are safe).</summary>
+    public bool Apply(int data, RowDelta d)
+    {
+        if (d.Step <= _applied[data]) return false;
+        for (int n = 0; n < d.Rows.Length; n++)
+            _code.ApplyDelta(Index, data, d.Delta.AsSpan(n * _rowBytes, _rowBytes), Bytes, d.Rows[n] * _rowBytes);
+        _last[data] = (d, _applied[data]);
+        _applied[data] = d.Step;
+        return true;
+    }
+
+    /// <summary>Reverts the latest delta applied from <paramref name="data"/> (its shard was lost before committing it everywhere).</summary>
+    public void UndoLast(int data)
+    {
+        if (_last[data] is not { } last) throw new InvalidOperationException($"parity {Index} holds no delta of data shard {data} to undo");
+        for (int n = 0; n < last.Delta.Rows.Length; n++)
+            _code.ApplyDelta(Index, data, last.Delta.Delta.AsSpan(n * _rowBytes, _rowBytes), Bytes, last.Delta.Rows[n] * _rowBytes);
+        _applied[data] = last.Before;
+        _last[data] = null;
+    }
+}
+
+/// <summary>
+/// Rebuilds the lost shards of one coding group so that the code describes exactly the surviving shards'
+/// versions (the argument is in docs/erasure-coding.md):
+/// <list type="number">
+/// <item>surviving data shards finish their prepared update (re-send the delta to the surviving parities, which
+/// ignore a repeat, then commit), so every surviving parity has applied exactly each survivor's version;</item>
+/// <item>for a lost data shard the surviving parities may differ by its last, uncommitted delta (it reached some
+/// parities before the crash): those ahead undo it, so all agree on the shard's last step applied everywhere;</item>
+/// <item>the lost data shards are decoded from k consistent shards and carry that step as their version; lost
+/// parities are encoded again from the complete data.</item>
+/// </list>
+/// The rebuilt data shard may therefore miss the one step that was in flight; the worker retries it (an
+/// update of a step the shard already holds is acknowledged without being applied again).
+/// </summary>
+public static class GroupRecovery
+{
+    public static (DataShard[] Data, ParityShard[] Parity) Rebuild(ErasureCode code, int rowBytes, IReadOnlyList<DataShard?> data, IReadOnlyList<ParityShard?> parity)
+    {
+        if (data.Count != code.K || parity.Count != code.R) throw new ArgumentException($"expected {code.K} data and {code.R} parity shards");
+        var lost = data.Count(d => d is null) + parity.Count(p => p is null);
+        if (lost > code.R) throw new InvalidOperationException($"{lost} shards of the group are lost; the code tolerates {code.R}");
+        var survivingParity = parity.OfType<ParityShard>().ToList();
+
+        foreach (var d in data.OfType<DataShard>())
+        {
+            if (d.Pending is not { } p) continue;
+            foreach (var q in survivingParity) q.Apply(d.Index, p.Delta);
+            d.Commit();
+        }
+        for (int i = 0; i < code.K; i++)
+        {
+            if (data[i] is not null || survivingParity.Count == 0) continue;
+            var agreed = survivingParity.Min(q => q.Applied[i]);
+            foreach (var q in survivingParity.Where(q => q.Applied[i] > agreed)) q.UndoLast(i);
+        }
+
+        var shards = data.Select(d => d?.Bytes).Concat(parity.Select(q => q?.Bytes)).ToArray();
+        var rebuilt = code.Reconstruct(shards);
+        var versions = Enumerable.Range(0, code.K)
+            .Select(i => data[i]?.Version ?? survivingParity.First().Applied[i]).ToArray();
+        var fullData = Enumerable.Range(0, code.K).Select(i => data[i] ?? new DataShard(i, rowBytes, rebuilt[i], versions[i])).ToArray();
+        var fullParity = Enumerable.Range(0, code.R).Select(j => parity[j] ?? new ParityShard(j, code, rowBytes, rebuilt[code.K + j], versions)).ToArray();
+        return (fullData, fullParity);
+    }
+}

@@ -4,7 +4,7 @@ namespace Orchestrator.Core.Coding;
 public sealed record RowDelta(long Step, int[] Rows, byte[] Delta);
 
 /// <summary>
-/// A data shard of a coding group: equally sized rows (a row holds a parameter row and its optimizer state, as
+/// A data shard (of a coding group, where its position is what the parities know it by): equally sized rows (a row holds a parameter row and its optimizer state, as
 /// raw bytes) and the step of its latest committed update (<see cref="Version"/>).
 /// An update is two-phase (see docs/erasure-coding.md): <see cref="Prepare"/> computes the new rows and the delta
 /// without changing anything; the delta goes to every parity shard; only then <see cref="Commit"/> writes the
@@ -128,10 +128,10 @@ public static class GroupRecovery
         if (lost > code.R) throw new InvalidOperationException($"{lost} shards of the group are lost; the code tolerates {code.R}");
         var survivingParity = parity.OfType<ParityShard>().ToList();
 
-        foreach (var d in data.OfType<DataShard>())
+        for (int i = 0; i < code.K; i++)
         {
-            if (d.Pending is not { } p) continue;
-            foreach (var q in survivingParity) q.Apply(d.Index, p.Delta);
+            if (data[i] is not { Pending: { } p } d) continue;
+            foreach (var q in survivingParity) q.Apply(i, p.Delta);
             d.Commit();
         }
         for (int i = 0; i < code.K; i++)

@@ -236,9 +236,30 @@ benchAdasum.SetAction((p, ct) => Run(async () =>
 }));
 var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion, benchAllReduce, benchAdasum, allReduceRank };
 
+// data criteo-synth
+var synthOut = new Option<FileInfo>("--out", "-o") { Description = "File to write (gzip when it ends in .gz)", Required = true };
+var synthRows = new Option<int>("--rows") { Description = "Examples to write", DefaultValueFactory = _ => 100_000 };
+var synthSeed = new Option<int>("--seed") { Description = "Seed of the hidden teacher model and of the examples (the same seed writes the same file)", DefaultValueFactory = _ => 1 };
+var criteoSynth = new Command("criteo-synth", "Write a Criteo-format click log (label, 13 integers, 26 hashed categories, tab-separated) whose labels come from a hidden teacher model, so that a trained recommendation model measurably beats the base rate (about 25% clicks)") { synthOut, synthRows, synthSeed };
+criteoSynth.SetAction((p, ct) => Run(async () =>
+{
+    var file = p.GetValue(synthOut)!;
+    var rows = p.GetValue(synthRows);
+    if (rows < 1) throw new UsageException($"--rows {rows}: give at least 1");
+    if (file.Directory is { Exists: false } dir) throw new UsageException($"--out: folder '{dir.FullName}' does not exist");
+    await AnsiConsole.Progress().StartAsync(async progress =>
+    {
+        var task = progress.AddTask(Markup.Escape(file.Name), maxValue: rows);
+        await Task.Run(() => Orchestrator.Core.Recommendation.CriteoSynth.Write(file.FullName, rows, p.GetValue(synthSeed), new Progress<int>(n => task.Value = n)), ct);
+    });
+    AnsiConsole.MarkupLine($"wrote {rows:N0} examples to {Markup.Escape(file.FullName)} ({file.Length / 1e6:F1} MB)");
+    return 0;
+}));
+var data = new Command("data", "Generate data sets") { criteoSynth };
+
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {
-    redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up, bench,
+    redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up, bench, data,
 };
 return await root.Parse(args).InvokeAsync();
 

@@ -83,6 +83,9 @@ public sealed class ParityShard
     public byte[] Bytes { get; }
     public IReadOnlyList<long> Applied => _applied;
 
+    /// <summary>Per data shard, the latest delta applied (step = <see cref="Applied"/>) and the step applied before it.</summary>
+    public IReadOnlyList<(RowDelta Delta, long Before)?> Last => _last;
+
     /// <summary>Applies a data shard's delta once: a delta of a step already applied is ignored (retries are safe).</summary>
     public bool Apply(int data, RowDelta d)
     {
@@ -148,5 +151,85 @@ public static class GroupRecovery
         var fullData = Enumerable.Range(0, code.K).Select(i => data[i] ?? new DataShard(i, rowBytes, rebuilt[i], versions[i])).ToArray();
         var fullParity = Enumerable.Range(0, code.R).Select(j => parity[j] ?? new ParityShard(j, code, rowBytes, rebuilt[code.K + j], versions)).ToArray();
         return (fullData, fullParity);
+    }
+}
+
+/// <summary>A read-only copy of a surviving data shard: its committed bytes and version, and its pending update.</summary>
+public sealed record DataSnapshot(byte[] Bytes, long Version, RowDelta? Pending)
+{
+    public static DataSnapshot Of(DataShard d) => new(d.Bytes.ToArray(), d.Version, d.Pending?.Delta);
+}
+
+/// <summary>A read-only copy of a surviving parity shard: bytes, applied steps, and the latest delta per data shard.</summary>
+public sealed record ParitySnapshot(byte[] Bytes, long[] Applied, (RowDelta Delta, long Before)?[] Last)
+{
+    public static ParitySnapshot Of(ParityShard p) => new(p.Bytes.ToArray(), p.Applied.ToArray(), p.Last.ToArray());
+}
+
+/// <summary>
+/// Rebuilds lost shards from read-only snapshots of the survivors, which go on working meanwhile (no survivor
+/// is changed or waited for; see docs/erasure-coding.md). Each data shard gets a target step: a survivor's
+/// pending step (its update will commit: every parity either has its delta or will get it), else its version;
+/// a lost shard's, the lowest step any surviving parity applied for it. On copies, each parity is brought to those
+/// targets (a survivor's pending delta applied where missing, a delta beyond the target undone), which makes the
+/// copies one consistent codeword; the lost shards are decoded from it.
+/// </summary>
+public static class SnapshotRecovery
+{
+    public sealed record Rebuilt(byte[][] Data, long[] Versions, byte[][] Parity);
+
+    public static Rebuilt Rebuild(ErasureCode code, int rowBytes, IReadOnlyList<DataSnapshot?> data, IReadOnlyList<ParitySnapshot?> parity)
+    {
+        int k = code.K, r = code.R;
+        var lost = data.Count(d => d is null) + parity.Count(p => p is null);
+        if (lost > r) throw new InvalidOperationException($"{lost} shards of the group are lost; the code tolerates {r}");
+        var surviving = Enumerable.Range(0, r).Where(j => parity[j] is not null).ToList();
+        var targets = new long[k];
+        for (int i = 0; i < k; i++)
+            targets[i] = data[i] is { } d ? d.Pending?.Step ?? d.Version : surviving.Min(j => parity[j]!.Applied[i]);
+
+        var shards = new byte[]?[k + r];
+        for (int i = 0; i < k; i++)
+        {
+            if (data[i] is not { } d) continue;
+            var bytes = d.Bytes.ToArray();
+            // A survivor's pending update will commit: decode against its new rows (old ⊕ delta).
+            if (d.Pending is { } pending)
+                for (int n = 0; n < pending.Rows.Length; n++)
+                {
+                    var row = bytes.AsSpan(pending.Rows[n] * rowBytes, rowBytes);
+                    System.Numerics.Tensors.TensorPrimitives.Xor(pending.Delta.AsSpan(n * rowBytes, rowBytes), row, row);
+                }
+            shards[i] = bytes;
+        }
+        foreach (var j in surviving)
+        {
+            var p = parity[j]!;
+            var bytes = p.Bytes.ToArray();
+            for (int i = 0; i < k; i++)
+            {
+                if (p.Applied[i] == targets[i]) continue;
+                RowDelta delta;
+                if (p.Applied[i] > targets[i])
+                {
+                    // Undo the delta it applied beyond the target: the step never committed everywhere.
+                    if (p.Last[i] is not { } last || last.Before != targets[i])
+                        throw new InvalidOperationException($"parity {j} is at step {p.Applied[i]} for data shard {i}, more than one step past {targets[i]}");
+                    delta = last.Delta;
+                }
+                else
+                {
+                    // A survivor's pending delta that has not reached this parity yet.
+                    if (data[i]?.Pending is not { } pending || pending.Step != targets[i] || p.Applied[i] != data[i]!.Version)
+                        throw new InvalidOperationException($"parity {j} is at step {p.Applied[i]} for data shard {i}, which cannot be brought to {targets[i]}");
+                    delta = pending;
+                }
+                for (int n = 0; n < delta.Rows.Length; n++)
+                    code.ApplyDelta(j, i, delta.Delta.AsSpan(n * rowBytes, rowBytes), bytes, delta.Rows[n] * rowBytes);
+            }
+            shards[k + j] = bytes;
+        }
+        var full = code.Reconstruct(shards);
+        return new Rebuilt(full[..k], targets, full[k..]);
     }
 }

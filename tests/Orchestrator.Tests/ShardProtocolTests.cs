@@ -97,7 +97,28 @@ public class ShardProtocolTests
     [InlineData(2, 2)]
     [InlineData(4, 2)]
     [InlineData(3, 3)]
-    public void ACrashAtAnyPointOfAStep_RecoversToExactlyTheFailureFreeShards(int k, int r)
+    public void ACrashAtAnyPointOfAStep_RecoversToExactlyTheFailureFreeShards(int k, int r) => CrashEverywhere(k, r, Recover);
+
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(2, 2)]
+    [InlineData(4, 2)]
+    [InlineData(3, 3)]
+    public void RebuildingFromReadOnlySnapshots_WhileSurvivorsGoOn_AlsoRecoversExactly(int k, int r) => CrashEverywhere(k, r, RecoverFromSnapshots);
+
+    static void Recover(Group g) => (g.Data, g.Parity) = GroupRecovery.Rebuild(g.Code, RowBytes, g.Data, g.Parity);
+
+    /// <summary>The survivors are only read; the lost shards are replaced by decoded ones.</summary>
+    static void RecoverFromSnapshots(Group g)
+    {
+        var rebuilt = SnapshotRecovery.Rebuild(g.Code, RowBytes,
+            g.Data.Select(d => d is null ? null : DataSnapshot.Of(d)).ToList(),
+            g.Parity.Select(p => p is null ? null : ParitySnapshot.Of(p)).ToList());
+        g.Data = g.Data.Select((d, i) => d ?? new DataShard(i, RowBytes, rebuilt.Data[i], rebuilt.Versions[i])).ToArray();
+        g.Parity = g.Parity.Select((p, j) => p ?? new ParityShard(j, g.Code, RowBytes, rebuilt.Parity[j], rebuilt.Versions)).ToArray();
+    }
+
+    static void CrashEverywhere(int k, int r, Action<Group> recover)
     {
         var expected = FailureFree(k, r);
         var cases = 0;
@@ -116,7 +137,7 @@ public class ShardProtocolTests
                     if (v < k) g.Data[v] = null;
                     else g.Parity[v - k] = null;
                 }
-                (g.Data, g.Parity) = GroupRecovery.Rebuild(g.Code, RowBytes, g.Data, g.Parity);
+                recover(g);
                 // The worker retries the step it was not acknowledged for; shards that hold it ignore the retry.
                 for (long s = CrashStep; s <= Steps; s++) RunStep(g, s);
 

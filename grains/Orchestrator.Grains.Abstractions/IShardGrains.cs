@@ -1,0 +1,78 @@
+namespace Orchestrator.Grains;
+
+/// <summary>
+/// What every shard of a recommendation job's embedding needs to know, carried by every call so that a shard
+/// reactivated on another silo can rebuild itself: its coding group (k data + r parity shards; r = 0: none), the
+/// layout (shards, embedding width, rows) and the rows' initialization and learning rate.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("shard-config")]
+public sealed record ShardConfig(string JobId, int K, int R, int Shards, int Dim, long TotalRows, int Seed, float Lr)
+{
+    public int Groups => Shards / K;
+    public static string Key(string jobId, int group, int member) => $"{jobId}/{group}/{member}";
+}
+
+/// <summary>A shard's bytes and version, taken consistently (its pending update, if any, finished first).</summary>
+[GenerateSerializer, Immutable, Alias("shard-snapshot")]
+public sealed record ShardSnapshot(bool Available, byte[] Bytes, long Version);
+
+/// <summary>A parity shard's bytes and, per data shard of its group, the step of the latest delta it applied.</summary>
+[GenerateSerializer, Immutable, Alias("parity-snapshot")]
+public sealed record ParitySnapshot(bool Available, byte[] Bytes, long[] Applied);
+
+/// <summary>How a shard came to be on its silo, for tests, the CLI and the job's events.</summary>
+[GenerateSerializer, Immutable, Alias("shard-status")]
+public sealed record ShardStatus(string Silo, long Version, bool Rebuilt, double RebuildMilliseconds, long BytesRead);
+
+/// <summary>
+/// A data shard of a recommendation job's embedding (key: job/group/member, member &lt; k): rows of weights and
+/// Adagrad state, kept in memory only. Row traffic is packed bytes: one call per shard per step.
+/// </summary>
+[Alias("embedding-shard")]
+public interface IEmbeddingShardGrain : IGrainWithStringKey
+{
+    /// <summary>The weights (dim little-endian floats per row) of the shard's local rows (little-endian int32s).</summary>
+    [Alias("lookup")] Task<byte[]> Lookup(ShardConfig config, byte[] rows);
+
+    /// <summary>Step <paramref name="step"/>'s Adagrad update of the given rows: prepare, deltas to every parity, commit.
+    /// A step the shard already holds is acknowledged without being applied again (retries are safe).</summary>
+    [Alias("update")] Task Update(ShardConfig config, long step, byte[] rows, byte[] gradients);
+
+    /// <summary>For a sibling's rebuild: finishes this shard's pending update (to the parities not in
+    /// <paramref name="lost"/>), then returns its bytes and version; Available false if this shard is itself lost.</summary>
+    [Alias("snapshot")] Task<ShardSnapshot> Snapshot(ShardConfig config, int[] lost);
+
+    [Alias("status")] Task<ShardStatus> Status();
+}
+
+/// <summary>A parity shard of a coding group (key: job/group/member, member ≥ k).</summary>
+[Alias("parity-shard")]
+public interface IParityShardGrain : IGrainWithStringKey
+{
+    /// <summary>Applies data shard <paramref name="member"/>'s delta of step <paramref name="step"/> (ignored if already applied).</summary>
+    [Alias("apply")] Task ApplyDelta(ShardConfig config, int member, long step, byte[] rows, byte[] delta);
+
+    /// <summary>For a rebuild: the step of the latest delta applied from each data shard.</summary>
+    [Alias("applied")] Task<long[]> Applied(ShardConfig config);
+
+    /// <summary>For a rebuild: undoes the last delta of each lost data shard applied beyond the agreed step, then
+    /// returns the bytes; Available false if this parity is itself lost.</summary>
+    [Alias("snapshot")] Task<ParitySnapshot> Snapshot(ShardConfig config, int[] lost, long[] agreed);
+
+    [Alias("status")] Task<ShardStatus> Status();
+}
+
+/// <summary>
+/// Where the shards of one coding group live (key: job/group), persisted: every shard of a group on a different
+/// silo. Consulted by the placement director when a shard activates (first time, or after its silo died).
+/// </summary>
+[Alias("coding-group")]
+public interface ICodingGroupGrain : IGrainWithStringKey
+{
+    /// <summary>Chooses the silo for <paramref name="member"/> among <paramref name="candidates"/> (live silos):
+    /// where it was if that silo lives, else a silo that holds no live sibling (if any).</summary>
+    [Alias("place")] Task<SiloAddress> Place(int member, SiloAddress[] candidates);
+
+    /// <summary>Which silo each member was placed on.</summary>
+    [Alias("placements")] Task<Dictionary<int, SiloAddress>> Placements();
+}

@@ -12,13 +12,18 @@ public sealed record ShardConfig(string JobId, int K, int R, int Shards, int Dim
     public static string Key(string jobId, int group, int member) => $"{jobId}/{group}/{member}";
 }
 
-/// <summary>A shard's bytes and version, taken consistently (its pending update, if any, finished first).</summary>
-[GenerateSerializer, Immutable, Alias("shard-snapshot")]
-public sealed record ShardSnapshot(bool Available, byte[] Bytes, long Version);
+/// <summary>A delta in flight or last applied: rows (little-endian int32s), old ⊕ new of their bytes, and for a
+/// parity's last delta the step applied before it.</summary>
+[GenerateSerializer, Immutable, Alias("delta-copy")]
+public sealed record DeltaCopy(long Step, int[] Rows, byte[] Delta, long Before = 0);
 
-/// <summary>A parity shard's bytes and, per data shard of its group, the step of the latest delta it applied.</summary>
-[GenerateSerializer, Immutable, Alias("parity-snapshot")]
-public sealed record ParitySnapshot(bool Available, byte[] Bytes, long[] Applied);
+/// <summary>A read-only copy of a data shard for a sibling's rebuild; Available false if this shard is itself lost.</summary>
+[GenerateSerializer, Immutable, Alias("data-shard-copy")]
+public sealed record DataShardCopy(bool Available, byte[] Bytes, long Version, DeltaCopy? Pending);
+
+/// <summary>A read-only copy of a parity shard: bytes, per data shard the step applied and the latest delta.</summary>
+[GenerateSerializer, Immutable, Alias("parity-shard-copy")]
+public sealed record ParityShardCopy(bool Available, byte[] Bytes, long[] Applied, DeltaCopy?[] Last);
 
 /// <summary>How a shard came to be on its silo, for tests, the CLI and the job's events.</summary>
 [GenerateSerializer, Immutable, Alias("shard-status")]
@@ -38,11 +43,10 @@ public interface IEmbeddingShardGrain : IGrainWithStringKey
     /// A step the shard already holds is acknowledged without being applied again (retries are safe).</summary>
     [Alias("update")] Task Update(ShardConfig config, long step, byte[] rows, byte[] gradients);
 
-    /// <summary>For a sibling's rebuild: finishes this shard's pending update (to the parities not in
-    /// <paramref name="lost"/>), then returns its bytes and version; Available false if this shard is itself lost.</summary>
-    [Alias("snapshot")] Task<ShardSnapshot> Snapshot(ShardConfig config, int[] lost);
+    /// <summary>For a sibling's rebuild: a copy of this shard, taken between two turns (it never waits on an update in flight).</summary>
+    [Alias("copy"), Orleans.Concurrency.AlwaysInterleave] Task<DataShardCopy> Copy(ShardConfig config);
 
-    [Alias("status")] Task<ShardStatus> Status();
+    [Alias("status"), Orleans.Concurrency.AlwaysInterleave] Task<ShardStatus> Status();
 }
 
 /// <summary>A parity shard of a coding group (key: job/group/member, member ≥ k).</summary>
@@ -52,14 +56,10 @@ public interface IParityShardGrain : IGrainWithStringKey
     /// <summary>Applies data shard <paramref name="member"/>'s delta of step <paramref name="step"/> (ignored if already applied).</summary>
     [Alias("apply")] Task ApplyDelta(ShardConfig config, int member, long step, byte[] rows, byte[] delta);
 
-    /// <summary>For a rebuild: the step of the latest delta applied from each data shard.</summary>
-    [Alias("applied")] Task<long[]> Applied(ShardConfig config);
+    /// <summary>For a sibling's rebuild: a copy of this parity, taken between two turns.</summary>
+    [Alias("copy"), Orleans.Concurrency.AlwaysInterleave] Task<ParityShardCopy> Copy(ShardConfig config);
 
-    /// <summary>For a rebuild: undoes the last delta of each lost data shard applied beyond the agreed step, then
-    /// returns the bytes; Available false if this parity is itself lost.</summary>
-    [Alias("snapshot")] Task<ParitySnapshot> Snapshot(ShardConfig config, int[] lost, long[] agreed);
-
-    [Alias("status")] Task<ShardStatus> Status();
+    [Alias("status"), Orleans.Concurrency.AlwaysInterleave] Task<ShardStatus> Status();
 }
 
 /// <summary>

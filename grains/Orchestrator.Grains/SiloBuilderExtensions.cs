@@ -12,6 +12,7 @@ public static class SiloBuilderExtensions
         silo.Services.AddSingleton<ISchedulingPolicy>(sp =>
             new PriorityBestFitPolicy(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();
+        silo.Services.AddPlacementDirector<CodingGroupPlacement, CodingGroupPlacementDirector>();
         return silo;
     }
 }

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Placement;
+using Orleans.Runtime.Placement;
+
+namespace Orchestrator.Grains;
+
+/// <summary>Places every shard of a coding group on a different silo (see <see cref="ICodingGroupGrain"/>).</summary>
+[GenerateSerializer, Immutable, Alias("coding-group-placement")]
+public sealed class CodingGroupPlacement : PlacementStrategy;
+
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class CodingGroupPlacementAttribute() : PlacementAttribute(new CodingGroupPlacement());
+
+/// <summary>
+/// Asks the shard's coding group where it goes (key "job/group/member"): the group remembers every member's silo
+/// and puts a new or re-placed member on a live silo that holds none of its live siblings.
+/// </summary>
+public sealed class CodingGroupPlacementDirector(IGrainFactory grains) : IPlacementDirector
+{
+    public async Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        var key = target.GrainIdentity.Key.ToString()!;
+        var cut = key.LastIndexOf('/');
+        var candidates = context.GetCompatibleSilos(target).OrderBy(s => s.ToParsableString(), StringComparer.Ordinal).ToArray();
+        return await grains.GetGrain<ICodingGroupGrain>(key[..cut]).Place(int.Parse(key[(cut + 1)..]), candidates);
+    }
+}
+
+[GenerateSerializer, Alias("coding-group-state")]
+public sealed class CodingGroupState
+{
+    [Id(0)] public Dictionary<int, string> Silos { get; set; } = [];
+}
+
+public sealed class CodingGroupGrain(
+    [PersistentState("coding-group", StorageNames.State)] IPersistentState<CodingGroupState> store,
+    ILogger<CodingGroupGrain> log) : Grain, ICodingGroupGrain
+{
+    public async Task<SiloAddress> Place(int member, SiloAddress[] candidates)
+    {
+        if (candidates.Length == 0) throw new InvalidOperationException("no silo can host the shard");
+        var live = candidates.ToDictionary(s => s.ToParsableString());
+        if (store.State.Silos.TryGetValue(member, out var was) && live.TryGetValue(was, out var same)) return same;
+        var taken = store.State.Silos.Where(kv => kv.Key != member && live.ContainsKey(kv.Value)).Select(kv => kv.Value).ToHashSet();
+        // Spread groups over silos: start at a position derived from the group's key.
+        var start = (int)((uint)StableHash(this.GetPrimaryKeyString()) % (uint)candidates.Length);
+        var order = Enumerable.Range(0, candidates.Length).Select(i => candidates[(start + member + i) % candidates.Length]).ToList();
+        var choice = order.FirstOrDefault(s => !taken.Contains(s.ToParsableString()));
+        if (choice is null)
+        {
+            choice = order[0];
+            log.LogWarning("Coding group {Group}: only {Live} live silos for its shards; member {Member} shares silo {Silo} with a sibling (less protection until a silo joins)",
+                this.GetPrimaryKeyString(), candidates.Length, member, choice);
+        }
+        store.State.Silos[member] = choice.ToParsableString();
+        await store.WriteStateAsync();
+        return choice;
+    }
+
+    public Task<Dictionary<int, SiloAddress>> Placements() =>
+        Task.FromResult(store.State.Silos.ToDictionary(kv => kv.Key, kv => SiloAddress.FromParsableString(kv.Value)));
+
+    static int StableHash(string s)
+    {
+        var h = 17;
+        foreach (var c in s) h = h * 31 + c;
+        return h;
+    }
+}

@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Core.Coding;
+using Orchestrator.Core.Recommendation;
+
+namespace Orchestrator.Grains;
+
+/// <summary>Persisted once per shard: whether it was created. A shard that was created but has no rows in memory
+/// was lost with its silo and must be rebuilt, never initialized again.</summary>
+[GenerateSerializer, Alias("shard-marker")]
+public sealed class ShardMarker
+{
+    [Id(0)] public bool Created { get; set; }
+}
+
+/// <summary>The arithmetic both kinds of shard grain share: identity, layout, initial contents, rebuild.</summary>
+static class Shard
+{
+    public static (string Job, int Group, int Member) Parse(string key)
+    {
+        var parts = key.Split('/');
+        return (string.Join('/', parts[..^2]), int.Parse(parts[^2]), int.Parse(parts[^1]));
+    }
+
+    public static EmbeddingLayout Layout(ShardConfig c) => new([checked((int)c.TotalRows)], c.Dim, c.Shards);
+
+    public static byte[] InitialData(ShardConfig c, int group, int member) => LocalEmbeddingStore.InitialShard(Layout(c), c.Seed, group * c.K + member);
+
+    public static int[] Ints(byte[] bytes) => MemoryMarshal.Cast<byte, int>(bytes).ToArray();
+    public static byte[] Bytes(int[] ints) => MemoryMarshal.AsBytes(ints.AsSpan()).ToArray();
+
+    public static IEmbeddingShardGrain Data(IGrainFactory f, ShardConfig c, int group, int member) =>
+        f.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(c.JobId, group, member));
+
+    public static IParityShardGrain Parity(IGrainFactory f, ShardConfig c, int group, int parity) =>
+        f.GetGrain<IParityShardGrain>(ShardConfig.Key(c.JobId, group, c.K + parity));
+
+    /// <summary>Rebuilds member <paramref name="member"/> of a group from read-only copies of its siblings.</summary>
+    public static async Task<(SnapshotRecovery.Rebuilt Rebuilt, long BytesRead)> Rebuild(IGrainFactory f, ShardConfig c, int group, int member)
+    {
+        var data = await Task.WhenAll(Enumerable.Range(0, c.K).Select(i => i == member ? Task.FromResult<DataShardCopy?>(null) : CopyOrNull(Data(f, c, group, i).Copy(c))));
+        var parity = await Task.WhenAll(Enumerable.Range(0, c.R).Select(j => c.K + j == member ? Task.FromResult<ParityShardCopy?>(null) : CopyOrNull(Parity(f, c, group, j).Copy(c))));
+        var bytesRead = data.Sum(d => (long?)d?.Bytes.Length ?? 0) + parity.Sum(p => (long?)p?.Bytes.Length ?? 0);
+        var rebuilt = SnapshotRecovery.Rebuild(new ErasureCode(c.K, c.R), Layout(c).RowBytes,
+            data.Select(d => d is null ? null : new DataSnapshot(d.Bytes, d.Version, Delta(d.Pending))).ToList(),
+            parity.Select(p => p is null ? null : new Core.Coding.ParitySnapshot(p.Bytes, p.Applied,
+                p.Last.Select(l => l is null ? ((RowDelta, long)?)null : (Delta(l)!, l.Before)).ToArray())).ToList());
+        return (rebuilt, bytesRead);
+    }
+
+    static async Task<T?> CopyOrNull<T>(Task<T> copy) where T : class
+    {
+        var c = await copy;
+        return c switch { DataShardCopy { Available: false } or ParityShardCopy { Available: false } => null, _ => c };
+    }
+
+    static RowDelta? Delta(DeltaCopy? d) => d is null ? null : new RowDelta(d.Step, d.Rows, d.Delta);
+    public static DeltaCopy Copy(RowDelta d, long before = 0) => new(d.Step, d.Rows, d.Delta, before);
+}
+
+/// <summary>
+/// A data shard: its rows live only in this activation's memory. Created from the seed on first use; after its
+/// silo dies, the next activation (on a silo without a sibling) rebuilds it from the group's survivors. Updates
+/// follow the shard protocol: prepare, deltas to every parity, commit (docs/erasure-coding.md).
+/// </summary>
+[CodingGroupPlacement, CollectionAgeLimit(AlwaysActive = true)]
+public sealed class EmbeddingShardGrain(
+    [PersistentState("shard", StorageNames.State)] IPersistentState<ShardMarker> marker,
+    ILogger<EmbeddingShardGrain> log) : Grain, IEmbeddingShardGrain
+{
+    DataShard? _shard;
+    ShardStatus? _status;
+    string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
+
+    async Task<DataShard> Ready(ShardConfig c)
+    {
+        if (_shard is not null) return _shard;
+        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        if (!marker.State.Created)
+        {
+            _shard = new DataShard(member, Shard.Layout(c).RowBytes, Shard.InitialData(c, group, member));
+            marker.State.Created = true;
+            await marker.WriteStateAsync();
+            _status = new ShardStatus(Silo, 0, false, 0, 0);
+            return _shard;
+        }
+        if (c.R == 0) throw new InvalidOperationException($"shard {this.GetPrimaryKeyString()} was lost with its silo and the job has no parity to rebuild it from");
+        var clock = Stopwatch.StartNew();
+        var (rebuilt, bytesRead) = await Shard.Rebuild(GrainFactory, c, group, member);
+        _shard = new DataShard(member, Shard.Layout(c).RowBytes, rebuilt.Data[member], rebuilt.Versions[member]);
+        _status = new ShardStatus(Silo, _shard.Version, true, clock.Elapsed.TotalMilliseconds, bytesRead);
+        log.LogWarning("Shard {Shard} rebuilt on {Silo} at step {Step} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, _shard.Version, clock.Elapsed.TotalMilliseconds, bytesRead);
+        return _shard;
+    }
+
+    public async Task<byte[]> Lookup(ShardConfig c, byte[] rows)
+    {
+        var shard = await Ready(c);
+        var ids = Shard.Ints(rows);
+        var result = new byte[ids.Length * c.Dim * sizeof(float)];
+        for (int n = 0; n < ids.Length; n++)
+            shard.Row(ids[n])[..(c.Dim * sizeof(float))].CopyTo(result.AsSpan(n * c.Dim * sizeof(float)));
+        return result;
+    }
+
+    public async Task Update(ShardConfig c, long step, byte[] rows, byte[] gradients)
+    {
+        var shard = await Ready(c);
+        var ids = Shard.Ints(rows);
+        var position = new Dictionary<int, int>(ids.Length);
+        for (int n = 0; n < ids.Length; n++) position[ids[n]] = n;
+        var grads = MemoryMarshal.Cast<byte, float>(gradients).ToArray();
+        var delta = shard.Prepare(step, ids, (row, bytes) => AdagradRows.Update(bytes.Span, grads.AsSpan(position[row] * c.Dim, c.Dim), c.Lr));
+        if (delta is null) return; // a retry of a step this shard holds
+        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        await Task.WhenAll(Enumerable.Range(0, c.R).Select(j => Shard.Parity(GrainFactory, c, group, j).ApplyDelta(c, member, step, rows, delta.Delta)));
+        shard.Commit();
+    }
+
+    public async Task<DataShardCopy> Copy(ShardConfig c)
+    {
+        // A lost shard that has not been rebuilt yet is not a source (its own rebuild may be asking us).
+        if (_shard is null && marker.State.Created) return new DataShardCopy(false, [], 0, null);
+        var shard = await Ready(c);
+        return new DataShardCopy(true, shard.Bytes.ToArray(), shard.Version, shard.Pending is { } p ? Shard.Copy(p.Delta) : null);
+    }
+
+    public Task<ShardStatus> Status() => Task.FromResult(_status ?? new ShardStatus(Silo, -1, false, 0, 0));
+}
+
+/// <summary>A parity shard: created by encoding the group's initial data (from the seed, no messages); rebuilt from
+/// its siblings after its silo dies. Applies each data shard's delta once per step.</summary>
+[CodingGroupPlacement, CollectionAgeLimit(AlwaysActive = true)]
+public sealed class ParityShardGrain(
+    [PersistentState("shard", StorageNames.State)] IPersistentState<ShardMarker> marker,
+    ILogger<ParityShardGrain> log) : Grain, IParityShardGrain
+{
+    ParityShard? _parity;
+    ShardStatus? _status;
+    string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
+
+    async Task<ParityShard> Ready(ShardConfig c)
+    {
+        if (_parity is not null) return _parity;
+        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        var code = new ErasureCode(c.K, c.R);
+        var rowBytes = Shard.Layout(c).RowBytes;
+        if (!marker.State.Created)
+        {
+            var initial = code.Encode(Enumerable.Range(0, c.K).Select(i => Shard.InitialData(c, group, i)).ToList());
+            _parity = new ParityShard(member - c.K, code, rowBytes, initial[member - c.K], new long[c.K]);
+            marker.State.Created = true;
+            await marker.WriteStateAsync();
+            _status = new ShardStatus(Silo, 0, false, 0, 0);
+            return _parity;
+        }
+        var clock = Stopwatch.StartNew();
+        var (rebuilt, bytesRead) = await Shard.Rebuild(GrainFactory, c, group, member);
+        _parity = new ParityShard(member - c.K, code, rowBytes, rebuilt.Parity[member - c.K], rebuilt.Versions);
+        _status = new ShardStatus(Silo, rebuilt.Versions.Max(), true, clock.Elapsed.TotalMilliseconds, bytesRead);
+        log.LogWarning("Parity shard {Shard} rebuilt on {Silo} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, clock.Elapsed.TotalMilliseconds, bytesRead);
+        return _parity;
+    }
+
+    public async Task ApplyDelta(ShardConfig c, int member, long step, byte[] rows, byte[] delta) =>
+        (await Ready(c)).Apply(member, new RowDelta(step, Shard.Ints(rows), delta));
+
+    public async Task<ParityShardCopy> Copy(ShardConfig c)
+    {
+        if (_parity is null && marker.State.Created) return new ParityShardCopy(false, [], [], []);
+        var p = await Ready(c);
+        return new ParityShardCopy(true, p.Bytes.ToArray(), p.Applied.ToArray(), p.Last.Select(l => l is { } x ? Shard.Copy(x.Delta, x.Before) : null).ToArray());
+    }
+
+    public Task<ShardStatus> Status() => Task.FromResult(_status ?? new ShardStatus(Silo, -1, false, 0, 0));
+}

@@ -1,0 +1,134 @@
+using Orchestrator.Core.Recommendation;
+using Orchestrator.Grains;
+using Orchestrator.Tests.Infrastructure;
+using Orleans.Configuration;
+using Orleans.Storage;
+using Orleans.TestingHost;
+
+namespace Orchestrator.Tests;
+
+/// <summary>
+/// Erasure-coded embedding shards as grains on 4 in-process silos (grain storage in a real redis-server): every
+/// shard of a coding group on a different silo, and a silo killed mid-training rebuilds its shards from their
+/// groups so that the final tables equal a failure-free run bit for bit.
+/// </summary>
+[Collection("processes")]
+public sealed class ShardGrainTests : IAsyncLifetime
+{
+    readonly RedisServer _redis = new();
+    InProcessTestCluster _cluster = null!;
+
+    static readonly ShardConfig Config = new("rec-test", K: 3, R: 1, Shards: 6, Dim: 8, TotalRows: 3000, Seed: 5, Lr: 0.05f);
+
+    public async Task InitializeAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(4);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddRedisGrainStorage(StorageNames.State, ob => ob.Configure<Orleans.Serialization.Serializer>((o, serializer) =>
+            {
+                o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(_redis.Address);
+                o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+            }));
+            silo.AddMemoryGrainStorage(StorageNames.Checkpoints);
+            silo.AddOrchestrator();
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                o.NumMissedProbesLimit = 2;
+                o.NumVotesForDeathDeclaration = 1;
+            });
+        });
+        _cluster = builder.Build();
+        await _cluster.DeployAsync();
+        await _cluster.WaitForLivenessToStabilizeAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.DisposeAsync();
+        _redis.Dispose();
+    }
+
+    IGrainFactory Grains => _cluster.Client;
+
+    /// <summary>Step s touches a deterministic set of ids with deterministic gradients, like a worker's batch.</summary>
+    static (long[] Ids, float[] Gradients) Batch(long step)
+    {
+        var ids = Enumerable.Range(0, 120).Select(n => (n * 977L + step * 131) % Config.TotalRows).Distinct().ToArray();
+        var gradients = ids.SelectMany(id => Enumerable.Range(0, Config.Dim).Select(c => (float)Math.Sin(step * 0.7 + id * 0.013 + c))).ToArray();
+        return (ids, gradients);
+    }
+
+    /// <summary>A worker's step against the shard grains: one lookup and one update call per shard, retried until
+    /// the shard answers (a shard on a dead silo is rebuilt on its next call).</summary>
+    async Task GrainStep(EmbeddingLayout layout, long step)
+    {
+        var (ids, gradients) = Batch(step);
+        await Task.WhenAll(Enumerable.Range(0, ids.Length).GroupBy(n => layout.ShardOf(ids[n])).Select(async shard =>
+        {
+            var rows = Shard(shard.Select(n => layout.LocalRow(ids[n])).ToArray());
+            var grads = shard.SelectMany(n => gradients.Skip(n * Config.Dim).Take(Config.Dim)).ToArray();
+            var grain = Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(Config.JobId, shard.Key / Config.K, shard.Key % Config.K));
+            await Retry(() => grain.Lookup(Config, rows));
+            await Retry(() => grain.Update(Config, step, rows, System.Runtime.InteropServices.MemoryMarshal.AsBytes(grads.AsSpan()).ToArray()));
+        }));
+    }
+
+    static byte[] Shard(int[] rows) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.AsSpan()).ToArray();
+
+    static async Task Retry(Func<Task> call)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                await call();
+                return;
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    async Task<Dictionary<int, SiloAddress>[]> Placements() =>
+        await Task.WhenAll(Enumerable.Range(0, Config.Groups).Select(g => Grains.GetGrain<ICodingGroupGrain>($"{Config.JobId}/{g}").Placements()));
+
+    [Fact]
+    public async Task AKilledSilo_ItsShardsAreRebuiltElsewhere_AndTheTablesEndBitIdenticalToAFailureFreeRun()
+    {
+        var layout = new EmbeddingLayout([(int)Config.TotalRows], Config.Dim, Config.Shards);
+        var reference = new LocalEmbeddingStore(layout, Config.Seed, Config.Lr);
+        for (long s = 1; s <= 30; s++)
+        {
+            var (ids, gradients) = Batch(s);
+            await reference.Update(s, ids, gradients);
+        }
+
+        for (long s = 1; s <= 12; s++) await GrainStep(layout, s);
+        var before = await Placements();
+        var victimKey = ShardConfig.Key(Config.JobId, 0, 1);
+        var victimSilo = SiloAddress.FromParsableString((await Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status()).Silo);
+        await _cluster.KillSiloAsync(_cluster.Silos.Single(h => h.SiloAddress.Equals(victimSilo)));
+        for (long s = 13; s <= 30; s++) await GrainStep(layout, s);
+        var after = await Placements();
+        var rebuilt = await Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status();
+        var tables = await Task.WhenAll(Enumerable.Range(0, Config.Shards).Select(s =>
+            Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(Config.JobId, s / Config.K, s % Config.K)).Copy(Config)));
+
+        Assert.All(before, group => Assert.Equal(Config.K + Config.R, group.Values.Distinct().Count()));
+        // k + r = 4 shards on the 3 silos left: two share a silo (the group has less protection until a silo joins).
+        Assert.All(after, group => Assert.Equal(3, group.Values.Distinct().Count()));
+        Assert.DoesNotContain(victimSilo, after.SelectMany(g => g.Values));
+        Assert.True(rebuilt.Rebuilt, "the victim's shard should have been rebuilt");
+        Assert.True(rebuilt.BytesRead >= Config.K * layout.ShardBytes);
+        for (int s = 0; s < Config.Shards; s++)
+        {
+            Assert.True(reference.Data[s].Bytes.AsSpan().SequenceEqual(tables[s].Bytes), $"shard {s} differs from the failure-free run");
+            Assert.Equal(reference.Data[s].Version, tables[s].Version);
+        }
+    }
+}

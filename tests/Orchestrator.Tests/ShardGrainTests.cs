@@ -131,4 +131,46 @@ public sealed class ShardGrainTests : IAsyncLifetime
             Assert.Equal(reference.Data[s].Version, tables[s].Version);
         }
     }
+
+    [Fact]
+    public async Task ADlrmTrainedThroughShardGrains_GoesOnThroughASiloKill_AndEndsIdenticalToALocalRun()
+    {
+        var tables = Enumerable.Repeat(500, CriteoFormat.CategoricalFeatures).ToArray();
+        var path = Path.Combine(Directory.CreateTempSubdirectory("criteo").FullName, "clicks.tsv");
+        CriteoSynth.Write(path, 5000, seed: 2);
+        var examples = CriteoFormat.Read(path, tables).ToList();
+        var config = new ShardConfig("dlrm-test", K: 3, R: 1, Shards: 6, Dim: 8, TotalRows: tables.Sum(), Seed: 9, Lr: 0.05f);
+        var layout = new EmbeddingLayout(tables, config.Dim, config.Shards);
+        var shape = new Orchestrator.Worker.Training.DlrmShape(config.Dim, tables, [32], [32]);
+
+        async Task<(double LogLoss, double Auc, double Accuracy)> Train(IEmbeddingStore store, Func<long, Task>? afterStep = null)
+        {
+            using var dlrm = new Orchestrator.Worker.Training.DlrmTrainer(shape, layout, store, seed: 9, lr: 0.002);
+            for (int start = 0; start + 64 <= 4000; start += 64)
+            {
+                await dlrm.TrainStep(examples[start..(start + 64)]);
+                if (afterStep is not null) await afterStep(dlrm.Step);
+            }
+            return await dlrm.Evaluate(examples[4000..]);
+        }
+
+        var local = new LocalEmbeddingStore(layout, config.Seed, config.Lr);
+        var expected = await Train(local);
+        var killed = false;
+        var actual = await Train(new ShardedEmbeddingStore(Grains, config, layout), async step =>
+        {
+            if (step != 20) return;
+            var victim = SiloAddress.FromParsableString((await Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, 1, 0)).Status()).Silo);
+            await _cluster.KillSiloAsync(_cluster.Silos.Single(h => h.SiloAddress.Equals(victim)));
+            killed = true;
+        });
+        var shards = await Task.WhenAll(Enumerable.Range(0, config.Shards).Select(s =>
+            Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, s / config.K, s % config.K)).Copy(config)));
+
+        Assert.True(killed);
+        Assert.Equal(expected, actual); // the same log loss, AUC and accuracy, exactly
+        for (int s = 0; s < config.Shards; s++)
+            Assert.True(local.Data[s].Bytes.AsSpan().SequenceEqual(shards[s].Bytes), $"shard {s} differs from the local run");
+        Assert.True((await Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, 1, 0)).Status()).Rebuilt);
+    }
 }

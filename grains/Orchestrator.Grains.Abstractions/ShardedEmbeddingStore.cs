@@ -1,0 +1,50 @@
+using System.Runtime.InteropServices;
+using Orchestrator.Core.Recommendation;
+using Polly;
+
+namespace Orchestrator.Grains;
+
+/// <summary>
+/// A DLRM's embedding rows in shard grains: per step one lookup and one update call per shard that the batch
+/// touches, each carrying all of that shard's rows packed as bytes. A call that fails because a silo died is
+/// retried: the shard comes back rebuilt on another silo, and a retried update is never applied twice.
+/// </summary>
+public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig config, EmbeddingLayout layout) : IEmbeddingStore
+{
+    readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(60));
+
+    IEmbeddingShardGrain Grain(int shard) => grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, shard / config.K, shard % config.K));
+
+    public async ValueTask<float[]> Lookup(IReadOnlyList<long> ids, CancellationToken ct = default)
+    {
+        var dim = layout.Dim;
+        var result = new float[ids.Count * dim];
+        await Task.WhenAll(ByShard(ids).Select(async shard =>
+        {
+            var rows = RowBytes(shard.Select(n => layout.LocalRow(ids[n])));
+            var bytes = await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Lookup(config, rows), ct);
+            var weights = MemoryMarshal.Cast<byte, float>(bytes);
+            var i = 0;
+            foreach (var n in shard) weights.Slice(i++ * dim, dim).CopyTo(result.AsSpan(n * dim, dim));
+        }));
+        return result;
+    }
+
+    public async ValueTask Update(long step, IReadOnlyList<long> ids, float[] gradients, CancellationToken ct = default)
+    {
+        var dim = layout.Dim;
+        await Task.WhenAll(ByShard(ids).Select(async shard =>
+        {
+            var rows = RowBytes(shard.Select(n => layout.LocalRow(ids[n])));
+            var grads = new float[shard.Count() * dim];
+            var i = 0;
+            foreach (var n in shard) gradients.AsSpan(n * dim, dim).CopyTo(grads.AsSpan(i++ * dim));
+            var payload = MemoryMarshal.AsBytes(grads.AsSpan()).ToArray();
+            await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Update(config, step, rows, payload), ct);
+        }));
+    }
+
+    IEnumerable<IGrouping<int, int>> ByShard(IReadOnlyList<long> ids) => Enumerable.Range(0, ids.Count).GroupBy(n => layout.ShardOf(ids[n]));
+
+    static byte[] RowBytes(IEnumerable<int> rows) => MemoryMarshal.AsBytes(rows.ToArray().AsSpan()).ToArray();
+}

@@ -148,12 +148,18 @@ public class CollectiveTests
         Assert.All(results, bytes => Assert.Equal(payload, bytes));
     }
 
+    static (RankListener, RankListener, List<IPEndPoint>) TwoListeners()
+    {
+        var (a, b) = (TcpRankTransport.BindListener(IPAddress.Loopback), TcpRankTransport.BindListener(IPAddress.Loopback));
+        return (a, b, [a.LocalEndpoint, b.LocalEndpoint]);
+    }
+
     [Fact]
     public async Task APeerAlreadyInTheNextEpoch_IsHeldUntilThatEpochStartsHere_NotRefused()
     {
-        await using var listener0 = TcpRankTransport.BindListener(IPAddress.Loopback);
-        await using var listener1 = TcpRankTransport.BindListener(IPAddress.Loopback);
-        var endpoints = new List<IPEndPoint> { listener0.LocalEndpoint, listener1.LocalEndpoint };
+        var (listener0, listener1, endpoints) = TwoListeners();
+        await using var _0 = listener0;
+        await using var _1 = listener1;
         await using var oldEpoch = TcpRankTransport.Start(new RankMembership("job", 1, endpoints), 1, listener1, keepListener: true);
         await using var ahead = TcpRankTransport.Start(new RankMembership("job", 2, endpoints), 0, listener0, keepListener: true);
 
@@ -173,9 +179,9 @@ public class CollectiveTests
     [Fact]
     public async Task AListener_RefusesConnectionsOfEpochsOlderThanItsNewest()
     {
-        await using var listener0 = TcpRankTransport.BindListener(IPAddress.Loopback);
-        await using var listener1 = TcpRankTransport.BindListener(IPAddress.Loopback);
-        var endpoints = new List<IPEndPoint> { listener0.LocalEndpoint, listener1.LocalEndpoint };
+        var (listener0, listener1, endpoints) = TwoListeners();
+        await using var _0 = listener0;
+        await using var _1 = listener1;
         await using var current = TcpRankTransport.Start(new RankMembership("job", 3, endpoints), 1, listener1, keepListener: true);
         await using var stale = TcpRankTransport.Start(new RankMembership("job", 2, endpoints), 0, listener0, keepListener: true);
 

@@ -38,8 +38,8 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
             Assert.True(Steps.Zip(Steps.Skip(1)).All(x => x.Second >= x.First), $"the step went backwards: {string.Join(",", Steps)}");
     }
 
-    [Fact]
-    public async Task AKilledWorker_LeavesTwoRanksThatGoOn_AndANewWorkerJoinsBackToThree()
+    /// <summary>One silo, workers w1–w3, and a 2–3 rank Adasum job of 2,500 steps trained on all three past step 300.</summary>
+    async Task<(ChildProcess[] Workers, string Id, StepLog Steps, JobInfo Running)> ThreeRanksTraining()
     {
         await _cluster.StartSilo();
         var workers = new[] { _cluster.StartWorker("w1"), _cluster.StartWorker("w2"), _cluster.StartWorker("w3") };
@@ -47,6 +47,13 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
         var id = await _cluster.SubmitWithCli(Spec(min: 2, max: 3, steps: 2500));
         var steps = new StepLog();
         var running = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Progress?.Step >= 300, "training on 3 ranks", TimeSpan.FromSeconds(120), steps.Observe);
+        return (workers, id, steps, running);
+    }
+
+    [Fact]
+    public async Task AKilledWorker_LeavesTwoRanksThatGoOn_AndANewWorkerJoinsBackToThree()
+    {
+        var (workers, id, steps, running) = await ThreeRanksTraining();
 
         var victim = running.Ranks!.First(r => r.Epoch == running.Gang!.Ranks[2]).NodeId;
         workers[int.Parse(victim[1..]) - 1].Kill();
@@ -71,12 +78,7 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task AFrozenWorker_IsRemovedWithinSeconds_AndAfterThawingDoesNotResumeStaleWork()
     {
-        await _cluster.StartSilo();
-        var workers = new[] { _cluster.StartWorker("w1"), _cluster.StartWorker("w2"), _cluster.StartWorker("w3") };
-        await _cluster.ConnectClient();
-        var id = await _cluster.SubmitWithCli(Spec(min: 2, max: 3, steps: 2500));
-        var steps = new StepLog();
-        var running = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Progress?.Step >= 300, "training on 3 ranks", TimeSpan.FromSeconds(120), steps.Observe);
+        var (workers, id, steps, running) = await ThreeRanksTraining();
 
         var frozenRank = running.Ranks!.First(r => r.Epoch == running.Gang!.Ranks[1]);
         var frozen = workers[int.Parse(frozenRank.NodeId[1..]) - 1];

@@ -13,12 +13,13 @@ namespace Orchestrator.Worker;
 /// </summary>
 public sealed class ArrayRunner
 {
+    readonly IGrainFactory _grains;
     readonly ILogger _log;
     readonly Dictionary<string, MemberChannel> _channels;
 
     public ArrayRunner(IGrainFactory grains, string arrayId, IReadOnlyList<Assignment> members, ILogger log)
     {
-        (ArrayId, _log) = (arrayId, log);
+        (ArrayId, _grains, _log) = (arrayId, grains, log);
         _channels = members.ToDictionary(m => m.JobId, m => new MemberChannel(grains, m, log));
         Completion = Task.Run(RunAsync);
     }
@@ -43,7 +44,10 @@ public sealed class ArrayRunner
         var accepted = starts.Where(s => s.Reply is not null).Select(s => (s.Channel, Reply: s.Reply!)).ToList();
         if (accepted.Count == 0) return;
         var reporting = accepted.Select(a => a.Channel.Run()).ToList();
-        var training = Task.Factory.StartNew(() => Train(accepted), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        // A recommendation job is never fused: it trains alone, its embedding in shard grains.
+        var training = JobSpecParser.Parse(accepted[0].Reply.SpecJson).Model.Type == ModelType.Dlrm
+            ? RecommendationRunner.Run(_grains, accepted[0].Channel, accepted[0].Reply)
+            : Task.Factory.StartNew(() => Train(accepted), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         try { await training; }
         catch (Exception e)
         {

@@ -1,7 +1,7 @@
 namespace Orchestrator.Core.Specs;
 
 public enum JobKind { Single, DataParallel }
-public enum ModelType { Mlp, Cnn }
+public enum ModelType { Mlp, Cnn, Dlrm }
 public enum OptimizerKind { Sgd, Adam }
 
 /// <summary>auto: the scheduler may train the job in a fused array with compatible jobs; never: always alone.</summary>
@@ -18,7 +18,19 @@ public sealed record JobSpec(
     TrainSpec Train,
     ResourceSpec Resources,
     FusionMode Fusion = FusionMode.Auto,
-    DataParallelSpec? DataParallel = null);
+    DataParallelSpec? DataParallel = null,
+    EmbeddingSpec? Embedding = null);
+
+public enum FaultToleranceMode { None, ErasureCoding, Checkpoint }
+
+/// <summary>How a recommendation job's embedding shards survive a lost silo: erasure coding with k data and r parity
+/// shards per group (k = 0: chosen by the cluster from its live silos, 2 to 4), checkpoints every
+/// <paramref name="Interval"/> steps (the baseline), or nothing.</summary>
+public sealed record FaultTolerance(FaultToleranceMode Mode, int K, int R, int Interval);
+
+/// <summary>A recommendation job's embedding: <paramref name="Shards"/> shard grains (0: two per coding group), their
+/// Adagrad learning rate, and how they are protected.</summary>
+public sealed record EmbeddingSpec(int Shards, double Lr, FaultTolerance FaultTolerance);
 
 /// <summary>A data-parallel job: between <paramref name="MinWorkers"/> and <paramref name="MaxWorkers"/> ranks, one device each,
 /// each with train.batchSize samples per step, combining gradients with <paramref name="Gradients"/>.</summary>
@@ -27,17 +39,21 @@ public sealed record DataParallelSpec(int MinWorkers, int MaxWorkers, Orchestrat
 /// <param name="Hidden">MLP hidden layer widths, input to output.</param>
 /// <param name="Channels">CNN: output channels of its two 3×3 convolutions (each followed by 2×2 max pooling).</param>
 /// <param name="FcHidden">CNN: width of the hidden fully connected layer.</param>
-public sealed record ModelSpec(ModelType Type, IReadOnlyList<int> Hidden, IReadOnlyList<int> Channels, int FcHidden)
+/// <param name="Dim">DLRM: embedding width (and the bottom MLP's output); <paramref name="Hidden"/> is its bottom MLP,
+/// <paramref name="Top"/> its top MLP, <paramref name="TableRows"/> the rows of each of its 26 tables.</param>
+public sealed record ModelSpec(ModelType Type, IReadOnlyList<int> Hidden, IReadOnlyList<int> Channels, int FcHidden,
+    int Dim = 0, IReadOnlyList<int>? Top = null, int TableRows = 0)
 {
     public bool Equals(ModelSpec? other) =>
-        other is not null && Type == other.Type && FcHidden == other.FcHidden &&
-        Hidden.SequenceEqual(other.Hidden) && Channels.SequenceEqual(other.Channels);
+        other is not null && Type == other.Type && FcHidden == other.FcHidden && Dim == other.Dim && TableRows == other.TableRows &&
+        Hidden.SequenceEqual(other.Hidden) && Channels.SequenceEqual(other.Channels) && (Top ?? []).SequenceEqual(other.Top ?? []);
 
     public override int GetHashCode() => HashCode.Combine(Type, FcHidden, Hidden.Count, Channels.Count);
 }
 
 /// <param name="TrainLimit">Use only the first N training images (0 = all); for quick runs and tests.</param>
-public sealed record DataSpec(string Dataset, string Path, int TrainLimit);
+/// <param name="TestExamples">Criteo: the file's first N examples are held out for evaluation.</param>
+public sealed record DataSpec(string Dataset, string Path, int TrainLimit, int TestExamples = 0);
 
 /// <param name="Epochs">Passes over the training set; exclusive with <paramref name="Steps"/>.</param>
 /// <param name="Steps">Optimizer steps; when set, epochs are derived from it.</param>

@@ -25,8 +25,26 @@ public static class JobSpecJson
         else { train["beta1"] = s.Train.Beta1; train["beta2"] = s.Train.Beta2; train["eps"] = s.Train.Eps; }
 
         var model = new JsonObject { ["type"] = s.Model.Type.ToString().ToLowerInvariant() };
-        if (s.Model.Type == ModelType.Mlp) model["hidden"] = new JsonArray(s.Model.Hidden.Select(h => (JsonNode)h).ToArray());
-        else { model["channels"] = new JsonArray(s.Model.Channels.Select(h => (JsonNode)h).ToArray()); model["fc"] = s.Model.FcHidden; }
+        static JsonArray Ints(IEnumerable<int> values) => new(values.Select(h => (JsonNode)h).ToArray());
+        switch (s.Model.Type)
+        {
+            case ModelType.Mlp:
+                model["hidden"] = Ints(s.Model.Hidden);
+                break;
+            case ModelType.Cnn:
+                model["channels"] = Ints(s.Model.Channels);
+                model["fc"] = s.Model.FcHidden;
+                break;
+            case ModelType.Dlrm:
+                model["dim"] = s.Model.Dim;
+                model["bottom"] = Ints(s.Model.Hidden);
+                model["top"] = Ints(s.Model.Top ?? []);
+                model["tableRows"] = s.Model.TableRows;
+                break;
+        }
+        var data = new JsonObject { ["dataset"] = s.Data.Dataset, ["path"] = s.Data.Path };
+        if (s.Data.Dataset == "criteo") data["testExamples"] = s.Data.TestExamples;
+        else data["trainLimit"] = s.Data.TrainLimit;
 
         var root = new JsonObject
         {
@@ -35,7 +53,7 @@ public static class JobSpecJson
             ["owner"] = s.Owner,
             ["priority"] = s.Priority,
             ["model"] = model,
-            ["data"] = new JsonObject { ["dataset"] = s.Data.Dataset, ["path"] = s.Data.Path, ["trainLimit"] = s.Data.TrainLimit },
+            ["data"] = data,
             ["train"] = train,
             ["resources"] = new JsonObject { ["devices"] = s.Resources.Devices },
             ["fusion"] = s.Fusion.ToString().ToLowerInvariant(),
@@ -44,6 +62,19 @@ public static class JobSpecJson
         {
             root["workers"] = new JsonObject { ["min"] = dp.MinWorkers, ["max"] = dp.MaxWorkers };
             root["gradients"] = dp.Gradients.ToString().ToLowerInvariant();
+        }
+        if (s.Embedding is { } e)
+        {
+            var ft = e.FaultTolerance;
+            JsonNode tolerance = ft.Mode switch
+            {
+                FaultToleranceMode.None => "none",
+                FaultToleranceMode.Checkpoint => new JsonObject { ["checkpoint"] = ft.Interval },
+                _ => ft.K > 0 ? new JsonObject { ["k"] = ft.K, ["r"] = ft.R } : new JsonObject { ["r"] = ft.R },
+            };
+            var embedding = new JsonObject { ["lr"] = e.Lr, ["faultTolerance"] = tolerance };
+            if (e.Shards > 0) embedding["shards"] = e.Shards;
+            root["embedding"] = embedding;
         }
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }

@@ -40,7 +40,7 @@ public static partial class JobSpecParser
 
     static JobSpec? ReadSpec(Reader r, SpecMap root, SpecValidationOptions options)
     {
-        var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources", "fusion", "workers", "gradients"]);
+        var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources", "fusion", "workers", "gradients", "embedding"]);
         var name = r.String(top, "name", null, required: true);
         if (name is not null && !NamePattern().IsMatch(name))
             r.Error("name", $"'{SpecDocument.Truncate(name)}' is not a valid job name: use 1-63 lowercase letters, digits and '-', starting with a letter or digit");
@@ -80,16 +80,40 @@ public static partial class JobSpecParser
             r.Forbid(top, "gradients", "only a data-parallel job combines gradients; set kind: data-parallel");
         }
 
+        EmbeddingSpec? embedding = null;
+        if (model?.Type == ModelType.Dlrm)
+        {
+            embedding = ReadEmbedding(r, r.Section(top, "embedding", required: false));
+            if (data is not null && data.Dataset != "criteo") r.Error("data.dataset", "a dlrm trains on click logs: use dataset: criteo");
+            if (kind == JobKind.DataParallel) r.Error("kind", "a dlrm job runs on one worker for now (its embedding lives in shard grains); use kind: single");
+        }
+        else
+        {
+            r.Forbid(top, "embedding", "only a dlrm model has an embedding; set model.type: dlrm");
+            if (data?.Dataset == "criteo") r.Error("data.dataset", "criteo click logs are for model.type: dlrm");
+        }
+
         if (name is null || model is null || data is null || train is null || (kind == JobKind.DataParallel && dataParallel is null)) return null;
-        return new JobSpec(name, kind, owner, priority, model, data, train, new ResourceSpec(devices), fusion, dataParallel);
+        return new JobSpec(name, kind, owner, priority, model, data, train, new ResourceSpec(devices), fusion, dataParallel, embedding);
     }
 
     static ModelSpec? ReadModel(Reader r, SpecMap? map)
     {
         if (map is null) return null;
-        var m = r.Fields(map, "model", ["type", "hidden", "channels", "fc"]);
-        var type = r.Enum(m, "type", (ModelType?)null, new() { ["mlp"] = ModelType.Mlp, ["cnn"] = ModelType.Cnn });
+        var m = r.Fields(map, "model", ["type", "hidden", "channels", "fc", "dim", "bottom", "top", "tableRows"]);
+        var type = r.Enum(m, "type", (ModelType?)null, new() { ["mlp"] = ModelType.Mlp, ["cnn"] = ModelType.Cnn, ["dlrm"] = ModelType.Dlrm });
         if (type is null) return null;
+        if (type != ModelType.Dlrm)
+            foreach (var f in new[] { "dim", "bottom", "top", "tableRows" }) r.Forbid(m, f, "only a dlrm has dim, bottom, top and tableRows");
+        if (type == ModelType.Dlrm)
+        {
+            foreach (var f in new[] { "hidden", "channels", "fc" }) r.Forbid(m, f, "a dlrm's layers are set with dim, bottom and top");
+            var dim = (int)r.Integer(m, "dim", 16, 1, 1024);
+            var bottom = r.IntList(m, "bottom", [64], minCount: 1, maxCount: 8, min: 1, max: 8192);
+            var topLayers = r.IntList(m, "top", [64], minCount: 1, maxCount: 8, min: 1, max: 8192);
+            var rows = (int)r.Integer(m, "tableRows", 10_000, 1, 50_000_000);
+            return bottom is null || topLayers is null ? null : new ModelSpec(ModelType.Dlrm, bottom, [], 0, dim, topLayers, rows);
+        }
         if (type == ModelType.Mlp)
         {
             r.Forbid(m, "channels", "only a cnn has channels");
@@ -106,8 +130,18 @@ public static partial class JobSpecParser
     static DataSpec? ReadData(Reader r, SpecMap? map, SpecValidationOptions options)
     {
         if (map is null) return null;
-        var d = r.Fields(map, "data", ["dataset", "path", "trainLimit"]);
-        var dataset = r.Enum(d, "dataset", (string?)null, new() { ["fashion-mnist"] = "fashion-mnist" });
+        var d = r.Fields(map, "data", ["dataset", "path", "trainLimit", "testExamples"]);
+        var dataset = r.Enum(d, "dataset", (string?)null, new() { ["fashion-mnist"] = "fashion-mnist", ["criteo"] = "criteo" });
+        if (dataset == "criteo")
+        {
+            r.Forbid(d, "trainLimit", "a criteo job trains on the whole file after its test examples");
+            var file = r.String(d, "path", null, required: true);
+            var test = (int)r.Integer(d, "testExamples", 10_000, 1, 100_000_000);
+            if (file is not null && options.CheckFiles && !File.Exists(file))
+                r.Error("data.path", $"'{file}' does not exist; point it at a Criteo-format TSV file (plain or .gz), or write one with 'orch data criteo-synth --out FILE'");
+            return file is null ? null : new DataSpec("criteo", file, 0, test);
+        }
+        r.Forbid(d, "testExamples", "only criteo data holds out test examples; fashion-mnist has its own test set");
         var path = r.String(d, "path", FashionMnistFiles.DefaultPath) ?? FashionMnistFiles.DefaultPath;
         var limit = (int)r.Integer(d, "trainLimit", 0, 0, FashionMnistFiles.TrainCount);
         if (dataset is null) return null;
@@ -122,6 +156,41 @@ public static partial class JobSpecParser
             }
         }
         return new DataSpec(dataset, path, limit);
+    }
+
+    static EmbeddingSpec ReadEmbedding(Reader r, SpecMap? map)
+    {
+        var e = r.Fields(map, "embedding", ["shards", "lr", "faultTolerance"]);
+        var shards = (int)r.Integer(e, "shards", 0, 1, 4096);
+        var lr = r.Number(e, "lr", 0.05, 0, 10, minExclusive: true);
+        FaultTolerance tolerance = new(FaultToleranceMode.ErasureCoding, 0, 1, 0);
+        switch (e?.Get("faultTolerance"))
+        {
+            case null or SpecScalar { IsNull: true }:
+                break;
+            case SpecScalar { Text: "none" }:
+                tolerance = new FaultTolerance(FaultToleranceMode.None, 0, 0, 0);
+                break;
+            case SpecMap:
+                var f = r.Fields(r.Section(e, "faultTolerance", required: false), "embedding.faultTolerance", ["k", "r", "checkpoint"]);
+                if (f?.Get("checkpoint") is not null)
+                {
+                    foreach (var x in new[] { "k", "r" }) r.Forbid(f, x, "checkpointing and erasure coding are alternatives: give checkpoint, or k and r");
+                    tolerance = new FaultTolerance(FaultToleranceMode.Checkpoint, 0, 0, (int)r.Integer(f, "checkpoint", 100, 1, 100_000_000));
+                }
+                else
+                {
+                    var k = (int)r.Integer(f, "k", 0, 1, 64);
+                    tolerance = new FaultTolerance(FaultToleranceMode.ErasureCoding, k, (int)r.Integer(f, "r", 1, 1, 8), 0);
+                }
+                break;
+            default:
+                r.Error("embedding.faultTolerance", "must be none, {k: K, r: R} (erasure coding; k omitted: chosen from the live silos) or {checkpoint: STEPS}");
+                break;
+        }
+        if (tolerance is { Mode: FaultToleranceMode.ErasureCoding, K: > 0 } && shards > 0 && shards % tolerance.K != 0)
+            r.Error("embedding.shards", $"must be a multiple of embedding.faultTolerance.k ({tolerance.K}): shards form coding groups of k, got {shards}");
+        return new EmbeddingSpec(shards, lr, tolerance);
     }
 
     static TrainSpec? ReadTrain(Reader r, SpecMap? map)

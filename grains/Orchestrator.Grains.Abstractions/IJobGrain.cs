@@ -17,6 +17,9 @@ public interface IJobGrain : IGrainWithStringKey
 
     [Alias("events")] Task<IReadOnlyList<JobEvent>> GetEvents();
 
+    /// <summary>Records something that happened to the job elsewhere (a shard rebuilt after its silo died).</summary>
+    [Alias("note"), Orleans.Concurrency.OneWay] Task Note(string who, string what);
+
     /// <summary>Cancels a job that has not ended; a running worker stops at its next report.</summary>
     [Alias("cancel")] Task<JobInfo> Cancel(string who);
 

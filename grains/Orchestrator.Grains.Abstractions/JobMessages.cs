@@ -38,8 +38,9 @@ public sealed record JobEvent(DateTime At, string Who, string What);
 [GenerateSerializer, Immutable, Alias("job-result")]
 /// <param name="Split">Data-parallel jobs: rank 0's mean time per step in forward/backward, combining gradients
 /// over the data plane, and the optimizer, in milliseconds.</param>
+/// <param name="Auc">Recommendation jobs: area under the ROC curve on the held-out examples (with <paramref name="LogLoss"/>).</param>
 public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int Epochs, double TrainingSeconds, double SamplesPerSecond,
-    StepSplit? Split = null);
+    StepSplit? Split = null, double? Auc = null, double? LogLoss = null);
 
 [GenerateSerializer, Immutable, Alias("step-split")]
 public sealed record StepSplit(double ComputeMs, double CombineMs, double OptimizerMs)
@@ -76,7 +77,7 @@ public sealed record JobInfo(
 /// <summary>A worker's answer for starting an assignment: the spec, and where to resume from (for a rank of a
 /// data-parallel job, also the membership it is in or waits to join).</summary>
 [GenerateSerializer, Immutable, Alias("start-reply")]
-public sealed record StartReply(bool Accepted, string? Reason, string SpecJson, JobCheckpoint? Checkpoint, GangView? Gang = null);
+public sealed record StartReply(bool Accepted, string? Reason, string SpecJson, JobCheckpoint? Checkpoint, GangView? Gang = null, ShardConfig? Shards = null);
 
 /// <summary>
 /// A data-parallel job's membership as its ranks see it: rank r is the assignment with epoch

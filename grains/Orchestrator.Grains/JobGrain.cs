@@ -39,6 +39,8 @@ public sealed class JobGrainState
     [Id(26)] public int MaxRanks { get; set; }
     /// <summary>Set while a preemption waits for the worker to hand back a checkpoint.</summary>
     [Id(27)] public string? PreemptReason { get; set; }
+    /// <summary>Recommendation jobs: their embedding shards, resolved at submission.</summary>
+    [Id(28)] public ShardConfig? Shards { get; set; }
 }
 
 [GenerateSerializer, Alias("checkpoint-state")]
@@ -90,8 +92,11 @@ public sealed partial class JobGrain(
         try { spec = JobSpecParser.Parse(submission.SpecJson, new SpecValidationOptions { CheckFiles = false }); }
         catch (SpecValidationException e) { throw new ArgumentException($"invalid job spec:{Environment.NewLine}{e.Message}"); }
 
+        (ShardConfig Config, string Description)? embedding = spec.Embedding is null ? null
+            : EmbeddingShards.Resolve(JobId, spec, membership.CurrentSnapshot.Members.Values.Count(m => m.Status == SiloStatus.Active));
         var index = GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster);
         S.SpecJson = submission.SpecJson;
+        S.Shards = embedding?.Config;
         S.Name = spec.Name;
         S.Owner = spec.Owner;
         S.Priority = spec.Priority;
@@ -103,15 +108,20 @@ public sealed partial class JobGrain(
         }
         S.FusionKey = FusionPlanning.Key(spec);
         S.MemoryBytes = FusionPlanning.EstimateMemberBytes(spec);
-        S.Model = spec.Model.Type == ModelType.Mlp
-            ? $"mlp {string.Join("-", spec.Model.Hidden)}"
-            : $"cnn {string.Join("-", spec.Model.Channels)} fc{spec.Model.FcHidden}";
+        S.Model = spec.Model.Type switch
+        {
+            ModelType.Mlp => $"mlp {string.Join("-", spec.Model.Hidden)}",
+            ModelType.Cnn => $"cnn {string.Join("-", spec.Model.Channels)} fc{spec.Model.FcHidden}",
+            _ => $"dlrm dim {spec.Model.Dim} {string.Join("-", spec.Model.Hidden)}|{string.Join("-", spec.Model.Top ?? [])}",
+        };
+
         S.State = JobState.Pending;
         S.SubmittedAt = DateTime.UtcNow;
         S.LiveOn = Silo;
         S.Sequence = await index.Add(JobId);
         var gang = spec.DataParallel is { } d ? $", data-parallel on {d.MinWorkers}-{d.MaxWorkers} ranks combining gradients by {d.Gradients.ToString().ToLowerInvariant()}" : "";
         AddEvent(submission.SubmittedBy, $"submitted: {S.Model}, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, priority {spec.Priority}{gang}");
+        if (embedding is { } shards) AddEvent("job grain", shards.Description);
         await SaveAndPublish();
         if (!submission.DeferEnqueue) await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
         return Info();
@@ -121,6 +131,13 @@ public sealed partial class JobGrain(
     {
         EnsureExists();
         return Task.FromResult(Info());
+    }
+
+    public async Task Note(string who, string what)
+    {
+        if (!store.RecordExists) return;
+        AddEvent(who, what);
+        await SaveAndPublish();
     }
 
     public Task<QueuedJob?> GetQueueEntry() =>
@@ -194,7 +211,7 @@ public sealed partial class JobGrain(
             AddEvent(nodeId, checkpoint.State.Checkpoint is { } cp ? $"started; resuming from checkpoint at step {cp.Step}" : "started from step 0");
             await SaveAndPublish();
         }
-        return new StartReply(true, null, S.SpecJson, checkpoint.State.Checkpoint);
+        return new StartReply(true, null, S.SpecJson, checkpoint.State.Checkpoint, Shards: S.Shards);
     }
 
     public async Task<WorkAck> ReportProgress(long epoch, JobProgress progress)
@@ -256,7 +273,7 @@ public sealed partial class JobGrain(
         S.State = JobState.Succeeded;
         S.Result = result;
         S.EndedAt = DateTime.UtcNow;
-        AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training){(result.Split is { } split ? $"; {split}" : "")}");
+        AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training){(result.Auc is { } auc ? $", AUC {auc:F4}, log loss {result.LogLoss:F4}" : "")}{(result.Split is { } split ? $"; {split}" : "")}");
         await SaveAndPublish();
         return WorkAck.Go;
     }

@@ -194,6 +194,49 @@ public class SpecValidationTests
     }
 
     [Fact]
+    public void DlrmSpec_ParsesWithDefaults_AndRoundTripsThroughCanonicalJson()
+    {
+        var spec = JobSpecParser.Parse("name: ctr\nmodel: {type: dlrm, dim: 8, tableRows: 500}\ndata: {dataset: criteo, path: /x.tsv}\nembedding: {faultTolerance: {k: 2, r: 2}, shards: 4}", NoFiles);
+
+        Assert.Equal(ModelType.Dlrm, spec.Model.Type);
+        Assert.Equal((8, 500), (spec.Model.Dim, spec.Model.TableRows));
+        Assert.Equal([64], spec.Model.Hidden);
+        Assert.Equal(10_000, spec.Data.TestExamples);
+        Assert.Equal(new FaultTolerance(FaultToleranceMode.ErasureCoding, 2, 2, 0), spec.Embedding!.FaultTolerance);
+        Assert.Equal(spec, JobSpecParser.Parse(JobSpecJson.Write(spec), NoFiles));
+        Assert.Equal(FaultToleranceMode.None, JobSpecParser.Parse("name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {faultTolerance: none}", NoFiles).Embedding!.FaultTolerance.Mode);
+        Assert.Null(Orchestrator.Core.Fusion.FusionPlanning.Key(spec));
+    }
+
+    public static TheoryData<string, string> BadDlrmSpecs() => new()
+    {
+        { "name: a\nmodel: {type: dlrm}\ndata: {dataset: fashion-mnist}", "data.dataset" },
+        { "name: a\nmodel: {type: mlp}\ndata: {dataset: criteo, path: /x}", "data.dataset" },
+        { "name: a\nmodel: {type: mlp}\ndata: {dataset: fashion-mnist}\nembedding: {lr: 0.1}", "embedding" },
+        { "name: a\nmodel: {type: dlrm, hidden: [3]}\ndata: {dataset: criteo, path: /x}", "model.hidden" },
+        { "name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo}", "data.path" },
+        { "name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {shards: 5, faultTolerance: {k: 3}}", "embedding.shards" },
+        { "name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {faultTolerance: {checkpoint: 10, k: 2}}", "embedding.faultTolerance.k" },
+        { "name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {faultTolerance: sometimes}", "embedding.faultTolerance" },
+    };
+
+    [Theory, MemberData(nameof(BadDlrmSpecs))]
+    public void BadDlrmSpecs_NameTheField(string yaml, string field)
+    {
+        var e = Assert.Throws<SpecValidationException>(() => JobSpecParser.Parse(yaml, NoFiles));
+
+        Assert.Contains(e.Errors, x => x.Field == field);
+    }
+
+    [Fact]
+    public void AMissingCriteoFile_IsReportedWithWhatToDo()
+    {
+        var e = Assert.Throws<SpecValidationException>(() => JobSpecParser.Parse("name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /nonexistent.tsv}"));
+
+        Assert.Contains(e.Errors, x => x.Field == "data.path" && x.Message.Contains("criteo-synth"));
+    }
+
+    [Fact]
     public void ExampleSpecs_AreValid()
     {
         foreach (var file in Directory.GetFiles(Path.Combine(Repo.Root, "examples"), "*.yaml"))

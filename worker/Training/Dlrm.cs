@@ -115,6 +115,28 @@ public sealed class DlrmTrainer : IDisposable
         return (ClickMetrics.LogLoss(scores), ClickMetrics.Auc(scores), scores.Average(s => (s.Probability >= 0.5f ? 1f : 0f) == s.Label ? 1.0 : 0.0));
     }
 
+    /// <summary>The dense MLPs with their optimizer state and the step (the embedding rows are in their store).</summary>
+    public byte[] CaptureDense()
+    {
+        using var ms = new MemoryStream();
+        using var w = new BinaryWriter(ms);
+        w.Write(Step);
+        foreach (var part in new[] { MemberCheckpoint.Capture(_bottom, _bottomOptimizer, 0, Step), MemberCheckpoint.Capture(_top, _topOptimizer, 0, Step) })
+        {
+            w.Write(part.Length);
+            w.Write(part);
+        }
+        return ms.ToArray();
+    }
+
+    public void RestoreDense(byte[] state)
+    {
+        using var r = new BinaryReader(new MemoryStream(state));
+        Step = r.ReadInt64();
+        MemberCheckpoint.Restore(r.ReadBytes(r.ReadInt32()), _bottom, _bottomOptimizer, 0);
+        MemberCheckpoint.Restore(r.ReadBytes(r.ReadInt32()), _top, _topOptimizer, 0);
+    }
+
     public void Dispose()
     {
         _bottomOptimizer.Dispose();

@@ -49,6 +49,9 @@ static class Shard
         return (rebuilt, bytesRead);
     }
 
+    /// <summary>Tells the job (one-way; a shard of a test without a job grain tells nobody).</summary>
+    public static Task Report(IGrainFactory f, ShardConfig c, string shard, string what) => f.GetGrain<IJobGrain>(c.JobId).Note($"shard {shard}", what);
+
     static async Task<T?> CopyOrNull<T>(Task<T> copy) where T : class
     {
         var c = await copy;
@@ -91,6 +94,7 @@ public sealed class EmbeddingShardGrain(
         _shard = new DataShard(member, Shard.Layout(c).RowBytes, rebuilt.Data[member], rebuilt.Versions[member]);
         _status = new ShardStatus(Silo, _shard.Version, true, clock.Elapsed.TotalMilliseconds, bytesRead);
         log.LogWarning("Shard {Shard} rebuilt on {Silo} at step {Step} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, _shard.Version, clock.Elapsed.TotalMilliseconds, bytesRead);
+        await Shard.Report(GrainFactory, c, this.GetPrimaryKeyString(), $"embedding shard {group}/{member} rebuilt on silo {Silo} at step {_shard.Version} in {clock.Elapsed.TotalMilliseconds:F0} ms from {bytesRead:N0} bytes of its coding group; no other shard rolled back");
         return _shard;
     }
 
@@ -160,6 +164,7 @@ public sealed class ParityShardGrain(
         _parity = new ParityShard(member - c.K, code, rowBytes, rebuilt.Parity[member - c.K], rebuilt.Versions);
         _status = new ShardStatus(Silo, rebuilt.Versions.Max(), true, clock.Elapsed.TotalMilliseconds, bytesRead);
         log.LogWarning("Parity shard {Shard} rebuilt on {Silo} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, clock.Elapsed.TotalMilliseconds, bytesRead);
+        await Shard.Report(GrainFactory, c, this.GetPrimaryKeyString(), $"parity shard {group}/{member - c.K} rebuilt on silo {Silo} in {clock.Elapsed.TotalMilliseconds:F0} ms from {bytesRead:N0} bytes of its coding group");
         return _parity;
     }
 

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using Orchestrator.Core.Recommendation;
+using Orchestrator.Core.Specs;
+using Orchestrator.Grains;
+using Orchestrator.Worker.Training;
+
+namespace Orchestrator.Worker;
+
+/// <summary>
+/// Trains a recommendation (DLRM) job on this worker: the dense MLPs here, the embedding rows in the job's shard
+/// grains (<see cref="ShardedEmbeddingStore"/>). The file's first <c>data.testExamples</c> examples are held out; the
+/// rest are read in file order, batch by batch, every epoch. Reports like an array member: progress about once a
+/// second, test metrics at each epoch end, dense checkpoints every <c>train.checkpointEvery</c> steps.
+/// </summary>
+public static class RecommendationRunner
+{
+    public static async Task Run(IGrainFactory grains, MemberChannel channel, StartReply reply)
+    {
+        var spec = JobSpecParser.Parse(reply.SpecJson);
+        var config = reply.Shards ?? throw new InvalidOperationException("the job grain gave no shard configuration for a dlrm job");
+        var tables = Enumerable.Repeat(spec.Model.TableRows, CriteoFormat.CategoricalFeatures).ToArray();
+        var layout = new EmbeddingLayout(tables, spec.Model.Dim, config.Shards);
+        var shape = new DlrmShape(spec.Model.Dim, tables, spec.Model.Hidden, spec.Model.Top ?? []);
+        using var dlrm = new DlrmTrainer(shape, layout, new ShardedEmbeddingStore(grains, config, layout), spec.Train.Seed, spec.Train.Lr);
+        if (reply.Checkpoint is { } cp) dlrm.RestoreDense(cp.Data);
+
+        var batch = spec.Train.BatchSize;
+        var test = CriteoFormat.Read(spec.Data.Path, tables).Take(spec.Data.TestExamples).ToList();
+        var stepsPerEpoch = CountExamples(spec.Data.Path) - test.Count;
+        stepsPerEpoch /= batch;
+        if (stepsPerEpoch < 1) throw new InvalidDataException($"{spec.Data.Path} holds no full batch of {batch} training examples after its {test.Count} test examples");
+        var total = spec.Train.Steps > 0 ? spec.Train.Steps : stepsPerEpoch * spec.Train.Epochs;
+        var clock = Stopwatch.StartNew();
+        var lastReport = TimeSpan.Zero;
+        var firstStep = dlrm.Step;
+        (double LogLoss, double Auc, double Accuracy)? metrics = null;
+        float loss = float.NaN;
+        while (dlrm.Step < total)
+        {
+            var epoch = (int)(dlrm.Step / stepsPerEpoch);
+            var skip = (dlrm.Step % stepsPerEpoch) * batch; // resume mid-epoch from a checkpoint
+            using var examples = CriteoFormat.Read(spec.Data.Path, tables).Skip(test.Count).Skip((int)skip).GetEnumerator();
+            var current = new List<CriteoExample>(batch);
+            while (dlrm.Step < total && dlrm.Step / stepsPerEpoch == epoch)
+            {
+                if (channel.StopReason is { } why)
+                {
+                    channel.End(MemberOutcome.Stopped(why));
+                    return;
+                }
+                current.Clear();
+                while (current.Count < batch && examples.MoveNext()) current.Add(examples.Current);
+                loss = await dlrm.TrainStep(current);
+                if (!float.IsFinite(loss))
+                {
+                    channel.End(MemberOutcome.Failed($"non-finite loss ({loss}) at step {dlrm.Step}; lower train.lr (now {spec.Train.Lr}) or embedding.lr"));
+                    return;
+                }
+                var epochEnded = dlrm.Step % stepsPerEpoch == 0 || dlrm.Step == total;
+                if (epochEnded) metrics = await dlrm.Evaluate(test);
+                if (epochEnded || clock.Elapsed - lastReport >= TimeSpan.FromSeconds(1))
+                {
+                    lastReport = clock.Elapsed;
+                    channel.Post(new JobProgress(dlrm.Step, total, (int)(dlrm.Step / stepsPerEpoch), loss, metrics?.Accuracy,
+                        (dlrm.Step - firstStep) * (double)batch / Math.Max(1e-9, clock.Elapsed.TotalSeconds), DateTime.UtcNow));
+                }
+                if (dlrm.Step % spec.Train.CheckpointEvery == 0 && dlrm.Step < total)
+                    channel.Post(new JobCheckpoint(dlrm.Step, dlrm.CaptureDense(), DateTime.UtcNow));
+            }
+        }
+        var final = metrics ?? await dlrm.Evaluate(test);
+        var seconds = clock.Elapsed.TotalSeconds;
+        channel.End(MemberOutcome.Succeeded(new JobResult(final.Accuracy, loss, dlrm.Step, (int)((dlrm.Step + stepsPerEpoch - 1) / stepsPerEpoch), seconds,
+            (dlrm.Step - firstStep) * (double)batch / seconds, Auc: final.Auc, LogLoss: final.LogLoss)));
+    }
+
+    static long CountExamples(string path)
+    {
+        using var file = File.OpenRead(path);
+        using Stream stream = path.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : file;
+        using var reader = new StreamReader(stream);
+        long lines = 0;
+        while (reader.ReadLine() is { Length: > 0 }) lines++;
+        return lines;
+    }
+}

@@ -21,8 +21,11 @@ public static class RecommendationRunner
         var tables = Enumerable.Repeat(spec.Model.TableRows, CriteoFormat.CategoricalFeatures).ToArray();
         var layout = new EmbeddingLayout(tables, spec.Model.Dim, config.Shards);
         var shape = new DlrmShape(spec.Model.Dim, tables, spec.Model.Hidden, spec.Model.Top ?? []);
-        using var dlrm = new DlrmTrainer(shape, layout, new ShardedEmbeddingStore(grains, config, layout), spec.Train.Seed, spec.Train.Lr);
+        var store = new ShardedEmbeddingStore(grains, config, layout);
+        using var dlrm = new DlrmTrainer(shape, layout, store, spec.Train.Seed, spec.Train.Lr);
         if (reply.Checkpoint is { } cp) dlrm.RestoreDense(cp.Data);
+        // Checkpoint baseline: the dense state at the shards' last two checkpoints, to roll back together with them.
+        var dense = new List<(long Step, byte[] State)> { (dlrm.Step, dlrm.CaptureDense()) };
 
         var batch = spec.Train.BatchSize;
         var test = CriteoFormat.Read(spec.Data.Path, tables).Take(spec.Data.TestExamples).ToList();
@@ -50,7 +53,15 @@ public static class RecommendationRunner
                 }
                 current.Clear();
                 while (current.Count < batch && examples.MoveNext()) current.Add(examples.Current);
-                loss = await dlrm.TrainStep(current);
+                try
+                {
+                    loss = await dlrm.TrainStep(current);
+                }
+                catch (ShardRolledBackException e)
+                {
+                    await RollBack(grains, channel, store, dlrm, dense, e);
+                    break; // read the data again from the step rolled back to
+                }
                 if (!float.IsFinite(loss))
                 {
                     channel.End(MemberOutcome.Failed($"non-finite loss ({loss}) at step {dlrm.Step}; lower train.lr (now {spec.Train.Lr}) or embedding.lr"));
@@ -64,6 +75,12 @@ public static class RecommendationRunner
                     channel.Post(new JobProgress(dlrm.Step, total, (int)(dlrm.Step / stepsPerEpoch), loss, metrics?.Accuracy,
                         (dlrm.Step - firstStep) * (double)batch / Math.Max(1e-9, clock.Elapsed.TotalSeconds), DateTime.UtcNow));
                 }
+                if (config.CheckpointInterval > 0 && dlrm.Step % config.CheckpointInterval == 0 && dlrm.Step < total)
+                {
+                    await store.Checkpoint(dlrm.Step);
+                    dense.Add((dlrm.Step, dlrm.CaptureDense()));
+                    if (dense.Count > 3) dense.RemoveAt(0);
+                }
                 if (dlrm.Step % spec.Train.CheckpointEvery == 0 && dlrm.Step < total)
                     channel.Post(new JobCheckpoint(dlrm.Step, dlrm.CaptureDense(), DateTime.UtcNow));
             }
@@ -72,6 +89,22 @@ public static class RecommendationRunner
         var seconds = clock.Elapsed.TotalSeconds;
         channel.End(MemberOutcome.Succeeded(new JobResult(final.Accuracy, loss, dlrm.Step, (int)((dlrm.Step + stepsPerEpoch - 1) / stepsPerEpoch), seconds,
             (dlrm.Step - firstStep) * (double)batch / seconds, Auc: final.Auc, LogLoss: final.LogLoss)));
+    }
+
+    /// <summary>Checkpoint baseline: a shard came back from its last checkpoint, so every shard and the dense model go
+    /// back to that step and the steps since are trained again.</summary>
+    static async Task RollBack(IGrainFactory grains, MemberChannel channel, ShardedEmbeddingStore store, DlrmTrainer dlrm,
+        List<(long Step, byte[] State)> dense, ShardRolledBackException e)
+    {
+        var clock = Stopwatch.StartNew();
+        var at = dlrm.Step;
+        var saved = dense.LastOrDefault(d => d.Step == e.Step);
+        if (saved.State is null) throw new InvalidOperationException($"no dense checkpoint at step {e.Step} to roll back to ({e.Message})");
+        await store.Restore(e.Step);
+        dlrm.RestoreDense(saved.State);
+        dense.RemoveAll(d => d.Step > e.Step);
+        await grains.GetGrain<IJobGrain>(channel.JobId).Note(channel.Assignment.NodeId,
+            $"rolled back from step {at} to the checkpoint at step {e.Step} in {clock.Elapsed.TotalMilliseconds:F0} ms: {at - e.Step} steps to train again ({e.Message})");
     }
 
     static long CountExamples(string path)

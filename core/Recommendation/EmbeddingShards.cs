@@ -116,7 +116,7 @@ public sealed class LocalEmbeddingStore : IEmbeddingStore
         return bytes;
     }
 
-    public ValueTask<float[]> Lookup(IReadOnlyList<long> ids, CancellationToken ct = default)
+    public ValueTask<float[]> Lookup(long step, IReadOnlyList<long> ids, CancellationToken ct = default)
     {
         var result = new float[ids.Count * _layout.Dim];
         for (int n = 0; n < ids.Count; n++)

@@ -5,8 +5,10 @@ namespace Orchestrator.Grains;
 /// reactivated on another silo can rebuild itself: its coding group (k data + r parity shards; r = 0: none), the
 /// layout (shards, embedding width, rows) and the rows' initialization and learning rate.
 /// </summary>
+/// <param name="CheckpointInterval">The checkpoint baseline (r = 0): shards are checkpointed every this many steps and
+/// a lost shard rolls the whole job back to the last checkpoint; 0 for erasure coding or no protection.</param>
 [GenerateSerializer, Immutable, Alias("shard-config")]
-public sealed record ShardConfig(string JobId, int K, int R, int Shards, int Dim, long TotalRows, int Seed, float Lr)
+public sealed record ShardConfig(string JobId, int K, int R, int Shards, int Dim, long TotalRows, int Seed, float Lr, int CheckpointInterval = 0)
 {
     public int Groups => Shards / K;
     public static string Key(string jobId, int group, int member) => $"{jobId}/{group}/{member}";
@@ -36,8 +38,9 @@ public sealed record ShardStatus(string Silo, long Version, bool Rebuilt, double
 [Alias("embedding-shard")]
 public interface IEmbeddingShardGrain : IGrainWithStringKey
 {
-    /// <summary>The weights (dim little-endian floats per row) of the shard's local rows (little-endian int32s).</summary>
-    [Alias("lookup")] Task<byte[]> Lookup(ShardConfig config, byte[] rows);
+    /// <summary>The weights (dim little-endian floats per row) of the shard's local rows (little-endian int32s), for
+    /// training step <paramref name="step"/>.</summary>
+    [Alias("lookup")] Task<byte[]> Lookup(ShardConfig config, long step, byte[] rows);
 
     /// <summary>Step <paramref name="step"/>'s Adagrad update of the given rows: prepare, deltas to every parity, commit.
     /// A step the shard already holds is acknowledged without being applied again (retries are safe).</summary>
@@ -47,6 +50,22 @@ public interface IEmbeddingShardGrain : IGrainWithStringKey
     [Alias("copy"), Orleans.Concurrency.AlwaysInterleave] Task<DataShardCopy> Copy(ShardConfig config);
 
     [Alias("status"), Orleans.Concurrency.AlwaysInterleave] Task<ShardStatus> Status();
+
+    /// <summary>Checkpoint baseline: saves the shard as of step <paramref name="step"/> (it keeps this and the previous one).</summary>
+    [Alias("checkpoint")] Task Checkpoint(ShardConfig config, long step);
+
+    /// <summary>Checkpoint baseline: goes back to its checkpoint of step <paramref name="step"/>.</summary>
+    [Alias("restore")] Task Restore(ShardConfig config, long step);
+}
+
+/// <summary>
+/// Checkpoint baseline: a shard came back from its last checkpoint after its silo died, so the job must roll back
+/// every shard and its dense model to step <see cref="Step"/> and redo the steps since.
+/// </summary>
+[GenerateSerializer, Alias("shard-rolled-back")]
+public sealed class ShardRolledBackException(long step, string message) : Exception(message)
+{
+    [Id(0)] public long Step { get; } = step;
 }
 
 /// <summary>A parity shard of a coding group (key: job/group/member, member ≥ k).</summary>

@@ -15,14 +15,14 @@ public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig conf
 
     IEmbeddingShardGrain Grain(int shard) => grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, shard / config.K, shard % config.K));
 
-    public async ValueTask<float[]> Lookup(IReadOnlyList<long> ids, CancellationToken ct = default)
+    public async ValueTask<float[]> Lookup(long step, IReadOnlyList<long> ids, CancellationToken ct = default)
     {
         var dim = layout.Dim;
         var result = new float[ids.Count * dim];
         await Task.WhenAll(ByShard(ids).Select(async shard =>
         {
             var rows = RowBytes(shard.Select(n => layout.LocalRow(ids[n])));
-            var bytes = await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Lookup(config, rows), ct);
+            var bytes = await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Lookup(config, step, rows), ct);
             var weights = MemoryMarshal.Cast<byte, float>(bytes);
             var i = 0;
             foreach (var n in shard) weights.Slice(i++ * dim, dim).CopyTo(result.AsSpan(n * dim, dim));
@@ -43,6 +43,15 @@ public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig conf
             await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Update(config, step, rows, payload), ct);
         }));
     }
+
+    /// <summary>Checkpoint baseline: every shard saves itself as of <paramref name="step"/>.</summary>
+    public Task Checkpoint(long step, CancellationToken ct = default) => AllShards(g => g.Checkpoint(config, step), ct);
+
+    /// <summary>Checkpoint baseline: every shard goes back to its checkpoint of <paramref name="step"/>.</summary>
+    public Task Restore(long step, CancellationToken ct = default) => AllShards(g => g.Restore(config, step), ct);
+
+    Task AllShards(Func<IEmbeddingShardGrain, Task> call, CancellationToken ct) =>
+        Task.WhenAll(Enumerable.Range(0, config.Shards).Select(s => _retry.ExecuteAsync(async _ => await call(Grain(s)), ct).AsTask()));
 
     IEnumerable<IGrouping<int, int>> ByShard(IReadOnlyList<long> ids) => Enumerable.Range(0, ids.Count).GroupBy(n => layout.ShardOf(ids[n]));
 

@@ -5,6 +5,9 @@ namespace Orchestrator.Grains;
 
 public static class SiloBuilderExtensions
 {
+    /// <summary>The strongly consistent grain directory the shard grains use.</summary>
+    public const string ShardDirectory = "shards";
+
     /// <summary>Registers Orchestrator's services on a silo: the scheduling policy, options and the scheduler ticker.</summary>
     public static ISiloBuilder AddOrchestrator(this ISiloBuilder silo, Action<OrchestratorOptions>? configure = null)
     {
@@ -13,6 +16,11 @@ public static class SiloBuilderExtensions
             new PriorityBestFitPolicy(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();
         silo.Services.AddPlacementDirector<CodingGroupPlacement, CodingGroupPlacementDirector>();
+        // Shards keep their rows only in memory: a second activation of a live shard (which the default, eventually
+        // consistent directory allows while it recovers from a dead silo) would look lost. This directory prevents it.
+#pragma warning disable ORLEANSEXP003
+        silo.AddDistributedGrainDirectory(ShardDirectory);
+#pragma warning restore ORLEANSEXP003
         return silo;
     }
 }

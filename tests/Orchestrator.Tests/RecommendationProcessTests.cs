@@ -6,19 +6,22 @@ namespace Orchestrator.Tests;
 
 /// <summary>
 /// A DLRM job through real processes: redis-server, 4 silos, a worker and the CLI (which also writes the
-/// Criteo-format data). A silo killed with SIGKILL mid-training costs no step, and the final embedding tables equal
-/// those of the same job run without a failure, bit for bit.
+/// Criteo-format data). A silo is killed with SIGKILL mid-training: with erasure coding no step is lost; with the
+/// checkpoint baseline the job rolls back and trains the lost steps again. Either way the final embedding tables
+/// equal those of the same job run without a failure, bit for bit.
 /// </summary>
 [Collection("processes")]
 public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyncLifetime
 {
     readonly ProcessCluster _cluster = new(output);
+    const int Shards = 6, TableRows = 500, Dim = 8, Seed = 4;
 
     public Task InitializeAsync() => Task.CompletedTask;
     public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();
 
-    [Fact]
-    public async Task AKilledSilo_CostsNoStep_AndTheTablesEqualAFailureFreeRun()
+    /// <summary>Runs the job with a silo killed at step 100 or later, then the same job without a failure.</summary>
+    async Task<(JobInfo Failed, JobInfo Reference, IReadOnlyList<JobEvent> Events, ShardStatus Victim, string VictimSilo, byte[][] Tables, byte[][] ReferenceTables)>
+        KillASiloDuringTheJob(string faultTolerance, int k, int r)
     {
         var silos = new List<(ChildProcess Process, int SiloPort)>();
         for (int i = 0; i < 4; i++) silos.Add(await _cluster.StartSilo());
@@ -29,40 +32,68 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
         Assert.Equal(0, await synth.WaitForExit(TimeSpan.FromSeconds(60)));
         var spec = $$$"""
             name: ctr
-            model: {type: dlrm, dim: 8, bottom: [32], top: [32], tableRows: 500}
+            model: {type: dlrm, dim: {{{Dim}}}, bottom: [32], top: [32], tableRows: {{{TableRows}}}}
             data: {dataset: criteo, path: {{{data}}}, testExamples: 2000}
-            train: {epochs: 3, batchSize: 64, optimizer: adam, lr: 0.002, seed: 4}
-            embedding: {shards: 6, lr: 0.05, faultTolerance: {k: 3, r: 1}}
+            train: {epochs: 3, batchSize: 64, optimizer: adam, lr: 0.002, seed: {{{Seed}}}}
+            embedding: {shards: {{{Shards}}}, lr: 0.05, faultTolerance: {{{faultTolerance}}}}
             """;
 
         var withFailure = await _cluster.SubmitWithCli(spec);
         await _cluster.WaitFor(withFailure, j => j.Progress?.Step >= 100, "100 steps in", TimeSpan.FromSeconds(120));
-        var config = new ShardConfig(withFailure, K: 3, R: 1, Shards: 6, Dim: 8, TotalRows: 26 * 500, Seed: 4, Lr: 0.05f);
         var victimKey = ShardConfig.Key(withFailure, 0, 1);
         var victimSilo = (await _cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status()).Silo;
         var victimPort = SiloAddress.FromParsableString(victimSilo).Endpoint.Port;
         silos.Single(s => s.SiloPort == victimPort).Process.Kill();
         var failed = await _cluster.WaitFor(withFailure, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
         var events = await _cluster.Events(withFailure);
-
         var clean = await _cluster.SubmitWithCli(spec);
         var reference = await _cluster.WaitFor(clean, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
-        var tables = await Task.WhenAll(Enumerable.Range(0, 6).Select(s => _cluster.Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(withFailure, s / 3, s % 3)).Copy(config)));
-        var referenceTables = await Task.WhenAll(Enumerable.Range(0, 6).Select(s =>
-            _cluster.Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(clean, s / 3, s % 3)).Copy(config with { JobId = clean })));
-        var rebuilt = await _cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status();
-        output.WriteLine($"with a silo killed: AUC {failed.Result!.Auc:F4}, log loss {failed.Result.LogLoss:F4}; failure-free: AUC {reference.Result!.Auc:F4}; rebuild {rebuilt.RebuildMilliseconds:F0} ms, {rebuilt.BytesRead} bytes read");
 
-        Assert.Equal(reference.Result.Steps, failed.Result.Steps);
-        Assert.Equal(0, failed.Recoveries);
-        Assert.True(rebuilt.Rebuilt && rebuilt.Silo != victimSilo);
-        Assert.Contains(events, e => e.What.Contains("embedding shard 0/1 rebuilt"));
-        for (int s = 0; s < 6; s++)
+        async Task<byte[][]> Tables(string job)
         {
-            Assert.True(tables[s].Available && referenceTables[s].Available);
-            Assert.True(referenceTables[s].Bytes.AsSpan().SequenceEqual(tables[s].Bytes), $"shard {s} differs from the failure-free run");
+            var config = new ShardConfig(job, k, r, Shards, Dim, 26L * TableRows, Seed, 0.05f);
+            var copies = await Task.WhenAll(Enumerable.Range(0, Shards).Select(s => _cluster.Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(job, s / k, s % k)).Copy(config)));
+            Assert.All(copies, c => Assert.True(c.Available));
+            return copies.Select(c => c.Bytes).ToArray();
         }
-        Assert.Equal(reference.Result.Auc, failed.Result.Auc);
-        Assert.True(failed.Result.Auc > 0.70, $"AUC {failed.Result.Auc} should be well above the base rate's 0.5");
+        var victim = await _cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status();
+        output.WriteLine($"with a silo killed: {failed.Result!.Steps} steps, AUC {failed.Result.Auc:F4}, {failed.Result.TrainingSeconds:F1} s; failure-free: AUC {reference.Result!.Auc:F4}, {reference.Result.TrainingSeconds:F1} s");
+        return (failed, reference, events, victim, victimSilo, await Tables(withFailure), await Tables(clean));
+    }
+
+    static void AssertSameTables(byte[][] actual, byte[][] expected)
+    {
+        for (int s = 0; s < expected.Length; s++)
+            Assert.True(expected[s].AsSpan().SequenceEqual(actual[s]), $"shard {s} differs from the failure-free run");
+    }
+
+    [Fact]
+    public async Task WithErasureCoding_AKilledSiloCostsNoStep_AndTheTablesEqualAFailureFreeRun()
+    {
+        var run = await KillASiloDuringTheJob("{k: 3, r: 1}", k: 3, r: 1);
+
+        Assert.Equal(run.Reference.Result!.Steps, run.Failed.Result!.Steps);
+        Assert.Equal(0, run.Failed.Recoveries);
+        Assert.True(run.Victim.Rebuilt && run.Victim.Silo != run.VictimSilo);
+        Assert.Contains(run.Events, e => e.What.Contains("embedding shard 0/1 rebuilt"));
+        Assert.DoesNotContain(run.Events, e => e.What.StartsWith("rolled back from step"));
+        AssertSameTables(run.Tables, run.ReferenceTables);
+        Assert.Equal(run.Reference.Result.Auc, run.Failed.Result.Auc);
+        Assert.True(run.Failed.Result.Auc > 0.70, $"AUC {run.Failed.Result.Auc} should be well above the base rate's 0.5");
+    }
+
+    [Fact]
+    public async Task WithCheckpoints_AKilledSiloRollsTheJobBack_WhichTrainsTheLostStepsAgainToTheSameTables()
+    {
+        var run = await KillASiloDuringTheJob("{checkpoint: 50}", k: Shards, r: 0);
+
+        var rollback = Assert.Single(run.Events, e => e.What.StartsWith("rolled back from step"));
+        var words = rollback.What.Split(' ');
+        long from = long.Parse(words[4]), to = long.Parse(words[10]);
+        Assert.Equal(0, to % 50);
+        Assert.True(from > to, rollback.What);
+        Assert.Equal(run.Reference.Result!.Steps, run.Failed.Result!.Steps);
+        AssertSameTables(run.Tables, run.ReferenceTables);
+        Assert.Equal(run.Reference.Result.Auc, run.Failed.Result.Auc);
     }
 }

@@ -70,7 +70,7 @@ public sealed class ShardGrainTests : IAsyncLifetime
             var rows = Shard(shard.Select(n => layout.LocalRow(ids[n])).ToArray());
             var grads = shard.SelectMany(n => gradients.Skip(n * Config.Dim).Take(Config.Dim)).ToArray();
             var grain = Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(Config.JobId, shard.Key / Config.K, shard.Key % Config.K));
-            await Retry(() => grain.Lookup(Config, rows));
+            await Retry(() => grain.Lookup(Config, step, rows));
             await Retry(() => grain.Update(Config, step, rows, System.Runtime.InteropServices.MemoryMarshal.AsBytes(grads.AsSpan()).ToArray()));
         }));
     }

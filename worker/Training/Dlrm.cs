@@ -77,7 +77,7 @@ public sealed class DlrmTrainer : IDisposable
     public async Task<float> TrainStep(IReadOnlyList<CriteoExample> batch, CancellationToken ct = default)
     {
         var (ids, positions) = Rows(batch);
-        var weights = await _store.Lookup(ids, ct);
+        var weights = await _store.Lookup(Step + 1, ids, ct);
         float loss;
         float[] gradients;
         using (var scope = NewDisposeScope())
@@ -106,7 +106,7 @@ public sealed class DlrmTrainer : IDisposable
         {
             var batch = examples.Skip(start).Take(batchSize).ToList();
             var (ids, positions) = Rows(batch);
-            var weights = await _store.Lookup(ids);
+            var weights = await _store.Lookup(Step, ids);
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var p = sigmoid(Logits(batch, tensor(weights, [ids.Length, _shape.Dim]), positions)).data<float>().ToArray();

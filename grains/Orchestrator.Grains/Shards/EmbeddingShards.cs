@@ -14,9 +14,7 @@ public static class EmbeddingShards
     {
         var e = spec.Embedding ?? throw new ArgumentException("not a recommendation job");
         var ft = e.FaultTolerance;
-        if (ft.Mode == FaultToleranceMode.Checkpoint)
-            throw new ArgumentException("embedding.faultTolerance: checkpoint (the benchmark baseline) is not available yet; use {k, r} for erasure coding or none");
-        int k, r = ft.Mode == FaultToleranceMode.None ? 0 : ft.R;
+        int k, r = ft.Mode == FaultToleranceMode.ErasureCoding ? ft.R : 0;
         if (r == 0) k = e.Shards > 0 ? e.Shards : 4; // no parity: one group of all shards
         else
         {
@@ -24,9 +22,12 @@ public static class EmbeddingShards
             if (ft.K == 0 && e.Shards > 0) while (e.Shards % k != 0) k--;
         }
         var shards = e.Shards > 0 ? e.Shards : 2 * k;
-        var config = new ShardConfig(jobId, k, r, shards, spec.Model.Dim, 26L * spec.Model.TableRows, spec.Train.Seed, (float)e.Lr);
+        var config = new ShardConfig(jobId, k, r, shards, spec.Model.Dim, 26L * spec.Model.TableRows, spec.Train.Seed, (float)e.Lr,
+            ft.Mode == FaultToleranceMode.Checkpoint ? ft.Interval : 0);
         var tables = $"26 tables × {spec.Model.TableRows:N0} rows × dim {spec.Model.Dim} in {shards} shard grains";
-        var description = r == 0
+        var description = ft.Mode == FaultToleranceMode.Checkpoint
+            ? $"embedding: {tables}, checkpointed every {ft.Interval} steps (a lost shard rolls the job back to the last checkpoint)"
+            : r == 0
             ? $"embedding: {tables}, no parity (a lost silo fails the job)"
             : $"embedding: {tables}, {config.Groups} coding group(s) of k = {k} data + r = {r} parity shards ({(r == 1 ? "XOR" : "Reed–Solomon")}), each shard of a group on its own silo";
         if (r > 0 && liveSilos < k + r)

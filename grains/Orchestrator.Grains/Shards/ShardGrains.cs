@@ -14,6 +14,17 @@ public sealed class ShardMarker
     [Id(0)] public bool Created { get; set; }
 }
 
+/// <summary>The checkpoint baseline's saved shards: the latest and the one before (a failure during a checkpoint
+/// round can leave shards one checkpoint apart).</summary>
+[GenerateSerializer, Alias("shard-checkpoints")]
+public sealed class ShardCheckpoints
+{
+    [Id(0)] public List<SavedShard> Saved { get; set; } = [];
+}
+
+[GenerateSerializer, Immutable, Alias("saved-shard")]
+public sealed record SavedShard(long Step, long Version, byte[] Bytes);
+
 /// <summary>The arithmetic both kinds of shard grain share: identity, layout, initial contents, rebuild.</summary>
 static class Shard
 {
@@ -67,13 +78,16 @@ static class Shard
 /// silo dies, the next activation (on a silo without a sibling) rebuilds it from the group's survivors. Updates
 /// follow the shard protocol: prepare, deltas to every parity, commit (docs/erasure-coding.md).
 /// </summary>
-[CodingGroupPlacement, CollectionAgeLimit(AlwaysActive = true)]
+[CodingGroupPlacement, CollectionAgeLimit(AlwaysActive = true), Orleans.GrainDirectory.GrainDirectory(GrainDirectoryName = SiloBuilderExtensions.ShardDirectory)]
 public sealed class EmbeddingShardGrain(
     [PersistentState("shard", StorageNames.State)] IPersistentState<ShardMarker> marker,
+    [PersistentState("shard-checkpoints", StorageNames.Checkpoints)] IPersistentState<ShardCheckpoints> checkpoints,
     ILogger<EmbeddingShardGrain> log) : Grain, IEmbeddingShardGrain
 {
     DataShard? _shard;
     ShardStatus? _status;
+    /// <summary>Checkpoint baseline: the step this shard came back from after a loss, until the job rolls back to it.</summary>
+    long? _restoredFrom;
     string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
 
     async Task<DataShard> Ready(ShardConfig c)
@@ -88,6 +102,7 @@ public sealed class EmbeddingShardGrain(
             _status = new ShardStatus(Silo, 0, false, 0, 0);
             return _shard;
         }
+        if (c.CheckpointInterval > 0) return RestoreLatest(c, member);
         if (c.R == 0) throw new InvalidOperationException($"shard {this.GetPrimaryKeyString()} was lost with its silo and the job has no parity to rebuild it from");
         var clock = Stopwatch.StartNew();
         var (rebuilt, bytesRead) = await Shard.Rebuild(GrainFactory, c, group, member);
@@ -98,9 +113,50 @@ public sealed class EmbeddingShardGrain(
         return _shard;
     }
 
-    public async Task<byte[]> Lookup(ShardConfig c, byte[] rows)
+    /// <summary>Checkpoint baseline: a lost shard comes back as its latest checkpoint (or its initial rows).</summary>
+    DataShard RestoreLatest(ShardConfig c, int member)
+    {
+        var (_, group, _) = Shard.Parse(this.GetPrimaryKeyString());
+        var latest = checkpoints.State.Saved.MaxBy(s => s.Step);
+        _shard = new DataShard(member, Shard.Layout(c).RowBytes, latest?.Bytes.ToArray() ?? Shard.InitialData(c, group, member), latest?.Version ?? 0);
+        _restoredFrom = latest?.Step ?? 0;
+        _status = new ShardStatus(Silo, _shard.Version, true, 0, latest?.Bytes.Length ?? 0);
+        log.LogWarning("Shard {Shard} restored on {Silo} from its checkpoint at step {Step}", this.GetPrimaryKeyString(), Silo, _restoredFrom);
+        return _shard;
+    }
+
+    /// <summary>Refuses work past a checkpoint the shard was restored from, until the job rolls back to it.</summary>
+    void EnsureNotRolledBack(long step)
+    {
+        if (_restoredFrom is { } from && step > from + 1)
+            throw new ShardRolledBackException(from, $"shard {this.GetPrimaryKeyString()} was lost and restored from its checkpoint at step {from}; roll the job back to it");
+    }
+
+    public async Task Checkpoint(ShardConfig c, long step)
     {
         var shard = await Ready(c);
+        EnsureNotRolledBack(step);
+        var saved = checkpoints.State.Saved;
+        saved.RemoveAll(s => s.Step >= step);
+        saved.Add(new SavedShard(step, shard.Version, shard.Bytes.ToArray()));
+        while (saved.Count > 2) saved.RemoveAt(0);
+        await checkpoints.WriteStateAsync();
+    }
+
+    public async Task Restore(ShardConfig c, long step)
+    {
+        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        await Ready(c);
+        var saved = checkpoints.State.Saved.SingleOrDefault(s => s.Step == step);
+        if (saved is null && step != 0) throw new InvalidOperationException($"shard {this.GetPrimaryKeyString()} has no checkpoint at step {step} (it has {string.Join(", ", checkpoints.State.Saved.Select(s => s.Step))})");
+        _shard = new DataShard(member, Shard.Layout(c).RowBytes, saved?.Bytes.ToArray() ?? Shard.InitialData(c, group, member), saved?.Version ?? 0);
+        _restoredFrom = null;
+    }
+
+    public async Task<byte[]> Lookup(ShardConfig c, long step, byte[] rows)
+    {
+        var shard = await Ready(c);
+        EnsureNotRolledBack(step);
         var ids = Shard.Ints(rows);
         var result = new byte[ids.Length * c.Dim * sizeof(float)];
         for (int n = 0; n < ids.Length; n++)
@@ -111,6 +167,7 @@ public sealed class EmbeddingShardGrain(
     public async Task Update(ShardConfig c, long step, byte[] rows, byte[] gradients)
     {
         var shard = await Ready(c);
+        EnsureNotRolledBack(step);
         var ids = Shard.Ints(rows);
         var position = new Dictionary<int, int>(ids.Length);
         for (int n = 0; n < ids.Length; n++) position[ids[n]] = n;
@@ -135,7 +192,7 @@ public sealed class EmbeddingShardGrain(
 
 /// <summary>A parity shard: created by encoding the group's initial data (from the seed, no messages); rebuilt from
 /// its siblings after its silo dies. Applies each data shard's delta once per step.</summary>
-[CodingGroupPlacement, CollectionAgeLimit(AlwaysActive = true)]
+[CodingGroupPlacement, CollectionAgeLimit(AlwaysActive = true), Orleans.GrainDirectory.GrainDirectory(GrainDirectoryName = SiloBuilderExtensions.ShardDirectory)]
 public sealed class ParityShardGrain(
     [PersistentState("shard", StorageNames.State)] IPersistentState<ShardMarker> marker,
     ILogger<ParityShardGrain> log) : Grain, IParityShardGrain

@@ -11,6 +11,13 @@ namespace Orchestrator.Grains;
 /// </summary>
 public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig config, EmbeddingLayout layout) : IEmbeddingStore
 {
+    /// <summary>
+    /// A shard call takes milliseconds. One to a silo that just died would otherwise wait for Orleans' response
+    /// timeout (10 s) before it is retried; giving up after this long sends the retry, which reaches the shard's
+    /// new activation once the silo is declared dead. Retries are safe: lookups read, updates are idempotent by step.
+    /// </summary>
+    public static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(2);
+
     readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(60));
 
     IEmbeddingShardGrain Grain(int shard) => grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, shard / config.K, shard % config.K));
@@ -22,7 +29,7 @@ public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig conf
         await Task.WhenAll(ByShard(ids).Select(async shard =>
         {
             var rows = RowBytes(shard.Select(n => layout.LocalRow(ids[n])));
-            var bytes = await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Lookup(config, step, rows), ct);
+            var bytes = await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Lookup(config, step, rows).WaitAsync(CallTimeout), ct);
             var weights = MemoryMarshal.Cast<byte, float>(bytes);
             var i = 0;
             foreach (var n in shard) weights.Slice(i++ * dim, dim).CopyTo(result.AsSpan(n * dim, dim));
@@ -40,7 +47,7 @@ public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig conf
             var i = 0;
             foreach (var n in shard) gradients.AsSpan(n * dim, dim).CopyTo(grads.AsSpan(i++ * dim));
             var payload = MemoryMarshal.AsBytes(grads.AsSpan()).ToArray();
-            await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Update(config, step, rows, payload), ct);
+            await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Update(config, step, rows, payload).WaitAsync(CallTimeout), ct);
         }));
     }
 

@@ -175,7 +175,10 @@ public sealed class EmbeddingShardGrain(
         var delta = shard.Prepare(step, ids, (row, bytes) => AdagradRows.Update(bytes.Span, grads.AsSpan(position[row] * c.Dim, c.Dim), c.Lr));
         if (delta is null) return; // a retry of a step this shard holds
         var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
-        await Task.WhenAll(Enumerable.Range(0, c.R).Select(j => Shard.Parity(GrainFactory, c, group, j).ApplyDelta(c, member, step, rows, delta.Delta)));
+        // A parity on a dead silo fails the update within the store's call timeout instead of Orleans' 10 s; the
+        // worker's retry re-sends this pending delta, which reaches the parity's rebuilt activation.
+        await Task.WhenAll(Enumerable.Range(0, c.R).Select(j => Shard.Parity(GrainFactory, c, group, j).ApplyDelta(c, member, step, rows, delta.Delta)))
+            .WaitAsync(ShardedEmbeddingStore.CallTimeout);
         shard.Commit();
     }
 

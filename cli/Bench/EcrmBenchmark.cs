@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using Orchestrator.Core.Recommendation;
+using Orchestrator.Core.Specs;
+using Orchestrator.Grains;
+using Spectre.Console;
+
+namespace Orchestrator.Cli.Bench;
+
+/// <summary>
+/// A DLRM job on a real local cluster (redis-server, silos, one worker) with its embedding unprotected, erasure-
+/// coded (r = 1, r = 2) and checkpointed at its Young/Daly interval, side by side: steady-state time per step, then
+/// the same job with a silo killed mid-run: time from the kill until the job is back past the step it had reached,
+/// steps lost, bytes read to recover.
+/// </summary>
+public static class EcrmBenchmark
+{
+    public sealed record Mode(string Name, string FaultTolerance, int K, int R);
+    public sealed record Steady(Mode Mode, double MsPerStep);
+    public sealed record Failure(Mode Mode, double RecoverySeconds, long StepsLost, long BytesRead, string? Error);
+
+    const int Shards = 6, Batch = 128, TableRows = 2000, Dim = 16;
+
+    static string Spec(string data, int steps, string faultTolerance) => $$$"""
+        name: ecrm-bench
+        model: {type: dlrm, dim: {{{Dim}}}, bottom: [64], top: [64], tableRows: {{{TableRows}}}}
+        data: {dataset: criteo, path: {{{data}}}, testExamples: 1000}
+        train: {steps: {{{steps}}}, batchSize: {{{Batch}}}, optimizer: adam, lr: 0.002, seed: 1, checkpointEvery: 1000000}
+        embedding: {shards: {{{Shards}}}, lr: 0.05, faultTolerance: {{{faultTolerance}}}}
+        """;
+
+    static async Task<JobInfo> Run(LocalCluster cluster, string yaml, Func<JobInfo, Task>? watch = null)
+    {
+        var spec = JobSpecParser.Parse(yaml);
+        var id = $"ecrm-{Guid.NewGuid():n}"[..14];
+        var job = cluster.Grains.GetGrain<IJobGrain>(id);
+        await job.Submit(new JobSubmission(JobSpecJson.Write(spec), "bench"));
+        while (true)
+        {
+            var info = await Resilience.Retry(TimeSpan.FromSeconds(60)).ExecuteAsync(async _ => await job.GetInfo());
+            if (watch is not null) await watch(info);
+            if (info.State == JobState.Succeeded) return info;
+            if (info.State.IsTerminal()) throw new CliException($"benchmark job {id} ended {info.State}: {info.FailureReason}");
+            await Task.Delay(100);
+        }
+    }
+
+    public static async Task<(IReadOnlyList<Steady>, IReadOnlyList<Failure>, double CheckpointSeconds, int Interval)> Measure(
+        int silos, int steps, double mttfSeconds, Action<string> progress)
+    {
+        var data = Path.Combine(Directory.CreateTempSubdirectory("ecrm-bench").FullName, "clicks.tsv");
+        progress("writing 60,000 Criteo-format examples");
+        CriteoSynth.Write(data, 60_000, seed: 1);
+        await using var cluster = await LocalCluster.Start(silos, workers: 1, progress);
+
+        Mode none = new("none", "none", Shards, 0), ec1 = new("erasure coding r=1", $"{{k: {silos - 1}, r: 1}}", silos - 1, 1), ec2 = new("erasure coding r=2", $"{{k: {silos - 2}, r: 2}}", silos - 2, 2);
+        progress("warm-up run");
+        await Run(cluster, Spec(data, steps, "none")); // JIT, connections, the data file in the page cache
+        // Young/Daly: checkpoint every √(2·δ·M), δ the time one checkpoint of every shard takes, measured directly.
+        var checkpointSeconds = await TimeCheckpoint(cluster, data);
+        var probe = await Run(cluster, Spec(data, 50, "none"));
+        var roughStep = probe.Result!.TrainingSeconds / 50;
+        var interval = (int)Math.Clamp(Math.Round(Math.Sqrt(2 * checkpointSeconds * mttfSeconds) / roughStep), 1, 1_000_000);
+        var checkpoint = new Mode($"checkpoint every {interval} (Young/Daly)", $"{{checkpoint: {interval}}}", Shards, 0);
+        var modes = new[] { none, ec1, ec2, checkpoint };
+        // Rounds in alternating order; the median of each mode's rounds (this machine's timings drift).
+        var samples = modes.ToDictionary(m => m, _ => new List<double>());
+        for (int round = 0; round < Rounds; round++)
+        {
+            foreach (var mode in round % 2 == 0 ? modes : modes.Reverse())
+            {
+                progress($"steady state, round {round + 1} of {Rounds}: {mode.Name}");
+                var clock = Stopwatch.StartNew();
+                await Run(cluster, Spec(data, steps, mode.FaultTolerance));
+                samples[mode].Add(clock.Elapsed.TotalMilliseconds / steps);
+            }
+        }
+        var steady = modes.Select(m => new Steady(m, Median(samples[m]))).ToList();
+
+        var failures = new List<Failure>();
+        foreach (var mode in new[] { none, ec1, ec2, checkpoint })
+        {
+            progress($"silo killed mid-run: {mode.Name}");
+            failures.Add(await KillASilo(cluster, data, 4 * steps, mode, progress));
+            await cluster.StartSilo(progress); // back to full strength for the next mode
+            await cluster.WaitForActiveSilos(silos);
+        }
+        return (steady, failures, checkpointSeconds, interval);
+    }
+
+    const int Rounds = 3;
+
+    static double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
+
+    /// <summary>The time for every shard of a job to checkpoint itself once, as the worker does at each interval.</summary>
+    static async Task<double> TimeCheckpoint(LocalCluster cluster, string data)
+    {
+        var job = await Run(cluster, Spec(data, 20, "{checkpoint: 1000000}"));
+        var config = new ShardConfig(job.JobId, Shards, 0, Shards, Dim, 26L * TableRows, 1, 0.05f, 1_000_000);
+        var store = new ShardedEmbeddingStore(cluster.Grains, config, new EmbeddingLayout(Enumerable.Repeat(TableRows, 26).ToList(), Dim, Shards));
+        var times = new List<double>();
+        for (int i = 1; i <= 5; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            await store.Checkpoint(20 + i);
+            times.Add(clock.Elapsed.TotalSeconds);
+        }
+        return Median(times);
+    }
+
+    static async Task<Failure> KillASilo(LocalCluster cluster, string data, int steps, Mode mode, Action<string> progress)
+    {
+        long stepAtKill = -1;
+        var clock = new Stopwatch();
+        double recovered = double.NaN;
+        try
+        {
+            var info = await Run(cluster, Spec(data, steps, mode.FaultTolerance), async j =>
+            {
+                var step = j.Progress?.Step ?? 0;
+                if (stepAtKill < 0 && step >= steps / 4)
+                {
+                    var shard = cluster.Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(j.JobId, 0, mode.K > 1 ? 1 : 0));
+                    var port = SiloAddress.FromParsableString((await shard.Status()).Silo).Endpoint.Port;
+                    stepAtKill = step;
+                    cluster.KillSilo(port);
+                    clock.Start();
+                    progress($"  killed the silo on port {port} at step {step}");
+                }
+                else if (stepAtKill >= 0 && double.IsNaN(recovered) && step > stepAtKill) recovered = clock.Elapsed.TotalSeconds;
+            });
+            if (double.IsNaN(recovered)) recovered = clock.Elapsed.TotalSeconds;
+            var events = await cluster.Grains.GetGrain<IJobGrain>(info.JobId).GetEvents();
+            var rollback = events.FirstOrDefault(e => e.What.StartsWith("rolled back from step"));
+            var lost = rollback is null ? 0 : long.Parse(rollback.What.Split(' ')[4]) - long.Parse(rollback.What.Split(' ')[10]);
+            var bytes = events.Where(e => e.What.Contains(" bytes of its coding group")).Sum(e => long.Parse(e.What.Split(" from ")[1].Split(' ')[0].Replace(",", "")));
+            if (rollback is not null) bytes = Shards * (long)Math.Ceiling(26.0 * TableRows / Shards) * 2 * Dim * sizeof(float);
+            return new Failure(mode, recovered, lost, bytes, null);
+        }
+        catch (CliException e)
+        {
+            return new Failure(mode, double.NaN, -1, 0, e.Message);
+        }
+    }
+
+    public static void Print(IReadOnlyList<Steady> steady, IReadOnlyList<Failure> failures, double checkpointSeconds, int interval, double mttf, int steps)
+    {
+        AnsiConsole.MarkupLine($"[bold]orch bench ecrm[/]: DLRM (26 tables × {TableRows:N0} rows × dim {Dim}, {Shards} shard grains), batch {Batch}, one worker; steady state: median of {Rounds} alternating runs of {steps} steps; failures: runs of {4 * steps} steps, a silo killed a quarter in");
+        var baseline = steady[0].MsPerStep;
+        var table = new Table().Border(TableBorder.Simple).AddColumns("fault tolerance", "ms/step", "overhead vs none");
+        foreach (var s in steady) table.AddRow(Markup.Escape(s.Mode.Name), $"{s.MsPerStep:F2}", $"{(s.MsPerStep / baseline - 1) * 100:+0.0;-0.0}%");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"checkpoint: one takes {checkpointSeconds * 1000:F1} ms; with an MTTF of {mttf:F0} s Young/Daly gives √(2·δ·M) = every {interval} steps");
+        var failed = new Table().Border(TableBorder.Simple).AddColumns("silo killed, fault tolerance", "kill → past the step reached", "steps lost", "bytes read to recover");
+        foreach (var f in failures)
+            failed.AddRow(Markup.Escape(f.Mode.Name), f.Error is null ? $"{f.RecoverySeconds:F1} s" : Markup.Escape($"job failed: {f.Error}"), f.StepsLost < 0 ? "-" : f.StepsLost.ToString(), f.BytesRead.ToString("N0"));
+        AnsiConsole.Write(failed);
+        var ec = steady.Where(s => s.Mode.R > 0).Select(s => s.MsPerStep - baseline).DefaultIfEmpty(0).Max();
+        var ck = steady[^1].MsPerStep - baseline;
+        var ecRecovery = failures.Where(f => f.Mode.R > 0 && f.Error is null).Select(f => f.RecoverySeconds).DefaultIfEmpty(double.NaN).Max();
+        var ckRecovery = failures[^1].RecoverySeconds;
+        AnsiConsole.MarkupLine($"ratios: erasure-coding overhead / checkpoint overhead = {(ck > 0 ? ec / ck : double.NaN):F2} (goal ≤ 0.5); checkpoint recovery / erasure-coding recovery = {ckRecovery / ecRecovery:F2} (goal ≥ 5)");
+    }
+}

@@ -38,6 +38,7 @@ public static class RecommendationRunner
         var firstStep = dlrm.Step;
         (double LogLoss, double Auc, double Accuracy)? metrics = null;
         float loss = float.NaN;
+        double longest = 0;
         while (dlrm.Step < total)
         {
             var epoch = (int)(dlrm.Step / stepsPerEpoch);
@@ -53,9 +54,11 @@ public static class RecommendationRunner
                 }
                 current.Clear();
                 while (current.Count < batch && examples.MoveNext()) current.Add(examples.Current);
+                var stepClock = Stopwatch.StartNew();
                 try
                 {
                     loss = await dlrm.TrainStep(current);
+                    longest = Math.Max(longest, stepClock.Elapsed.TotalSeconds);
                 }
                 catch (ShardRolledBackException e)
                 {
@@ -88,7 +91,7 @@ public static class RecommendationRunner
         var final = metrics ?? await dlrm.Evaluate(test);
         var seconds = clock.Elapsed.TotalSeconds;
         channel.End(MemberOutcome.Succeeded(new JobResult(final.Accuracy, loss, dlrm.Step, (int)((dlrm.Step + stepsPerEpoch - 1) / stepsPerEpoch), seconds,
-            (dlrm.Step - firstStep) * (double)batch / seconds, Auc: final.Auc, LogLoss: final.LogLoss)));
+            (dlrm.Step - firstStep) * (double)batch / seconds, Auc: final.Auc, LogLoss: final.LogLoss, LongestStepSeconds: longest)));
     }
 
     /// <summary>Checkpoint baseline: a shard came back from its last checkpoint, so every shard and the dense model go

@@ -16,7 +16,9 @@ public static class EcrmBenchmark
 {
     public sealed record Mode(string Name, string FaultTolerance, int K, int R);
     public sealed record Steady(Mode Mode, double MsPerStep);
-    public sealed record Failure(Mode Mode, double RecoverySeconds, long StepsLost, long BytesRead, string? Error);
+    /// <param name="RecoverySeconds">From the kill until the job's reported step passed the step it had reached.</param>
+    /// <param name="StallSeconds">The worker's longest training step: how long training itself stood still.</param>
+    public sealed record Failure(Mode Mode, double RecoverySeconds, double StallSeconds, long StepsLost, long BytesRead, string? Error);
 
     const int Shards = 6, Batch = 128, TableRows = 2000, Dim = 16;
 
@@ -134,11 +136,11 @@ public static class EcrmBenchmark
             var lost = rollback is null ? 0 : long.Parse(rollback.What.Split(' ')[4]) - long.Parse(rollback.What.Split(' ')[10]);
             var bytes = events.Where(e => e.What.Contains(" bytes of its coding group")).Sum(e => long.Parse(e.What.Split(" from ")[1].Split(' ')[0].Replace(",", "")));
             if (rollback is not null) bytes = Shards * (long)Math.Ceiling(26.0 * TableRows / Shards) * 2 * Dim * sizeof(float);
-            return new Failure(mode, recovered, lost, bytes, null);
+            return new Failure(mode, recovered, info.Result!.LongestStepSeconds ?? double.NaN, lost, bytes, null);
         }
         catch (CliException e)
         {
-            return new Failure(mode, double.NaN, -1, 0, e.Message);
+            return new Failure(mode, double.NaN, double.NaN, -1, 0, e.Message);
         }
     }
 
@@ -150,9 +152,10 @@ public static class EcrmBenchmark
         foreach (var s in steady) table.AddRow(Markup.Escape(s.Mode.Name), $"{s.MsPerStep:F2}", $"{(s.MsPerStep / baseline - 1) * 100:+0.0;-0.0}%");
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"checkpoint: one takes {checkpointSeconds * 1000:F1} ms; with an MTTF of {mttf:F0} s Young/Daly gives √(2·δ·M) = every {interval} steps");
-        var failed = new Table().Border(TableBorder.Simple).AddColumns("silo killed, fault tolerance", "kill → past the step reached", "steps lost", "bytes read to recover");
+        var failed = new Table().Border(TableBorder.Simple).AddColumns("silo killed, fault tolerance", "kill → past the step reached", "longest step (stall)", "steps lost", "bytes read to recover");
         foreach (var f in failures)
-            failed.AddRow(Markup.Escape(f.Mode.Name), f.Error is null ? $"{f.RecoverySeconds:F1} s" : Markup.Escape($"job failed: {f.Error}"), f.StepsLost < 0 ? "-" : f.StepsLost.ToString(), f.BytesRead.ToString("N0"));
+            failed.AddRow(Markup.Escape(f.Mode.Name), f.Error is null ? $"{f.RecoverySeconds:F1} s" : Markup.Escape($"job failed: {f.Error}"),
+                f.Error is null ? $"{f.StallSeconds:F2} s" : "-", f.StepsLost < 0 ? "-" : f.StepsLost.ToString(), f.BytesRead.ToString("N0"));
         AnsiConsole.Write(failed);
         var ec = steady.Where(s => s.Mode.R > 0).Select(s => s.MsPerStep - baseline).DefaultIfEmpty(0).Max();
         var ck = steady[^1].MsPerStep - baseline;

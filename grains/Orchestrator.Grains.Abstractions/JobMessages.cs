@@ -39,8 +39,10 @@ public sealed record JobEvent(DateTime At, string Who, string What);
 /// <param name="Split">Data-parallel jobs: rank 0's mean time per step in forward/backward, combining gradients
 /// over the data plane, and the optimizer, in milliseconds.</param>
 /// <param name="Auc">Recommendation jobs: area under the ROC curve on the held-out examples (with <paramref name="LogLoss"/>).</param>
+/// <param name="LongestStepSeconds">Recommendation jobs: the longest single training step, i.e. the longest stall
+/// (waiting for a shard to come back after its silo died shows here).</param>
 public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int Epochs, double TrainingSeconds, double SamplesPerSecond,
-    StepSplit? Split = null, double? Auc = null, double? LogLoss = null);
+    StepSplit? Split = null, double? Auc = null, double? LogLoss = null, double? LongestStepSeconds = null);
 
 [GenerateSerializer, Immutable, Alias("step-split")]
 public sealed record StepSplit(double ComputeMs, double CombineMs, double OptimizerMs)

@@ -273,7 +273,7 @@ public sealed partial class JobGrain(
         S.State = JobState.Succeeded;
         S.Result = result;
         S.EndedAt = DateTime.UtcNow;
-        AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training){(result.Auc is { } auc ? $", AUC {auc:F4}, log loss {result.LogLoss:F4}" : "")}{(result.Split is { } split ? $"; {split}" : "")}");
+        AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training){(result.Auc is { } auc ? $", AUC {auc:F4}, log loss {result.LogLoss:F4}, longest step {result.LongestStepSeconds:F2} s" : "")}{(result.Split is { } split ? $"; {split}" : "")}");
         await SaveAndPublish();
         return WorkAck.Go;
     }

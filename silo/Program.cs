@@ -34,6 +34,7 @@ root.SetAction(async (parse, ct) =>
         TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)), parse.GetValue(maxArrayWidth));
     var builder = Host.CreateApplicationBuilder();
     builder.Logging.AddFilter("Polly", LogLevel.Warning);
+    builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "); // incidents are read by their times
     builder.UseOrleans(settings.Configure);
     var host = builder.Build();
     await host.StartAsync(ct);

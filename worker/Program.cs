@@ -41,6 +41,7 @@ root.SetAction(async (parse, ct) =>
 
     var builder = Host.CreateApplicationBuilder();
     builder.Logging.AddFilter("Polly", LogLevel.Warning);
+    builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "); // incidents are read by their times
     builder.UseOrleansClient(client =>
     {
         connection.ConfigureClient(client);

@@ -16,6 +16,10 @@ public sealed class OrchestratorOptions
     /// (its node's heartbeats come every second).</summary>
     public TimeSpan RankSilenceLimit { get; set; } = TimeSpan.FromSeconds(2.5);
 
+    /// <summary>How long the shard grains' directory holds a crashed silo's shards before they may be activated and
+    /// rebuilt elsewhere (guards against a silo declared dead that still runs).</summary>
+    public TimeSpan ShardDirectoryHold { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Events kept per job; older ones are dropped (the count of dropped events is kept).</summary>
     public int MaxEventsPerJob { get; set; } = 200;
 }

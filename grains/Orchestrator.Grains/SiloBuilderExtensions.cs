@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Core.Scheduling;
 
@@ -21,6 +23,12 @@ public static class SiloBuilderExtensions
 #pragma warning disable ORLEANSEXP003
         silo.AddDistributedGrainDirectory(ShardDirectory);
 #pragma warning restore ORLEANSEXP003
+        // After a silo crash that directory holds the dead silo's grains for RangeLeaseDuration minus the failure
+        // detection window (30 s by default: a 22 s stall with fast detection), in case the silo is a zombie still
+        // serving them. A shard update is deterministic per step and idempotent, so a zombie can at worst repeat
+        // one: a short hold is enough.
+        silo.Services.AddOptions<GrainDirectoryOptions>().Configure<IOptions<ClusterMembershipOptions>, IOptions<OrchestratorOptions>>((directory, membership, orchestrator) =>
+            directory.RangeLeaseDuration = membership.Value.MaxProbeTimeout * membership.Value.NumMissedProbesLimit + orchestrator.Value.ShardDirectoryHold);
         return silo;
     }
 }

@@ -92,9 +92,16 @@ public sealed class ProcessCluster(ITestOutputHelper output) : IAsyncDisposable
             try { await _client.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token); } catch (Exception) { }
             _client.Dispose();
         }
+        // ORCH_TEST_LOGS=DIR keeps every process's whole output there, for reading an incident's timeline.
+        var keep = Environment.GetEnvironmentVariable("ORCH_TEST_LOGS");
         foreach (var p in _processes)
         {
             output.WriteLine($"----- {p.Name} -----\n{string.Join('\n', p.Output.Split('\n').TakeLast(40))}");
+            if (keep is not null)
+            {
+                Directory.CreateDirectory(keep);
+                await File.WriteAllTextAsync(Path.Combine(keep, $"{p.Name}.log"), p.Output);
+            }
             p.Dispose();
         }
         _redis.Dispose();

@@ -237,14 +237,18 @@ benchAdasum.SetAction((p, ct) => Run(async () =>
 var ecrmSilos = new Option<int>("--silos") { Description = "Silo processes (k + r of each coding group: k = silos − r)", DefaultValueFactory = _ => 4 };
 var ecrmSteps = new Option<int>("--steps") { Description = "Training steps per run", DefaultValueFactory = _ => 400 };
 var ecrmMttf = new Option<double>("--mttf") { Description = "Mean time to failure in seconds for the Young/Daly checkpoint interval", DefaultValueFactory = _ => 600 };
-var benchEcrm = new Command("ecrm", "A DLRM job on a local cluster of processes (redis-server, silos, a worker): unprotected, erasure-coded (r=1, r=2) and checkpointed at its Young/Daly interval, side by side; then each with a silo killed mid-run") { ecrmSilos, ecrmSteps, ecrmMttf };
+var ecrmRows = new Option<int>("--table-rows") { Description = "Rows in each of the 26 embedding tables (dim 16): the size checkpoints write and rebuilds read", DefaultValueFactory = _ => 2000 };
+var benchEcrm = new Command("ecrm", "A DLRM job on a local cluster of processes (redis-server, silos, a worker): unprotected, erasure-coded (r=1, r=2) and checkpointed at its Young/Daly interval, side by side; then each with a silo killed mid-run") { ecrmSilos, ecrmSteps, ecrmMttf, ecrmRows };
 benchEcrm.SetAction((p, ct) => Run(async () =>
 {
     var silos = p.GetValue(ecrmSilos);
     if (silos < 3) throw new UsageException($"--silos {silos}: need at least 3 (r = 2 needs k ≥ 1 beside its parities)");
-    var (steady, failures, delta, interval) = await Orchestrator.Cli.Bench.EcrmBenchmark.Measure(silos, p.GetValue(ecrmSteps), p.GetValue(ecrmMttf),
+    var rows = p.GetValue(ecrmRows);
+    if (rows is < 100 or > 10_000_000) throw new UsageException($"--table-rows {rows}: give 100 to 10,000,000");
+    var benchmark = new Orchestrator.Cli.Bench.EcrmBenchmark(rows);
+    var (steady, failures, delta, interval) = await benchmark.Measure(silos, p.GetValue(ecrmSteps), p.GetValue(ecrmMttf),
         line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
-    Orchestrator.Cli.Bench.EcrmBenchmark.Print(steady, failures, delta, interval, p.GetValue(ecrmMttf), p.GetValue(ecrmSteps));
+    benchmark.Print(steady, failures, delta, interval, p.GetValue(ecrmMttf), p.GetValue(ecrmSteps));
     return 0;
 }));
 var bench = new Command("bench", "Benchmarks that print ratios against a baseline run side by side") { benchFusion, benchAllReduce, benchAdasum, benchEcrm, allReduceRank };

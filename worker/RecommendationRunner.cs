@@ -58,12 +58,15 @@ public static class RecommendationRunner
                 try
                 {
                     loss = await dlrm.TrainStep(current);
-                    longest = Math.Max(longest, stepClock.Elapsed.TotalSeconds);
                 }
                 catch (ShardRolledBackException e)
                 {
                     await RollBack(grains, channel, store, dlrm, dense, e);
                     break; // read the data again from the step rolled back to
+                }
+                finally
+                {
+                    longest = Math.Max(longest, stepClock.Elapsed.TotalSeconds);
                 }
                 if (!float.IsFinite(loss))
                 {

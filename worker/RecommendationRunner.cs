@@ -29,8 +29,7 @@ public static class RecommendationRunner
 
         var batch = spec.Train.BatchSize;
         var test = CriteoFormat.Read(spec.Data.Path, tables).Take(spec.Data.TestExamples).ToList();
-        var stepsPerEpoch = CountExamples(spec.Data.Path) - test.Count;
-        stepsPerEpoch /= batch;
+        var stepsPerEpoch = (CountExamples(spec.Data.Path) - test.Count) / batch;
         if (stepsPerEpoch < 1) throw new InvalidDataException($"{spec.Data.Path} holds no full batch of {batch} training examples after its {test.Count} test examples");
         var total = spec.Train.Steps > 0 ? spec.Train.Steps : stepsPerEpoch * spec.Train.Epochs;
         var clock = Stopwatch.StartNew();

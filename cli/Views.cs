@@ -68,7 +68,12 @@ public static class Views
         Row("progress", Markup.Escape(JobWatcher.ProgressText(j)));
         if (j.CheckpointStep is { } cp) Row("checkpoint", $"step {cp}");
         if (j.Recoveries > 0) Row("recoveries", j.Recoveries.ToString());
-        if (j.Result is { } r) Row("result", $"test accuracy [green]{r.TestAccuracy:F4}[/], loss {r.FinalLoss:F4}, {r.Steps} steps, {r.Epochs} epochs, {r.TrainingSeconds:F1} s, {r.SamplesPerSecond:F0} samples/s");
+        if (j.Result is { } r)
+        {
+            var click = r.Auc is { } auc ? $", AUC [green]{auc:F4}[/], log loss {r.LogLoss:F4}" : "";
+            Row("result", $"test accuracy [green]{r.TestAccuracy:F4}[/]{click}, loss {r.FinalLoss:F4}, {r.Steps} steps, {r.Epochs} epochs, {r.TrainingSeconds:F1} s, {r.SamplesPerSecond:F0} samples/s");
+            if (r.Split is { } split) Row("per step", Markup.Escape(split.ToString()["per step: ".Length..]));
+        }
         if (j.FailureReason is { } f) Row("failure", $"[red]{Markup.Escape(f)}[/]");
         AnsiConsole.Write(grid);
         AnsiConsole.WriteLine();

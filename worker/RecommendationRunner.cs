@@ -29,7 +29,7 @@ public static class RecommendationRunner
 
         var batch = spec.Train.BatchSize;
         var test = CriteoFormat.Read(spec.Data.Path, tables).Take(spec.Data.TestExamples).ToList();
-        var stepsPerEpoch = (CountExamples(spec.Data.Path) - test.Count) / batch;
+        var stepsPerEpoch = (CriteoFormat.Count(spec.Data.Path) - test.Count) / batch;
         if (stepsPerEpoch < 1) throw new InvalidDataException($"{spec.Data.Path} holds no full batch of {batch} training examples after its {test.Count} test examples");
         var total = spec.Train.Steps > 0 ? spec.Train.Steps : stepsPerEpoch * spec.Train.Epochs;
         var clock = Stopwatch.StartNew();
@@ -110,15 +110,5 @@ public static class RecommendationRunner
         dense.RemoveAll(d => d.Step > e.Step);
         await grains.GetGrain<IJobGrain>(channel.JobId).Note(channel.Assignment.NodeId,
             $"rolled back from step {at} to the checkpoint at step {e.Step} in {clock.Elapsed.TotalMilliseconds:F0} ms: {at - e.Step} steps to train again ({e.Message})");
-    }
-
-    static long CountExamples(string path)
-    {
-        using var file = File.OpenRead(path);
-        using Stream stream = path.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : file;
-        using var reader = new StreamReader(stream);
-        long lines = 0;
-        while (reader.ReadLine() is { Length: > 0 }) lines++;
-        return lines;
     }
 }

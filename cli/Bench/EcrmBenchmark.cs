@@ -27,6 +27,8 @@ public sealed class EcrmBenchmark(int tableRows)
     /// <summary>Rows per table: the embedding's size, which is what checkpoints write and rebuilds read.</summary>
     int TableRows => tableRows;
 
+    EmbeddingLayout Layout => new(Enumerable.Repeat(tableRows, CriteoFormat.CategoricalFeatures).ToList(), Dim, Shards);
+
     string Spec(string data, int steps, string faultTolerance) => $$$"""
         name: ecrm-bench
         model: {type: dlrm, dim: {{{Dim}}}, bottom: [64], top: [64], tableRows: {{{TableRows}}}}
@@ -103,7 +105,7 @@ public sealed class EcrmBenchmark(int tableRows)
     {
         var job = await Run(cluster, Spec(data, 20, "{checkpoint: 1000000}"));
         var config = new ShardConfig(job.JobId, Shards, 0, Shards, Dim, 26L * TableRows, 1, 0.05f, 1_000_000);
-        var store = new ShardedEmbeddingStore(cluster.Grains, config, new EmbeddingLayout(Enumerable.Repeat(TableRows, 26).ToList(), Dim, Shards));
+        var store = new ShardedEmbeddingStore(cluster.Grains, config, Layout);
         var times = new List<double>();
         for (int i = 1; i <= 5; i++)
         {
@@ -142,7 +144,7 @@ public sealed class EcrmBenchmark(int tableRows)
             var rollback = events.FirstOrDefault(e => e.What.StartsWith("rolled back from step"));
             var lost = rollback is null ? 0 : long.Parse(rollback.What.Split(' ')[4]) - long.Parse(rollback.What.Split(' ')[10]);
             var bytes = events.Where(e => e.What.Contains(" bytes of its coding group")).Sum(e => long.Parse(e.What.Split(" from ")[1].Split(' ')[0].Replace(",", "")));
-            if (rollback is not null) bytes = Shards * (long)Math.Ceiling(26.0 * TableRows / Shards) * 2 * Dim * sizeof(float);
+            if (rollback is not null) bytes = Shards * (long)Layout.ShardBytes; // every shard restores its checkpoint
             var rebuilds = events.Where(e => e.What.Contains(" rebuilt on silo ")).Select(e => Milliseconds(e.What)).DefaultIfEmpty(0).Max();
             var work = rollback is not null ? (Milliseconds(rollback.What) + lost * msPerStep) / 1000 : rebuilds / 1000;
             return new Failure(mode, recovered, info.Result!.LongestStepSeconds ?? double.NaN, work, lost, bytes, null);

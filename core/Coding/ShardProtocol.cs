@@ -8,7 +8,7 @@ public sealed record RowDelta(long Step, int[] Rows, byte[] Delta);
 /// raw bytes) and the step of its latest committed update (<see cref="Version"/>).
 /// An update is two-phase (see docs/erasure-coding.md): <see cref="Prepare"/> computes the new rows and the delta
 /// without changing anything; the delta goes to every parity shard; only then <see cref="Commit"/> writes the
-/// rows. A prepared update is kept until committed, so a survivor can always re-send it.
+/// rows. A prepared update is kept until committed, so a retry re-sends the same delta.
 /// </summary>
 public sealed class DataShard(int index, int rowBytes, byte[] bytes, long version = 0)
 {
@@ -97,61 +97,6 @@ public sealed class ParityShard
         return true;
     }
 
-    /// <summary>Reverts the latest delta applied from <paramref name="data"/> (its shard was lost before committing it everywhere).</summary>
-    public void UndoLast(int data)
-    {
-        if (_last[data] is not { } last) throw new InvalidOperationException($"parity {Index} holds no delta of data shard {data} to undo");
-        for (int n = 0; n < last.Delta.Rows.Length; n++)
-            _code.ApplyDelta(Index, data, last.Delta.Delta.AsSpan(n * _rowBytes, _rowBytes), Bytes, last.Delta.Rows[n] * _rowBytes);
-        _applied[data] = last.Before;
-        _last[data] = null;
-    }
-}
-
-/// <summary>
-/// Rebuilds the lost shards of one coding group so that the code describes exactly the surviving shards'
-/// versions (the argument is in docs/erasure-coding.md):
-/// <list type="number">
-/// <item>surviving data shards finish their prepared update (re-send the delta to the surviving parities, which
-/// ignore a repeat, then commit), so every surviving parity has applied exactly each survivor's version;</item>
-/// <item>for a lost data shard the surviving parities may differ by its last, uncommitted delta (it reached some
-/// parities before the crash): those ahead undo it, so all agree on the shard's last step applied everywhere;</item>
-/// <item>the lost data shards are decoded from k consistent shards and carry that step as their version; lost
-/// parities are encoded again from the complete data.</item>
-/// </list>
-/// The rebuilt data shard may therefore miss the one step that was in flight; the worker retries it (an
-/// update of a step the shard already holds is acknowledged without being applied again).
-/// </summary>
-public static class GroupRecovery
-{
-    public static (DataShard[] Data, ParityShard[] Parity) Rebuild(ErasureCode code, int rowBytes, IReadOnlyList<DataShard?> data, IReadOnlyList<ParityShard?> parity)
-    {
-        if (data.Count != code.K || parity.Count != code.R) throw new ArgumentException($"expected {code.K} data and {code.R} parity shards");
-        var lost = data.Count(d => d is null) + parity.Count(p => p is null);
-        if (lost > code.R) throw new InvalidOperationException($"{lost} shards of the group are lost; the code tolerates {code.R}");
-        var survivingParity = parity.OfType<ParityShard>().ToList();
-
-        for (int i = 0; i < code.K; i++)
-        {
-            if (data[i] is not { Pending: { } p } d) continue;
-            foreach (var q in survivingParity) q.Apply(i, p.Delta);
-            d.Commit();
-        }
-        for (int i = 0; i < code.K; i++)
-        {
-            if (data[i] is not null || survivingParity.Count == 0) continue;
-            var agreed = survivingParity.Min(q => q.Applied[i]);
-            foreach (var q in survivingParity.Where(q => q.Applied[i] > agreed)) q.UndoLast(i);
-        }
-
-        var shards = data.Select(d => d?.Bytes).Concat(parity.Select(q => q?.Bytes)).ToArray();
-        var rebuilt = code.Reconstruct(shards);
-        var versions = Enumerable.Range(0, code.K)
-            .Select(i => data[i]?.Version ?? survivingParity.First().Applied[i]).ToArray();
-        var fullData = Enumerable.Range(0, code.K).Select(i => data[i] ?? new DataShard(i, rowBytes, rebuilt[i], versions[i])).ToArray();
-        var fullParity = Enumerable.Range(0, code.R).Select(j => parity[j] ?? new ParityShard(j, code, rowBytes, rebuilt[code.K + j], versions)).ToArray();
-        return (fullData, fullParity);
-    }
 }
 
 /// <summary>A read-only copy of a surviving data shard: its committed bytes and version, and its pending update.</summary>

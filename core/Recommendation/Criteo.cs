@@ -21,9 +21,7 @@ public static class CriteoFormat
     public static IEnumerable<CriteoExample> Read(string path, IReadOnlyList<int> tableRows)
     {
         if (tableRows.Count != CategoricalFeatures) throw new ArgumentException($"need {CategoricalFeatures} table sizes, got {tableRows.Count}");
-        using var file = File.OpenRead(path);
-        using Stream stream = path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress) : file;
-        using var reader = new StreamReader(stream);
+        using var reader = OpenText(path);
         long number = 0;
         while (reader.ReadLine() is { } line)
         {
@@ -31,6 +29,22 @@ public static class CriteoFormat
             if (line.Length == 0) continue;
             yield return Parse(line, tableRows, path, number);
         }
+    }
+
+    /// <summary>A file's text, decompressed when its name ends in .gz.</summary>
+    public static StreamReader OpenText(string path)
+    {
+        Stream file = File.OpenRead(path);
+        return new StreamReader(path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress) : file);
+    }
+
+    /// <summary>The number of examples (non-empty lines) in a file, without parsing them.</summary>
+    public static long Count(string path)
+    {
+        using var reader = OpenText(path);
+        long lines = 0;
+        while (reader.ReadLine() is { } line) if (line.Length > 0) lines++;
+        return lines;
     }
 
     public static CriteoExample Parse(string line, IReadOnlyList<int> tableRows, string source = "input", long lineNumber = 1)

@@ -97,16 +97,7 @@ public class ShardProtocolTests
     [InlineData(2, 2)]
     [InlineData(4, 2)]
     [InlineData(3, 3)]
-    public void ACrashAtAnyPointOfAStep_RecoversToExactlyTheFailureFreeShards(int k, int r) => CrashEverywhere(k, r, Recover);
-
-    [Theory]
-    [InlineData(3, 1)]
-    [InlineData(2, 2)]
-    [InlineData(4, 2)]
-    [InlineData(3, 3)]
     public void RebuildingFromReadOnlySnapshots_WhileSurvivorsGoOn_AlsoRecoversExactly(int k, int r) => CrashEverywhere(k, r, RecoverFromSnapshots);
-
-    static void Recover(Group g) => (g.Data, g.Parity) = GroupRecovery.Rebuild(g.Code, RowBytes, g.Data, g.Parity);
 
     /// <summary>The survivors are only read; the lost shards are replaced by decoded ones.</summary>
     static void RecoverFromSnapshots(Group g)
@@ -174,7 +165,8 @@ public class ShardProtocolTests
     {
         var g = NewGroup(3, 1);
 
-        var e = Assert.Throws<InvalidOperationException>(() => GroupRecovery.Rebuild(g.Code, RowBytes, [null, null, g.Data[2]], g.Parity));
+        var e = Assert.Throws<InvalidOperationException>(() => SnapshotRecovery.Rebuild(g.Code, RowBytes,
+            [null, null, DataSnapshot.Of(g.Data[2]!)], g.Parity.Select(p => (ParitySnapshot?)ParitySnapshot.Of(p!)).ToList()));
         Assert.Contains("tolerates 1", e.Message);
     }
 }

@@ -89,11 +89,13 @@ public sealed class EmbeddingShardGrain(
     /// <summary>Checkpoint baseline: the step this shard came back from after a loss, until the job rolls back to it.</summary>
     long? _restoredFrom;
     string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
+    (string Job, int Group, int Member)? _key;
+    (string Job, int Group, int Member) Key => _key ??= Shard.Parse(this.GetPrimaryKeyString());
 
     async Task<DataShard> Ready(ShardConfig c)
     {
         if (_shard is not null) return _shard;
-        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        var (_, group, member) = Key;
         if (!marker.State.Created)
         {
             _shard = new DataShard(member, Shard.Layout(c).RowBytes, Shard.InitialData(c, group, member));
@@ -116,7 +118,7 @@ public sealed class EmbeddingShardGrain(
     /// <summary>Checkpoint baseline: a lost shard comes back as its latest checkpoint (or its initial rows).</summary>
     DataShard RestoreLatest(ShardConfig c, int member)
     {
-        var (_, group, _) = Shard.Parse(this.GetPrimaryKeyString());
+        var (_, group, _) = Key;
         var latest = checkpoints.State.Saved.MaxBy(s => s.Step);
         _shard = new DataShard(member, Shard.Layout(c).RowBytes, latest?.Bytes.ToArray() ?? Shard.InitialData(c, group, member), latest?.Version ?? 0);
         _restoredFrom = latest?.Step ?? 0;
@@ -145,7 +147,7 @@ public sealed class EmbeddingShardGrain(
 
     public async Task Restore(ShardConfig c, long step)
     {
-        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        var (_, group, member) = Key;
         await Ready(c);
         var saved = checkpoints.State.Saved.SingleOrDefault(s => s.Step == step);
         if (saved is null && step != 0) throw new InvalidOperationException($"shard {this.GetPrimaryKeyString()} has no checkpoint at step {step} (it has {string.Join(", ", checkpoints.State.Saved.Select(s => s.Step))})");
@@ -174,7 +176,7 @@ public sealed class EmbeddingShardGrain(
         var grads = MemoryMarshal.Cast<byte, float>(gradients).ToArray();
         var delta = shard.Prepare(step, ids, (row, bytes) => AdagradRows.Update(bytes.Span, grads.AsSpan(position[row] * c.Dim, c.Dim), c.Lr));
         if (delta is null) return; // a retry of a step this shard holds
-        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        var (_, group, member) = Key;
         // A parity on a dead silo fails the update within the store's call timeout instead of Orleans' 10 s; the
         // worker's retry re-sends this pending delta, which reaches the parity's rebuilt activation.
         await Task.WhenAll(Enumerable.Range(0, c.R).Select(j => Shard.Parity(GrainFactory, c, group, j).ApplyDelta(c, member, step, rows, delta.Delta)))
@@ -203,11 +205,13 @@ public sealed class ParityShardGrain(
     ParityShard? _parity;
     ShardStatus? _status;
     string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
+    (string Job, int Group, int Member)? _key;
+    (string Job, int Group, int Member) Key => _key ??= Shard.Parse(this.GetPrimaryKeyString());
 
     async Task<ParityShard> Ready(ShardConfig c)
     {
         if (_parity is not null) return _parity;
-        var (_, group, member) = Shard.Parse(this.GetPrimaryKeyString());
+        var (_, group, member) = Key;
         var code = new ErasureCode(c.K, c.R);
         var rowBytes = Shard.Layout(c).RowBytes;
         if (!marker.State.Created)

@@ -12,7 +12,7 @@ namespace Orchestrator.Worker;
 /// <summary>
 /// Runs one rank of a data-parallel job. It binds its data-plane endpoint once, joins the job's membership
 /// through the job grain, and then, epoch after epoch: starts the transport of the membership, agrees with the
-/// other ranks on the state to continue from (<see cref="DataParallelRank.AgreeOnState"/>), and trains, meeting
+/// other ranks on the state to continue from (<see cref="IGangRank.AgreeOnState"/>), and trains, meeting
 /// the job grain at every <see cref="SyncEvery"/>-th step boundary (where joiners are admitted). When a peer
 /// fails or stalls, the rank reports it and waits for the grain's verdict, which is a new membership epoch:
 /// without the failed rank, or the same ranks re-formed. Rank 0 reports progress, checkpoints and the result.
@@ -34,6 +34,7 @@ public sealed class RankRunner
     readonly ReceiveDeadline _deadline = ReceiveDeadline.Default();
     bool _refused;
     long _step;
+    double _longestStep;
 
     public RankRunner(IGrainFactory grains, Assignment assignment, IPAddress dataPlaneAddress, ILogger log)
     {
@@ -101,8 +102,7 @@ public sealed class RankRunner
     async Task Train(StartReply start, RankListener listener)
     {
         var spec = JobSpecParser.Parse(start.SpecJson);
-        var data = FashionMnist.Load(spec.Data.Path);
-        using var rank = new DataParallelRank(spec, data, spec.DataParallel!.Gradients);
+        using var rank = OpenRank(spec, start);
         if (start.Checkpoint is { } cp) rank.RestoreState(cp.Data);
         var view = start.Gang!;
         // A running job's ranks are ahead of this one: it takes their state at its first agreement.
@@ -142,12 +142,20 @@ public sealed class RankRunner
         }
     }
 
+    IGangRank OpenRank(JobSpec spec, StartReply start)
+    {
+        var combine = spec.DataParallel!.Gradients;
+        if (spec.Model.Type != ModelType.Dlrm) return new DataParallelRank(spec, FashionMnist.Load(spec.Data.Path), combine);
+        var (model, _) = RecommendationRunner.OpenModel(_grains, spec, start.Shards);
+        return new DlrmRank(spec, model, combine);
+    }
+
     /// <summary>Trains until the job is done (returns null) or the membership changes (returns the new view).</summary>
-    async Task<GangView?> TrainInEpoch(DataParallelRank rank, JobSpec spec, GangView view, int me, TcpRankTransport transport, Stopwatch clock, long firstStep)
+    async Task<GangView?> TrainInEpoch(IGangRank rank, JobSpec spec, GangView view, int me, TcpRankTransport transport, Stopwatch clock, long firstStep)
     {
         var world = view.Ranks.Count;
         var lastReport = TimeSpan.Zero;
-        double? accuracy = null;
+        TestMetrics? metrics = null;
         while (!rank.Done)
         {
             if (_channel.StopReason is not null) _stop.Cancel();
@@ -156,6 +164,7 @@ public sealed class RankRunner
             var dataEpoch = rank.DataEpoch;
             var loss = await rank.TrainStep(_stop.Token);
             _deadline.Observe(clock.Elapsed - started);
+            _longestStep = Math.Max(_longestStep, (clock.Elapsed - started).TotalSeconds);
             transport.ReceiveTimeout = _deadline.Current;
             Interlocked.Exchange(ref _step, rank.Step);
             if (!float.IsFinite(loss))
@@ -164,19 +173,20 @@ public sealed class RankRunner
                 return null;
             }
             var epochEnded = rank.DataEpoch != dataEpoch || rank.Done;
-            if (epochEnded) accuracy = await rank.SharedTestAccuracy(_stop.Token);
+            if (epochEnded) metrics = await rank.Evaluate(_stop.Token);
             if (me == 0 && (epochEnded || clock.Elapsed - lastReport >= ProgressPeriod))
             {
                 lastReport = clock.Elapsed;
                 var samplesPerSecond = (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                _channel.Post(new JobProgress(rank.Step, rank.TotalSteps, rank.DataEpoch, loss, accuracy, samplesPerSecond, DateTime.UtcNow));
+                _channel.Post(new JobProgress(rank.Step, rank.TotalSteps, rank.DataEpoch, loss, metrics?.Accuracy, samplesPerSecond, DateTime.UtcNow));
             }
             if (rank.Done)
             {
                 var seconds = clock.Elapsed.TotalSeconds;
                 _channel.End(me == 0
-                    ? MemberOutcome.Succeeded(new JobResult(accuracy!.Value, loss, rank.Step, rank.DataEpoch, seconds,
-                        (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / seconds, Split(rank, firstStep)))
+                    ? MemberOutcome.Succeeded(new JobResult(metrics!.Accuracy, loss, rank.Step, rank.DataEpoch, seconds,
+                        (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / seconds, Split(rank, firstStep),
+                        metrics.Auc, metrics.LogLoss, _longestStep))
                     : MemberOutcome.Stopped("finished; rank 0 reports the result"));
                 return null;
             }
@@ -190,7 +200,7 @@ public sealed class RankRunner
         return null;
     }
 
-    static StepSplit Split(DataParallelRank rank, long firstStep)
+    static StepSplit Split(IGangRank rank, long firstStep)
     {
         var (compute, combine, optimizer) = rank.Time;
         var steps = Math.Max(1, rank.Step - firstStep);
@@ -198,7 +208,7 @@ public sealed class RankRunner
     }
 
     /// <summary>Waits until this rank is in a membership that can train; null when it must stop.</summary>
-    async Task<GangView?> UntilTraining(GangView view, DataParallelRank rank)
+    async Task<GangView?> UntilTraining(GangView view, IGangRank rank)
     {
         while (true)
         {

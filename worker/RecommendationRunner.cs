@@ -17,18 +17,17 @@ public static class RecommendationRunner
     public static async Task Run(IGrainFactory grains, MemberChannel channel, StartReply reply)
     {
         var spec = JobSpecParser.Parse(reply.SpecJson);
-        var config = reply.Shards ?? throw new InvalidOperationException("the job grain gave no shard configuration for a dlrm job");
-        var tables = Enumerable.Repeat(spec.Model.TableRows, CriteoFormat.CategoricalFeatures).ToArray();
-        var layout = new EmbeddingLayout(tables, spec.Model.Dim, config.Shards);
-        var shape = new DlrmShape(spec.Model.Dim, tables, spec.Model.Hidden, spec.Model.Top ?? []);
-        var store = new ShardedEmbeddingStore(grains, config, layout);
-        using var dlrm = new DlrmTrainer(shape, layout, store, spec.Train.Seed, spec.Train.Lr);
+        var (dlrmModel, store) = OpenModel(grains, spec, reply.Shards);
+        using var dlrm = dlrmModel;
+        var tables = dlrm.Shape.TableRows;
+        var config = store.Config;
         if (reply.Checkpoint is { } cp) dlrm.RestoreDense(cp.Data);
         // Checkpoint baseline: the dense state at the shards' last two checkpoints, to roll back together with them.
         var dense = new List<(long Step, byte[] State)> { (dlrm.Step, dlrm.CaptureDense()) };
 
         var batch = spec.Train.BatchSize;
-        var test = CriteoFormat.Read(spec.Data.Path, tables).Take(spec.Data.TestExamples).ToList();
+        using var data = new CriteoCursor(spec.Data.Path, tables);
+        var test = data.Read(0, spec.Data.TestExamples);
         var stepsPerEpoch = (CriteoFormat.Count(spec.Data.Path) - test.Count) / batch;
         if (stepsPerEpoch < 1) throw new InvalidDataException($"{spec.Data.Path} holds no full batch of {batch} training examples after its {test.Count} test examples");
         var total = spec.Train.Steps > 0 ? spec.Train.Steps : stepsPerEpoch * spec.Train.Epochs;
@@ -40,60 +39,63 @@ public static class RecommendationRunner
         double longest = 0;
         while (dlrm.Step < total)
         {
-            var epoch = (int)(dlrm.Step / stepsPerEpoch);
-            var skip = (dlrm.Step % stepsPerEpoch) * batch; // resume mid-epoch from a checkpoint
-            using var examples = CriteoFormat.Read(spec.Data.Path, tables).Skip(test.Count).Skip((int)skip).GetEnumerator();
-            var current = new List<CriteoExample>(batch);
-            while (dlrm.Step < total && dlrm.Step / stepsPerEpoch == epoch)
+            if (channel.StopReason is { } why)
             {
-                if (channel.StopReason is { } why)
-                {
-                    channel.End(MemberOutcome.Stopped(why));
-                    return;
-                }
-                current.Clear();
-                while (current.Count < batch && examples.MoveNext()) current.Add(examples.Current);
-                var stepClock = Stopwatch.StartNew();
-                try
-                {
-                    loss = await dlrm.TrainStep(current);
-                }
-                catch (ShardRolledBackException e)
-                {
-                    await RollBack(grains, channel, store, dlrm, dense, e);
-                    break; // read the data again from the step rolled back to
-                }
-                finally
-                {
-                    longest = Math.Max(longest, stepClock.Elapsed.TotalSeconds);
-                }
-                if (!float.IsFinite(loss))
-                {
-                    channel.End(MemberOutcome.Failed($"non-finite loss ({loss}) at step {dlrm.Step}; lower train.lr (now {spec.Train.Lr}) or embedding.lr"));
-                    return;
-                }
-                var epochEnded = dlrm.Step % stepsPerEpoch == 0 || dlrm.Step == total;
-                if (epochEnded) metrics = await dlrm.Evaluate(test);
-                if (epochEnded || clock.Elapsed - lastReport >= TimeSpan.FromSeconds(1))
-                {
-                    lastReport = clock.Elapsed;
-                    channel.Post(new JobProgress(dlrm.Step, total, (int)(dlrm.Step / stepsPerEpoch), loss, metrics?.Accuracy,
-                        (dlrm.Step - firstStep) * (double)batch / Math.Max(1e-9, clock.Elapsed.TotalSeconds), DateTime.UtcNow));
-                }
-                if (config.CheckpointInterval > 0 && dlrm.Step % config.CheckpointInterval == 0 && dlrm.Step < total)
-                {
-                    await store.Checkpoint(dlrm.Step);
-                    dense.Add((dlrm.Step, dlrm.CaptureDense()));
-                    if (dense.Count > 3) dense.RemoveAt(0);
-                }
-                if (dlrm.Step % spec.Train.CheckpointEvery == 0 && dlrm.Step < total)
-                    channel.Post(new JobCheckpoint(dlrm.Step, dlrm.CaptureDense(), DateTime.UtcNow));
+                channel.End(MemberOutcome.Stopped(why));
+                return;
             }
+            // Batches in file order, every epoch; the step says where (a resumed or rolled-back job seeks back).
+            var current = data.Read(test.Count + dlrm.Step % stepsPerEpoch * batch, batch);
+            var stepClock = Stopwatch.StartNew();
+            try
+            {
+                loss = await dlrm.TrainStep(current);
+            }
+            catch (ShardRolledBackException e)
+            {
+                await RollBack(grains, channel, store, dlrm, dense, e);
+                continue;
+            }
+            finally
+            {
+                longest = Math.Max(longest, stepClock.Elapsed.TotalSeconds);
+            }
+            if (!float.IsFinite(loss))
+            {
+                channel.End(MemberOutcome.Failed($"non-finite loss ({loss}) at step {dlrm.Step}; lower train.lr (now {spec.Train.Lr}) or embedding.lr"));
+                return;
+            }
+            var epochEnded = dlrm.Step % stepsPerEpoch == 0 || dlrm.Step == total;
+            if (epochEnded) metrics = await dlrm.Evaluate(test);
+            if (epochEnded || clock.Elapsed - lastReport >= TimeSpan.FromSeconds(1))
+            {
+                lastReport = clock.Elapsed;
+                channel.Post(new JobProgress(dlrm.Step, total, (int)(dlrm.Step / stepsPerEpoch), loss, metrics?.Accuracy,
+                    (dlrm.Step - firstStep) * (double)batch / Math.Max(1e-9, clock.Elapsed.TotalSeconds), DateTime.UtcNow));
+            }
+            if (config.CheckpointInterval > 0 && dlrm.Step % config.CheckpointInterval == 0 && dlrm.Step < total)
+            {
+                await store.Checkpoint(dlrm.Step);
+                dense.Add((dlrm.Step, dlrm.CaptureDense()));
+                if (dense.Count > 3) dense.RemoveAt(0);
+            }
+            if (dlrm.Step % spec.Train.CheckpointEvery == 0 && dlrm.Step < total)
+                channel.Post(new JobCheckpoint(dlrm.Step, dlrm.CaptureDense(), DateTime.UtcNow));
         }
         var final = metrics ?? await dlrm.Evaluate(test);
         var seconds = clock.Elapsed.TotalSeconds;
         channel.End(MemberOutcome.Succeeded(new JobResult(final.Accuracy, loss, dlrm.Step, (int)((dlrm.Step + stepsPerEpoch - 1) / stepsPerEpoch), seconds,
             (dlrm.Step - firstStep) * (double)batch / seconds, Auc: final.Auc, LogLoss: final.LogLoss, LongestStepSeconds: longest)));
+    }
+
+    /// <summary>The job's DLRM, its embedding rows in the job's shard grains.</summary>
+    public static (DlrmTrainer Model, ShardedEmbeddingStore Store) OpenModel(IGrainFactory grains, JobSpec spec, ShardConfig? shards)
+    {
+        var config = shards ?? throw new InvalidOperationException("the job grain gave no shard configuration for a dlrm job");
+        var tables = Enumerable.Repeat(spec.Model.TableRows, CriteoFormat.CategoricalFeatures).ToArray();
+        var layout = new EmbeddingLayout(tables, spec.Model.Dim, config.Shards);
+        var store = new ShardedEmbeddingStore(grains, config, layout);
+        return (new DlrmTrainer(new DlrmShape(spec.Model.Dim, tables, spec.Model.Hidden, spec.Model.Top ?? []), layout, store, spec.Train.Seed, spec.Train.Lr), store);
     }
 
     /// <summary>Checkpoint baseline: a shard came back from its last checkpoint, so every shard and the dense model go

@@ -83,6 +83,38 @@ public static class CriteoFormat
 }
 
 /// <summary>
+/// Reads a file's examples by position without holding the file in memory: a read at or after the previous one
+/// continues the stream (skipping lines unparsed), a read before it reopens the file. Data-parallel ranks read
+/// their share of every global batch this way, and a job resumed mid-epoch seeks to where it stopped.
+/// </summary>
+public sealed class CriteoCursor(string path, IReadOnlyList<int> tableRows) : IDisposable
+{
+    StreamReader? _reader;
+    long _position, _line;
+
+    /// <summary>Examples [<paramref name="start"/>, start + count) of the file (fewer at its end).</summary>
+    public List<CriteoExample> Read(long start, int count)
+    {
+        if (_reader is null || start < _position)
+        {
+            _reader?.Dispose();
+            _reader = CriteoFormat.OpenText(path);
+            (_position, _line) = (0, 0);
+        }
+        var examples = new List<CriteoExample>(count);
+        while (_position < start + count && _reader.ReadLine() is { } line)
+        {
+            _line++;
+            if (line.Length == 0) continue;
+            if (_position++ >= start) examples.Add(CriteoFormat.Parse(line, tableRows, path, _line));
+        }
+        return examples;
+    }
+
+    public void Dispose() => _reader?.Dispose();
+}
+
+/// <summary>
 /// Writes Criteo-format files whose labels come from a hidden teacher, so that a model trained on them can
 /// measurably beat the base rate: a logistic model over the dense features, one effect per category value, and
 /// dot products between the values of a few pairs of tables (what DLRM's interaction layer is for). Category

@@ -85,7 +85,8 @@ public static partial class JobSpecParser
         {
             embedding = ReadEmbedding(r, r.Section(top, "embedding", required: false));
             if (data is not null && data.Dataset != "criteo") r.Error("data.dataset", "a dlrm trains on click logs: use dataset: criteo");
-            if (kind == JobKind.DataParallel) r.Error("kind", "a dlrm job runs on one worker for now (its embedding lives in shard grains); use kind: single");
+            if (kind == JobKind.DataParallel && embedding?.FaultTolerance.Mode == FaultToleranceMode.Checkpoint)
+                r.Error("embedding.faultTolerance", "the checkpoint baseline rolls back a job on one worker; use kind: single, or erasureCoding for a data-parallel dlrm job");
         }
         else
         {

@@ -20,6 +20,8 @@ public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig conf
 
     readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(60));
 
+    public ShardConfig Config => config;
+
     IEmbeddingShardGrain Grain(int shard) => grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, shard / config.K, shard % config.K));
 
     public async ValueTask<float[]> Lookup(long step, IReadOnlyList<long> ids, CancellationToken ct = default)

@@ -83,7 +83,7 @@ public sealed partial class JobGrain
         }
         else if (G.Waiting.All(w => w.Rank != epoch)) Join(seat, nodeId);
         await SaveAndPublish();
-        return new StartReply(true, null, S.SpecJson, checkpoint.State.Checkpoint, View(epoch));
+        return new StartReply(true, null, S.SpecJson, checkpoint.State.Checkpoint, View(epoch), S.Shards);
     }
 
     public async Task<GangView> SyncGang(long epoch, long completedSteps)

@@ -75,31 +75,11 @@ public class DataParallelTests
         Assert.True(RelativeDifference(ranks[0], initial) > 1e-3, "parameters should have moved");
     }
 
-    /// <summary>Per-rank listeners that outlive membership epochs, as a worker's rank runner keeps them.</summary>
-    sealed class Ranks(int n) : IAsyncDisposable
-    {
-        readonly List<RankListener> _listeners = Enumerable.Range(0, n).Select(_ => TcpRankTransport.BindListener(System.Net.IPAddress.Loopback)).ToList();
-
-        /// <summary>The transport of rank <paramref name="rank"/> in an epoch whose members are the given original ranks.</summary>
-        public TcpRankTransport Epoch(long epoch, IReadOnlyList<int> members, int original)
-        {
-            var endpoints = members.Select(m => _listeners[m].LocalEndpoint).ToList();
-            var transport = TcpRankTransport.Start(new RankMembership("elastic", epoch, endpoints), members.ToList().IndexOf(original), _listeners[original], keepListener: true);
-            transport.ReceiveTimeout = TimeSpan.FromSeconds(2);
-            return transport;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            foreach (var l in _listeners) await l.DisposeAsync();
-        }
-    }
-
     [Fact]
     public async Task WhenARankDiesMidCombination_TheSurvivorsRedoOnlyThatCombination_AndStayBitIdentical()
     {
         var spec = Spec(16);
-        await using var ranks = new Ranks(3);
+        await using var ranks = new ElasticRanks(3);
         var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(r => Task.Run(async () =>
         {
             using var rank = new DataParallelRank(spec, Data, GradientCombine.Average);
@@ -128,7 +108,7 @@ public class DataParallelTests
     public async Task AJoiner_ReceivesTheStateByBroadcast_AndThenTrainsInStepWithTheOthers()
     {
         var spec = Spec(16, "adam");
-        await using var ranks = new Ranks(3);
+        await using var ranks = new ElasticRanks(3);
         var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(r => Task.Run(async () =>
         {
             using var rank = new DataParallelRank(spec, Data, GradientCombine.Adasum);

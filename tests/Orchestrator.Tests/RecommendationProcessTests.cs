@@ -5,10 +5,10 @@ using Xunit.Abstractions;
 namespace Orchestrator.Tests;
 
 /// <summary>
-/// A DLRM job through real processes: redis-server, 4 silos, a worker and the CLI (which also writes the
-/// Criteo-format data). A silo is killed with SIGKILL mid-training: with erasure coding no step is lost; with the
-/// checkpoint baseline the job rolls back and trains the lost steps again. Either way the final embedding tables
-/// equal those of the same job run without a failure, bit for bit.
+/// A DLRM job through real processes: redis-server, 4 silos, workers and the CLI (which also writes the
+/// Criteo-format data). A silo is killed with SIGKILL mid-training: with erasure coding (a data-parallel job on two
+/// workers) no step is lost; with the checkpoint baseline (one worker) the job rolls back and trains the lost steps
+/// again. Either way the final embedding tables equal those of the same job run without a failure, bit for bit.
 /// </summary>
 [Collection("processes")]
 public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyncLifetime
@@ -21,16 +21,17 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
 
     /// <summary>Runs the job with a silo killed at step 100 or later, then the same job without a failure.</summary>
     async Task<(JobInfo Failed, JobInfo Reference, IReadOnlyList<JobEvent> Events, ShardStatus Victim, string VictimSilo, byte[][] Tables, byte[][] ReferenceTables)>
-        KillASiloDuringTheJob(string faultTolerance, int k, int r)
+        KillASiloDuringTheJob(string faultTolerance, int k, int r, int workers)
     {
         var silos = new List<(ChildProcess Process, int SiloPort)>();
         for (int i = 0; i < 4; i++) silos.Add(await _cluster.StartSilo());
-        _cluster.StartWorker("w1");
+        for (int w = 1; w <= workers; w++) _cluster.StartWorker($"w{w}");
         await _cluster.ConnectClient();
         var data = Path.Combine(Directory.CreateTempSubdirectory("criteo").FullName, "clicks.tsv");
         var synth = _cluster.Track(ChildProcess.Dotnet("orch-data", Repo.Cli, "data", "criteo-synth", "--out", data, "--rows", "12000", "--seed", "3"));
         Assert.Equal(0, await synth.WaitForExit(TimeSpan.FromSeconds(60)));
-        var spec = $$$"""
+        var kind = workers > 1 ? $"kind: data-parallel\nworkers: {{min: {workers}, max: {workers}}}\ngradients: average\n" : "";
+        var spec = kind + $$$"""
             name: ctr
             model: {type: dlrm, dim: {{{Dim}}}, bottom: [32], top: [32], tableRows: {{{TableRows}}}}
             data: {dataset: criteo, path: {{{data}}}, testExamples: 2000}
@@ -39,7 +40,8 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
             """;
 
         var withFailure = await _cluster.SubmitWithCli(spec);
-        await _cluster.WaitFor(withFailure, j => j.Progress?.Step >= 100, "100 steps in", TimeSpan.FromSeconds(120));
+        var running = await _cluster.WaitFor(withFailure, j => j.Progress?.Step >= 100, "100 steps in", TimeSpan.FromSeconds(120));
+        if (workers > 1) Assert.Equal(workers, running.Ranks!.Select(a => a.NodeId).Distinct().Count());
         var victimKey = ShardConfig.Key(withFailure, 0, 1);
         var victimSilo = (await _cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status()).Silo;
         var victimPort = SiloAddress.FromParsableString(victimSilo).Endpoint.Port;
@@ -68,9 +70,9 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
     }
 
     [Fact]
-    public async Task WithErasureCoding_AKilledSiloCostsNoStep_AndTheTablesEqualAFailureFreeRun()
+    public async Task WithErasureCoding_AKilledSiloCostsTwoWorkersNoStep_AndTheTablesEqualAFailureFreeRun()
     {
-        var run = await KillASiloDuringTheJob("{k: 3, r: 1}", k: 3, r: 1);
+        var run = await KillASiloDuringTheJob("{k: 3, r: 1}", k: 3, r: 1, workers: 2);
 
         Assert.Equal(run.Reference.Result!.Steps, run.Failed.Result!.Steps);
         Assert.Equal(0, run.Failed.Recoveries);
@@ -85,7 +87,7 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
     [Fact]
     public async Task WithCheckpoints_AKilledSiloRollsTheJobBack_WhichTrainsTheLostStepsAgainToTheSameTables()
     {
-        var run = await KillASiloDuringTheJob("{checkpoint: 50}", k: Shards, r: 0);
+        var run = await KillASiloDuringTheJob("{checkpoint: 50}", k: Shards, r: 0, workers: 1);
 
         var rollback = Assert.Single(run.Events, e => e.What.StartsWith("rolled back from step"));
         var words = rollback.What.Split(' ');

@@ -61,6 +61,21 @@ public class RecommendationTests
     }
 
     [Fact]
+    public void ACursor_ReadsAnyRange_ForwardOrBack_AsTheWholeStreamWouldGiveIt()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("criteo").FullName, "c.tsv");
+        CriteoSynth.Write(path, 50, seed: 5);
+        var all = CriteoFormat.Read(path, Tables).ToList();
+        using var cursor = new CriteoCursor(path, Tables);
+
+        foreach (var (start, count) in new[] { (5, 10), (15, 3), (2, 4), (48, 10) })
+        {
+            var read = cursor.Read(start, count);
+            Assert.Equal(all.Skip(start).Take(count).Select(e => e.Categories), read.Select(e => e.Categories));
+        }
+    }
+
+    [Fact]
     public void Layout_StripesIdsOverShards_AndInitialRowsDependOnlyOnSeedAndId()
     {
         var layout = new EmbeddingLayout([3, 5], dim: 4, shards: 3);

@@ -218,6 +218,7 @@ public class SpecValidationTests
         { "name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {shards: 5, faultTolerance: {k: 3}}", "embedding.shards" },
         { "name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {faultTolerance: {checkpoint: 10, k: 2}}", "embedding.faultTolerance.k" },
         { "name: a\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {faultTolerance: sometimes}", "embedding.faultTolerance" },
+        { "name: a\nkind: data-parallel\nworkers: {min: 2}\nmodel: {type: dlrm}\ndata: {dataset: criteo, path: /x}\nembedding: {faultTolerance: {checkpoint: 10}}", "embedding.faultTolerance" },
     };
 
     [Theory, MemberData(nameof(BadDlrmSpecs))]

@@ -16,7 +16,7 @@ namespace Orchestrator.Worker.Training;
 /// property.) The membership may change between steps (<see cref="Join"/>); a step whose combination failed keeps
 /// its local gradients so that the survivors can redo just the combination.
 /// </summary>
-public sealed class DataParallelRank : IDisposable
+public sealed class DataParallelRank : IGangRank
 {
     const int StateMagic = 0x5044524F; // "ORDP"
     readonly JobSpec _spec;
@@ -181,6 +181,8 @@ public sealed class DataParallelRank : IDisposable
         var all = await collective.Exchange(correct, Step, ct);
         return (double)all.Sum() / _data.TestCount;
     }
+
+    public async Task<TestMetrics?> Evaluate(CancellationToken ct = default) => new(await SharedTestAccuracy(ct));
 
     /// <summary>Parameters, optimizer state and data position, to broadcast to joiners or to checkpoint.</summary>
     public byte[] CaptureState()

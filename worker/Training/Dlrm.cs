@@ -11,11 +11,14 @@ public sealed record DlrmShape(int Dim, IReadOnlyList<int> TableRows, IReadOnlyL
     public int Interactions => Vectors * (Vectors - 1) / 2;
 }
 
+/// <summary>The loss of a batch and the gradients of the distinct embedding rows it used (dim floats per id).</summary>
+public sealed record RowGradients(float Loss, long[] Ids, float[] Gradients);
+
 /// <summary>
 /// DLRM (Naumov et al.): dense features → bottom MLP → a vector of width dim; 26 categories → embedding rows (from
 /// an <see cref="IEmbeddingStore"/>, only the rows the batch needs); the pairwise dot products of those 27
 /// vectors, with the bottom vector, → top MLP → click logit; binary cross-entropy. The dense MLPs are trained
-/// here (Adagrad), the embedding rows by their store from the gradients this computes.
+/// here (Adam), the embedding rows by their store (Adagrad) from the gradients this computes.
 /// </summary>
 public sealed class DlrmTrainer : IDisposable
 {
@@ -40,6 +43,7 @@ public sealed class DlrmTrainer : IDisposable
     }
 
     public long Step { get; private set; }
+    public DlrmShape Shape => _shape;
 
     /// <summary>Distinct ids of a batch and, per (example, table), the position of its row among them.</summary>
     (long[] Ids, long[] Positions) Rows(IReadOnlyList<CriteoExample> batch)
@@ -76,27 +80,60 @@ public sealed class DlrmTrainer : IDisposable
     /// <summary>One training step on a batch; returns its mean log loss.</summary>
     public async Task<float> TrainStep(IReadOnlyList<CriteoExample> batch, CancellationToken ct = default)
     {
+        var rows = await Backward(batch, ct);
+        StepDense();
+        await _store.Update(Step + 1, rows.Ids, rows.Gradients, ct);
+        CompleteStep();
+        return rows.Loss;
+    }
+
+    /// <summary>
+    /// Forward and backward for the next step on a batch: looks its rows up, leaves the dense MLPs' gradients in
+    /// <see cref="DenseParameters"/> and returns the loss and the gradients of the rows it used.
+    /// </summary>
+    public async Task<RowGradients> Backward(IReadOnlyList<CriteoExample> batch, CancellationToken ct = default)
+    {
         var (ids, positions) = Rows(batch);
         var weights = await _store.Lookup(Step + 1, ids, ct);
-        float loss;
-        float[] gradients;
-        using (var scope = NewDisposeScope())
+        using var scope = NewDisposeScope();
+        var rows = tensor(weights, [ids.Length, _shape.Dim]).requires_grad_(true);
+        var labels = tensor(batch.Select(e => e.Label).ToArray());
+        var objective = nn.functional.binary_cross_entropy_with_logits(Logits(batch, rows, positions), labels);
+        _bottomOptimizer.ZeroGrad();
+        _topOptimizer.ZeroGrad();
+        objective.backward();
+        return new RowGradients(objective.item<float>(), ids, rows.grad!.data<float>().ToArray());
+    }
+
+    /// <summary>The dense MLPs' parameters in a fixed order (their gradients are what ranks combine).</summary>
+    public IReadOnlyList<Tensor> DenseParameters => [.. _bottom.Parameters.Select(p => p.Value), .. _top.Parameters.Select(p => p.Value)];
+
+    /// <summary>The dense optimizers' step, from the gradients in <see cref="DenseParameters"/>.</summary>
+    public void StepDense()
+    {
+        _bottomOptimizer.Step();
+        _topOptimizer.Step();
+    }
+
+    /// <summary>The next step's sparse update, in the store, of the rows of <paramref name="rows"/> whose shard
+    /// <paramref name="owned"/> selects (data-parallel ranks each update their own shards).</summary>
+    public async Task UpdateRows(RowGradients rows, Func<int, bool> owned, CancellationToken ct = default)
+    {
+        var dim = _shape.Dim;
+        var picked = Enumerable.Range(0, rows.Ids.Length).Where(n => owned(_layout.ShardOf(rows.Ids[n]))).ToArray();
+        if (picked.Length == 0) return;
+        var ids = new long[picked.Length];
+        var gradients = new float[picked.Length * dim];
+        for (int i = 0; i < picked.Length; i++)
         {
-            var rows = tensor(weights, [ids.Length, _shape.Dim]).requires_grad_(true);
-            var labels = tensor(batch.Select(e => e.Label).ToArray());
-            var objective = nn.functional.binary_cross_entropy_with_logits(Logits(batch, rows, positions), labels);
-            _bottomOptimizer.ZeroGrad();
-            _topOptimizer.ZeroGrad();
-            objective.backward();
-            _bottomOptimizer.Step();
-            _topOptimizer.Step();
-            loss = objective.item<float>();
-            gradients = rows.grad!.data<float>().ToArray();
+            ids[i] = rows.Ids[picked[i]];
+            rows.Gradients.AsSpan(picked[i] * dim, dim).CopyTo(gradients.AsSpan(i * dim));
         }
         await _store.Update(Step + 1, ids, gradients, ct);
-        Step++;
-        return loss;
     }
+
+    /// <summary>Marks the step complete: the dense step and every shard's update of it are done.</summary>
+    public void CompleteStep() => Step++;
 
     /// <summary>Log loss, AUC and accuracy (threshold 0.5) on held-out examples.</summary>
     public async Task<(double LogLoss, double Auc, double Accuracy)> Evaluate(IReadOnlyList<CriteoExample> examples, int batchSize = 1024)

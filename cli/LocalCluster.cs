@@ -9,9 +9,9 @@ using Orchestrator.Grains;
 namespace Orchestrator.Cli;
 
 /// <summary>
-/// A cluster of real processes on this machine for benchmarks: a redis-server on a free loopback port, silos
-/// (orch-silo) and workers (orch-worker) from this CLI's folder, and a client. Silos can be killed (SIGKILL) and
-/// started again. Everything is stopped when disposed.
+/// A cluster of real processes on this machine for benchmarks and chaos runs: a redis-server on a free loopback
+/// port, silos (orch-silo) and workers (orch-worker) from this CLI's folder, and a client. Silos and workers can be
+/// killed and started again, Redis paused. Everything is stopped when disposed.
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
@@ -24,18 +24,14 @@ public sealed class LocalCluster : IAsyncDisposable
     public Dictionary<int, Process> Silos { get; } = []; // by silo port
     public IGrainFactory Grains => _client!.Services.GetRequiredService<IGrainFactory>();
 
-    public static async Task<LocalCluster> Start(int silos, int workers, Action<string> progress)
+    public static async Task<LocalCluster> Start(int silos, int workers, Action<string> progress, bool allowChaos = false, string devices = "cpu:1")
     {
-        var cluster = new LocalCluster();
+        var cluster = new LocalCluster { AllowChaos = allowChaos, Devices = devices };
         progress($"redis-server on {cluster.Redis}; process logs in {cluster._folder}");
-        cluster.Launch("redis-server", "redis-server", ["--port", cluster.RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        cluster.RedisProcess = cluster.Launch("redis-server", "redis-server", ["--port", cluster.RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         await WaitForPort(cluster.RedisPort, TimeSpan.FromSeconds(20), "redis-server (install it with: apt-get install redis-server)");
         for (int i = 0; i < silos; i++) await cluster.StartSilo(progress);
-        for (int i = 0; i < workers; i++)
-        {
-            progress($"worker w{i + 1}");
-            cluster.Launch($"worker-w{i + 1}", "dotnet", [Path.Combine(AppContext.BaseDirectory, "orch-worker.dll"), "--redis", cluster.Redis, "--node-id", $"w{i + 1}", "--devices", "cpu:1"]);
-        }
+        for (int i = 0; i < workers; i++) cluster.StartWorker($"w{i + 1}", progress);
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Error);
         builder.UseOrleansClient(new ClusterConnection(cluster.Redis, []).ConfigureClient);
@@ -45,15 +41,29 @@ public sealed class LocalCluster : IAsyncDisposable
         return cluster;
     }
 
+    public bool AllowChaos { get; private init; }
+    public string Devices { get; private init; } = "cpu:1";
+    public Process? RedisProcess { get; private set; }
+    public Dictionary<string, Process> Workers { get; } = []; // by node id
+    public string LogFolder => _folder;
+
     public async Task<int> StartSilo(Action<string> progress)
     {
         int port = FreePort(), gateway = FreePort();
         progress($"silo on port {port}");
         var silo = Launch($"silo-{port}", "dotnet", [Path.Combine(AppContext.BaseDirectory, "orch-silo.dll"), "--redis", Redis, "--silo-port", port.ToString(),
-            "--gateway-port", gateway.ToString(), "--fast-failure-detection", "--node-timeout", "5"]);
+            "--gateway-port", gateway.ToString(), "--fast-failure-detection", "--node-timeout", "5", .. AllowChaos ? new[] { "--allow-chaos" } : []]);
         Silos[port] = silo;
         await WaitForPort(gateway, TimeSpan.FromSeconds(60), $"silo on port {port} (its output: {Path.Combine(_folder, $"silo-{port}.log")})");
         return port;
+    }
+
+    /// <summary>Starts (or starts again, after it died) the worker of node <paramref name="node"/>.</summary>
+    public void StartWorker(string node, Action<string> progress)
+    {
+        progress($"worker {node}");
+        Workers[node] = Launch($"worker-{node}-{Environment.TickCount64}", "dotnet",
+            [Path.Combine(AppContext.BaseDirectory, "orch-worker.dll"), "--redis", Redis, "--node-id", node, "--devices", Devices]);
     }
 
     /// <summary>Waits until the cluster's membership counts exactly <paramref name="count"/> active silos (a killed one
@@ -76,6 +86,10 @@ public sealed class LocalCluster : IAsyncDisposable
         Silos[port].WaitForExit(5000);
         Silos.Remove(port);
     }
+
+    /// <summary>SIGSTOP or SIGCONT to a process this cluster started (a Redis outage, a frozen process).</summary>
+    public static void Signal(Process process, string signal) =>
+        Process.Start("kill", [$"-{signal}", process.Id.ToString()])?.WaitForExit();
 
     Process Launch(string name, string file, IEnumerable<string> args)
     {

@@ -24,7 +24,7 @@ var skipDataCheck = new Option<bool>("--skip-data-check") { Description = "Do no
 var submit = new Command("submit", "Validate a job spec and submit it (or a sweep of it)") { file, sets, sweeps, wait, skipDataCheck };
 submit.SetAction((p, ct) => Run(async () =>
 {
-    var specs = LoadSpecs(p.GetValue(file)!, p.GetValue(sets) ?? [], p.GetValue(sweeps) ?? [], !p.GetValue(skipDataCheck));
+    var specs = JobSubmitter.LoadSpecs(p.GetValue(file)!, p.GetValue(sets) ?? [], p.GetValue(sweeps) ?? [], !p.GetValue(skipDataCheck));
     await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: true, ct: ct);
     var follow = p.GetValue(wait);
     if (session.IsEmbedded)
@@ -32,7 +32,7 @@ submit.SetAction((p, ct) => Run(async () =>
         AnsiConsole.MarkupLine($"[grey]No cluster is running: using an {Markup.Escape(session.Description)} until the jobs end ('orch up' keeps one running).[/]");
         follow = true;
     }
-    var ids = await SubmitAll(session.Grains, specs, ct);
+    var ids = await JobSubmitter.SubmitAll(session.Grains, specs, ct);
     return follow ? await FollowAndSummarize(session.Grains, ids, ct) : 0;
 }));
 
@@ -48,7 +48,7 @@ demo.SetAction((p, ct) => Run(async () =>
     await using var session = await ClusterSession.StartEmbedded(p.GetValue(demoDevices), ct, keepRunning: false);
     AnsiConsole.MarkupLine($"[bold]Orchestrator demo[/]: {Markup.Escape(session.Description)}");
     AnsiConsole.MarkupLine($"Training [bold]{spec.Model.Type.ToString().ToLowerInvariant()} 784-{string.Join("-", spec.Model.Hidden)}-10[/] on Fashion-MNIST ({Markup.Escape(spec.Data.Path)}) for {spec.Train.Epochs} epochs, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, batch {spec.Train.BatchSize}");
-    var ids = await SubmitAll(session.Grains, [spec], ct);
+    var ids = await JobSubmitter.SubmitAll(session.Grains, [spec], ct);
     return await FollowAndSummarize(session.Grains, ids, ct);
 }));
 
@@ -277,6 +277,7 @@ var data = new Command("data", "Generate data sets") { criteoSynth };
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {
     redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up, bench, data,
+    Orchestrator.Cli.Chaos.ChaosCommands.Create(Connection, Run),
 };
 return await root.Parse(args).InvokeAsync();
 
@@ -289,50 +290,6 @@ static IReadOnlyList<int> ParseList(string text, string option, int min, int max
         values.Add(v);
     }
     return values.Count > 0 ? values : throw new UsageException($"{option}: give at least one value");
-}
-
-static IReadOnlyList<JobSpec> LoadSpecs(FileInfo file, string[] sets, string[] sweeps, bool checkFiles)
-{
-    if (!file.Exists) throw new UsageException($"spec file '{file.FullName}' does not exist");
-    var text = File.ReadAllText(file.FullName);
-    IReadOnlyList<SpecVariants.Variant> variants;
-    try { variants = SpecVariants.Expand(JobSpecParser.ParseDocument(text), sets, sweeps); }
-    catch (SpecFormatException e) { throw new UsageException(e.Message); }
-    var options = new SpecValidationOptions { CheckFiles = checkFiles };
-    var specs = new List<JobSpec>();
-    var problems = new List<string>();
-    foreach (var v in variants)
-    {
-        try { specs.Add(JobSpecParser.FromNode(SpecVariants.WithNameSuffix(v.Spec, v.NameSuffix), options)); }
-        catch (SpecValidationException e)
-        {
-            var label = v.NameSuffix.Length > 0 ? $" (variant {v.NameSuffix.TrimStart('-')})" : "";
-            problems.AddRange(e.Errors.Select(err => $"{file.Name}{label}: {err}"));
-        }
-    }
-    if (problems.Count > 0) throw new UsageException("invalid job spec; nothing was submitted:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Distinct().Select(x => "  " + x)));
-    return specs;
-}
-
-static async Task<IReadOnlyList<string>> SubmitAll(IGrainFactory grains, IReadOnlyList<JobSpec> specs, CancellationToken ct)
-{
-    var retry = Resilience.Retry(TimeSpan.FromSeconds(30));
-    var ids = new List<string>();
-    var entries = new List<QueuedJob>();
-    foreach (var spec in specs)
-    {
-        var id = $"{spec.Name}-{Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant()[..5]}";
-        // Queued as one batch below, so that a sweep's compatible jobs can be packed into one fused array.
-        var submission = new JobSubmission(JobSpecJson.Write(spec), Environment.UserName, DeferEnqueue: true);
-        var grain = grains.GetGrain<IJobGrain>(id);
-        // Submit is idempotent per id, so a retry after a lost reply cannot make a second job.
-        var info = await retry.ExecuteAsync(async _ => await grain.Submit(submission), ct);
-        if (await grain.GetQueueEntry() is { } entry) entries.Add(entry);
-        AnsiConsole.MarkupLine($"submitted [bold]{Markup.Escape(info.JobId)}[/] ({Markup.Escape(info.Model)})");
-        ids.Add(id);
-    }
-    await retry.ExecuteAsync(async _ => await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).EnqueueMany(entries), ct);
-    return ids;
 }
 
 static async Task<int> FollowAndSummarize(IGrainFactory grains, IReadOnlyList<string> ids, CancellationToken ct)

@@ -10,11 +10,12 @@ var gatewayPort = new Option<int>("--gateway-port") { Description = "Port client
 var advertise = new Option<string>("--advertise") { Description = "IP address other silos and clients reach this silo at", DefaultValueFactory = _ => "127.0.0.1" };
 var fast = new Option<bool>("--fast-failure-detection") { Description = "Declare crashed silos dead in ~1-2 s instead of ~10-12 s (tests, chaos runs on one machine)" };
 var maxArrayWidth = new Option<int>("--max-array-width") { Description = "Most compatible small jobs fused into one array on one device (1 disables fusion)", DefaultValueFactory = _ => Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth };
+var allowChaos = new Option<bool>("--allow-chaos") { Description = "Accept failure injection (orch chaos ...): crashing silos, killing, hanging or slowing workers. Off by default; every silo of a chaos cluster needs it" };
 var heartbeatTimeout = new Option<double>("--node-timeout") { Description = "Seconds without a heartbeat before a node is declared dead", DefaultValueFactory = _ => 5 };
 
 var root = new RootCommand("Orchestrator silo: hosts the job, node and scheduler grains. Start it N times with --redis (distinct ports) to form one cluster.")
 {
-    redis, siloPort, gatewayPort, advertise, fast, heartbeatTimeout, maxArrayWidth,
+    redis, siloPort, gatewayPort, advertise, fast, heartbeatTimeout, maxArrayWidth, allowChaos,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -31,7 +32,7 @@ root.SetAction(async (parse, ct) =>
     }
     var settings = new SiloSettings(string.IsNullOrWhiteSpace(redisAddress) ? null : redisAddress,
         parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(advertise)!, parse.GetValue(fast),
-        TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)), parse.GetValue(maxArrayWidth));
+        TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)), parse.GetValue(maxArrayWidth), parse.GetValue(allowChaos));
     var builder = Host.CreateApplicationBuilder();
     builder.Logging.AddFilter("Polly", LogLevel.Warning);
     builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "); // incidents are read by their times

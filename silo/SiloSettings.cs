@@ -10,6 +10,7 @@ namespace Orchestrator.Silo;
 /// <param name="MaxArrayWidth">Most compatible jobs fused into one array on one device.</param>
 /// <param name="FastFailureDetection">Probe every second and declare a silo dead after two missed probes and one vote
 /// (about 1-2 s), instead of Orleans' defaults (about 10-12 s). For tests and chaos runs on one machine.</param>
+/// <param name="AllowChaos">Accept failure injection (orch chaos ...); refused otherwise.</param>
 public sealed record SiloSettings(
     string? Redis,
     int SiloPort = Orchestrator.Grains.ClusterConnection.DefaultSiloPort,
@@ -17,7 +18,8 @@ public sealed record SiloSettings(
     string AdvertisedAddress = "127.0.0.1",
     bool FastFailureDetection = false,
     TimeSpan? NodeHeartbeatTimeout = null,
-    int MaxArrayWidth = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth)
+    int MaxArrayWidth = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth,
+    bool AllowChaos = false)
 {
     public void Configure(ISiloBuilder silo)
     {
@@ -62,6 +64,7 @@ public sealed record SiloSettings(
         {
             if (NodeHeartbeatTimeout is { } t) o.NodeHeartbeatTimeout = t;
             o.MaxArrayWidth = MaxArrayWidth;
+            o.AllowChaos = AllowChaos;
         });
     }
 }

@@ -15,7 +15,7 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
 /// The node's agent: heartbeats to its node grain every second and reconciles what runs here with the desired
 /// assignments in the reply (start what is new, stop what was removed), like a kubelet.
 /// </summary>
-public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, ILogger<NodeAgent> log)
+public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, WorkerChaos chaos, ILogger<NodeAgent> log)
 {
     readonly Dictionary<string, ArrayRunner> _arrays = [];
     readonly Dictionary<string, RankRunner> _ranks = [];
@@ -38,7 +38,9 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
                     .Concat(_ranks.Values.Where(r => !r.Ended).Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.Epoch, r.Step)))
                     .ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
-                Reconcile((await node.Heartbeat(report)).Desired);
+                var directive = await node.Heartbeat(report);
+                foreach (var fault in directive.Faults ?? []) chaos.Apply(fault);
+                Reconcile(directive.Desired);
             }
             catch (Exception e) when (Resilience.IsTransient(e) || e is OrleansException)
             {
@@ -78,7 +80,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, IL
             // A rank that ended without the cluster knowing (it could not reach it) runs again.
             if (_ranks.TryGetValue(a.ArrayId, out var existing) && (!existing.Ended || existing.Settled)) continue;
             log.LogInformation("Node {Node}: starting rank {Rank} of data-parallel job {Job} on {Device}", options.NodeId, a.ArrayId, a.JobId, a.Device);
-            _ranks[a.ArrayId] = new RankRunner(grains, a, options.DataPlaneAddress, log);
+            _ranks[a.ArrayId] = new RankRunner(grains, a, options.DataPlaneAddress, chaos, log);
         }
     }
 

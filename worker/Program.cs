@@ -46,6 +46,7 @@ root.SetAction(async (parse, ct) =>
     {
         connection.ConfigureClient(client);
         client.UseConnectionRetryFilter<RetryConnectingFilter>();
+        client.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<WorkerChaos>());
     });
     builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane });
     await builder.Build().RunAsync(ct);

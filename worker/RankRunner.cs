@@ -21,6 +21,8 @@ public sealed class RankRunner
 {
     /// <summary>Step boundaries at which all ranks meet the job grain; must be the same on every rank.</summary>
     public const int SyncEvery = 10;
+    /// <summary>A job whose steps are skipped for non-finite gradients this many times in a row fails with that cause.</summary>
+    public const int MaxNonFiniteSteps = 5;
     static readonly TimeSpan PollPeriod = TimeSpan.FromMilliseconds(250);
     static readonly TimeSpan ProgressPeriod = TimeSpan.FromSeconds(1);
     static readonly TimeSpan ReportAgainAfter = TimeSpan.FromMilliseconds(500);
@@ -28,6 +30,7 @@ public sealed class RankRunner
     readonly IGrainFactory _grains;
     readonly IPAddress _address;
     readonly ILogger _log;
+    readonly WorkerChaos _chaos;
     readonly MemberChannel _channel;
     readonly CancellationTokenSource _stop = new();
     readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(30));
@@ -35,10 +38,11 @@ public sealed class RankRunner
     bool _refused;
     long _step;
     double _longestStep;
+    int _nonFiniteInARow;
 
-    public RankRunner(IGrainFactory grains, Assignment assignment, IPAddress dataPlaneAddress, ILogger log)
+    public RankRunner(IGrainFactory grains, Assignment assignment, IPAddress dataPlaneAddress, WorkerChaos chaos, ILogger log)
     {
-        (_grains, Assignment, _address, _log) = (grains, assignment, dataPlaneAddress, log);
+        (_grains, Assignment, _address, _chaos, _log) = (grains, assignment, dataPlaneAddress, chaos, log);
         _channel = new MemberChannel(grains, assignment, log);
         Completion = Task.Run(RunAsync);
     }
@@ -162,11 +166,18 @@ public sealed class RankRunner
             _stop.Token.ThrowIfCancellationRequested();
             var started = clock.Elapsed;
             var dataEpoch = rank.DataEpoch;
+            if (_chaos.TakePoison(Assignment.JobId)) rank.PoisonNextStep();
             var loss = await rank.TrainStep(_stop.Token);
             _deadline.Observe(clock.Elapsed - started);
             _longestStep = Math.Max(_longestStep, (clock.Elapsed - started).TotalSeconds);
             transport.ReceiveTimeout = _deadline.Current;
             Interlocked.Exchange(ref _step, rank.Step);
+            if (rank.NonFiniteRanks.Count == 0) _nonFiniteInARow = 0;
+            else if (await SkippedForNonFinite(rank, me) is { } failure)
+            {
+                _channel.End(failure);
+                return null;
+            }
             if (!float.IsFinite(loss))
             {
                 _channel.End(MemberOutcome.Failed($"non-finite loss ({loss}) at step {rank.Step} on rank {me}; lower train.lr (now {spec.Train.Lr}) or use gradients: adasum"));
@@ -197,6 +208,18 @@ public sealed class RankRunner
                 if (next.Stop is not null || next.MembershipEpoch != view.MembershipEpoch) return next;
             }
         }
+        return null;
+    }
+
+    /// <summary>Every rank skipped a step for non-finite gradients: rank 0 tells the job; too many in a row end the job.</summary>
+    async Task<MemberOutcome?> SkippedForNonFinite(IGangRank rank, int me)
+    {
+        var ranks = string.Join(", ", rank.NonFiniteRanks);
+        if (++_nonFiniteInARow >= MaxNonFiniteSteps)
+            return me == 0
+                ? MemberOutcome.Failed($"rank(s) {ranks} sent non-finite gradients for {_nonFiniteInARow} steps in a row (every rank skipped them; nothing was applied); check the data and lower train.lr")
+                : MemberOutcome.Stopped("the job failed on non-finite gradients; rank 0 reports it");
+        if (me == 0) await Job.Note(Assignment.NodeId, $"step {rank.Step}: rank(s) {ranks} sent non-finite gradients; every rank skipped the step, nothing was applied");
         return null;
     }
 

@@ -8,7 +8,7 @@ namespace Orchestrator.Worker;
 public static class WorkerHost
 {
     public static IServiceCollection AddNodeAgent(this IServiceCollection services, NodeAgentOptions options) =>
-        services.AddSingleton(options).AddSingleton<NodeAgent>().AddHostedService<NodeAgentService>();
+        services.AddSingleton(options).AddSingleton<WorkerChaos>().AddSingleton<NodeAgent>().AddHostedService<NodeAgentService>();
 
     sealed class NodeAgentService(NodeAgent agent, ILogger<NodeAgentService> log) : BackgroundService
     {

@@ -168,6 +168,28 @@ public sealed class Collective(TcpRankTransport transport)
         return totals;
     }
 
+    /// <summary>True if no value is NaN or infinite (a rank's gradients are checked before they are applied).</summary>
+    public static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (var v in values) if (!float.IsFinite(v)) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Called by every rank when a step's combined gradients are not finite (every rank sees the same combination,
+    /// so every rank calls it): which ranks' own gradients were not finite. All ranks, if none was (an overflow in
+    /// the combination itself).
+    /// </summary>
+    public async Task<int[]> NonFiniteRanks(bool mineFinite, long step, CancellationToken ct = default)
+    {
+        var flags = await Exchange(mineFinite ? 0 : 1, NonFiniteStepBase - step, ct);
+        var ranks = Enumerable.Range(0, Size).Where(r => flags[r] != 0).ToArray();
+        return ranks.Length > 0 ? ranks : Enumerable.Range(0, Size).ToArray();
+    }
+
+    /// <summary>The exchange about a non-finite step uses step numbers no training step has.</summary>
+    const long NonFiniteStepBase = -1000;
+
     /// <summary>Copies the root's buffer to every rank (parameters and optimizer state for a joining rank).</summary>
     public async Task Broadcast(float[] buffer, int root, long step, CancellationToken ct = default)
     {

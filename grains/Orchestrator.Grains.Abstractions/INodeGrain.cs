@@ -17,6 +17,9 @@ public interface INodeGrain : IGrainWithStringKey
     /// <summary>Removes the job's assignment if it still has this epoch (or any epoch when null).</summary>
     [Alias("unassign")] Task Unassign(string jobId, long? epoch);
 
+    /// <summary>Chaos testing: the fault goes to the worker with its next heartbeat reply.</summary>
+    [Alias("inject-fault")] Task InjectFault(NodeFault fault);
+
     /// <summary>Declares the node dead if it missed heartbeats for <paramref name="timeout"/>; returns what it ran.</summary>
     [Alias("liveness")] Task<IReadOnlyList<Assignment>> CheckLiveness(TimeSpan timeout);
 }

@@ -10,9 +10,10 @@ public sealed record RunningWork(string JobId, long Epoch, long Step);
 [GenerateSerializer, Immutable, Alias("node-report")]
 public sealed record NodeReport(string Incarnation, IReadOnlyList<string> Devices, long MemoryBytes, IReadOnlyList<RunningWork> Running, string Host, int ProcessId);
 
-/// <summary>The heartbeat reply: the complete desired state. Workers reconcile toward it.</summary>
+/// <summary>The heartbeat reply: the complete desired state, which workers reconcile toward, and faults to inject
+/// (chaos testing; each delivered once).</summary>
 [GenerateSerializer, Immutable, Alias("node-directive")]
-public sealed record NodeDirective(IReadOnlyList<Assignment> Desired);
+public sealed record NodeDirective(IReadOnlyList<Assignment> Desired, IReadOnlyList<NodeFault>? Faults = null);
 
 [GenerateSerializer, Immutable, Alias("node-info")]
 public sealed record NodeInfo(

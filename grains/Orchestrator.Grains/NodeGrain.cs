@@ -24,6 +24,8 @@ public sealed class NodeGrain(
     // Not persisted: after a reactivation the worker gets a full timeout to reach the new activation.
     DateTime _lastHeartbeat = DateTime.UtcNow;
     bool _heardFrom;
+    // Chaos faults waiting for the next heartbeat (not persisted: a fault is an experiment, not state).
+    readonly List<NodeFault> _faults = [];
 
     public async Task<NodeDirective> Heartbeat(NodeReport report)
     {
@@ -45,7 +47,16 @@ public sealed class NodeGrain(
             await store.WriteStateAsync();
             await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).RegisterNode(NodeId);
         }
-        return new NodeDirective(S.Assignments.ToList());
+        var faults = _faults.ToList();
+        _faults.Clear();
+        return new NodeDirective(S.Assignments.ToList(), faults);
+    }
+
+    public Task InjectFault(NodeFault fault)
+    {
+        if (!store.RecordExists) throw new ArgumentException($"node '{NodeId}' is not known to this cluster");
+        _faults.Add(fault);
+        return Task.CompletedTask;
     }
 
     public Task<NodeInfo> GetInfo() => Task.FromResult(new NodeInfo(NodeId, S.Health, S.Devices.ToList(), S.MemoryBytes,

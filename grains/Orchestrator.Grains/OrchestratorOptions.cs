@@ -20,6 +20,9 @@ public sealed class OrchestratorOptions
     /// rebuilt elsewhere (guards against a silo declared dead that still runs).</summary>
     public TimeSpan ShardDirectoryHold { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Failure injection (<see cref="IChaosGrain"/>) is refused unless this is set (silo --allow-chaos).</summary>
+    public bool AllowChaos { get; set; }
+
     /// <summary>Events kept per job; older ones are dropped (the count of dropped events is kept).</summary>
     public int MaxEventsPerJob { get; set; } = 200;
 }

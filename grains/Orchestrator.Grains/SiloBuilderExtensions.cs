@@ -18,6 +18,7 @@ public static class SiloBuilderExtensions
             new PriorityBestFitPolicy(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();
         silo.Services.AddPlacementDirector<CodingGroupPlacement, CodingGroupPlacementDirector>();
+        silo.Services.AddPlacementDirector<SiloNamedByKey, SiloNamedByKeyDirector>();
         // Shards keep their rows only in memory: a second activation of a live shard (which the default, eventually
         // consistent directory allows while it recovers from a dead silo) would look lost. This directory prevents it.
 #pragma warning disable ORLEANSEXP003

@@ -43,6 +43,11 @@ public sealed class DataParallelRank : IGangRank
     /// <summary>Passes over the training data completed (the data epoch).</summary>
     public int DataEpoch { get; private set; }
 
+    public IReadOnlyList<int> NonFiniteRanks { get; private set; } = [];
+    bool _poisonNext;
+
+    public void PoisonNextStep() => _poisonNext = true;
+
     /// <summary>True while this rank holds local gradients of step <see cref="Step"/> whose combination failed.</summary>
     public bool HasPendingGradients { get; private set; }
 
@@ -96,11 +101,24 @@ public sealed class DataParallelRank : IGangRank
             _loss = ComputeGradients();
             _compute.Stop();
             CopyGradients(into: _local);
+            if (_poisonNext) Array.Fill(_local, float.NaN);
+            _poisonNext = false;
             HasPendingGradients = true;
         }
         _combining.Start();
         _local.CopyTo(_buffer, 0);
         await collective.AllReduce(_buffer, Layout, _combine, Step, ct);
+        if (!Collective.AllFinite(_buffer))
+        {
+            // Every rank holds the same combination, so every rank skips this step alike.
+            NonFiniteRanks = await collective.NonFiniteRanks(Collective.AllFinite(_local), Step, ct);
+            _combining.Stop();
+            HasPendingGradients = false;
+            Step++;
+            WrapIfEpochEnded();
+            return _loss;
+        }
+        NonFiniteRanks = [];
         LoadGradients(from: _buffer);
         _combining.Stop();
         _optimizing.Start();

@@ -52,6 +52,10 @@ public sealed class DlrmRank : IGangRank
     }
 
     public long Step => _dlrm.Step;
+    public IReadOnlyList<int> NonFiniteRanks { get; private set; } = [];
+    bool _poisonNext;
+
+    public void PoisonNextStep() => _poisonNext = true;
     public int DataEpoch { get; private set; }
     public bool Done => _spec.Train.Steps > 0 ? Step >= _spec.Train.Steps : DataEpoch >= _spec.Train.Epochs;
 
@@ -78,11 +82,28 @@ public sealed class DlrmRank : IGangRank
 
         _combining.Start();
         CopyDenseGradients();
+        if (_poisonNext)
+        {
+            Array.Fill(_buffer, float.NaN);
+            Array.Fill(rows.Gradients, float.NaN);
+            _poisonNext = false;
+        }
+        var mineFinite = Collective.AllFinite(_buffer) && Collective.AllFinite(rows.Gradients);
         await collective.AllReduce(_buffer, _dense, _combine, Step, ct);
         LoadDenseGradients();
         var shares = await Task.WhenAll(Enumerable.Range(0, _world).Select(r => collective.Broadcast(r == _rank ? Pack(rows) : null, r, Step, ct)));
         var merged = Merge(shares, _dlrm.Shape.Dim);
         _combining.Stop();
+        if (!Collective.AllFinite(_buffer) || !Collective.AllFinite(merged.Gradients))
+        {
+            // Every rank holds the same combination: all skip the step, and no non-finite row reaches a shard.
+            NonFiniteRanks = await collective.NonFiniteRanks(mineFinite, Step, ct);
+            _cursor += (long)_batch * _world;
+            _dlrm.CompleteStep();
+            WrapIfEpochEnded();
+            return rows.Loss;
+        }
+        NonFiniteRanks = [];
 
         _updating.Start();
         _dlrm.StepDense();

@@ -38,6 +38,13 @@ public interface IGangRank : IDisposable
     /// <summary>Called on every rank at an epoch end; the test metrics, or null on a rank that does not report them.</summary>
     Task<TestMetrics?> Evaluate(CancellationToken ct = default);
 
+    /// <summary>Chaos testing: this rank's next step sends non-finite gradients.</summary>
+    void PoisonNextStep();
+
+    /// <summary>The ranks whose gradients were not finite in the last step, which every rank then skipped (the batch is
+    /// dropped, nothing is updated); empty when the step was applied.</summary>
+    IReadOnlyList<int> NonFiniteRanks { get; }
+
     /// <summary>The state a joiner or a checkpoint needs (parameters, optimizer state, data position).</summary>
     byte[] CaptureState();
 

@@ -174,6 +174,8 @@ public sealed class EmbeddingShardGrain(
         var position = new Dictionary<int, int>(ids.Length);
         for (int n = 0; n < ids.Length; n++) position[ids[n]] = n;
         var grads = MemoryMarshal.Cast<byte, float>(gradients).ToArray();
+        if (!Core.Collectives.Collective.AllFinite(grads))
+            throw new ArgumentException($"shard {this.GetPrimaryKeyString()}: step {step} carries non-finite gradients; refused, nothing applied");
         var delta = shard.Prepare(step, ids, (row, bytes) => AdagradRows.Update(bytes.Span, grads.AsSpan(position[row] * c.Dim, c.Dim), c.Lr));
         if (delta is null) return; // a retry of a step this shard holds
         var (_, group, member) = Key;

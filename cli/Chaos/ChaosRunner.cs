@@ -1,0 +1,286 @@
+using System.Diagnostics;
+using Orchestrator.Core.Specs;
+using Orchestrator.Grains;
+using Polly;
+using Spectre.Console;
+
+namespace Orchestrator.Cli.Chaos;
+
+/// <summary>
+/// Runs a chaos scenario on a local cluster of processes started with --allow-chaos: submits its jobs, injects its
+/// faults through the cluster (<see cref="IChaosGrain"/>; a Redis outage by pausing the redis-server it started),
+/// replaces dead silos and workers after <see cref="ChaosScenario.RestartAfter"/>, watches every job, node and silo
+/// four times a second, and scores the run: per incident its detection and recovery time and the steps lost, per
+/// job its outcome, and pass/fail per invariant.
+/// </summary>
+public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string> progress)
+{
+    static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
+    readonly Random _rng = new(seed);
+    readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(30));
+    readonly List<Incident> _incidents = [];
+    readonly Dictionary<string, JobWatch> _jobs = [];
+    readonly List<string> _doubleAssignments = [];
+
+    sealed class Incident(ScenarioFault fault, double at)
+    {
+        public ScenarioFault Fault { get; } = fault;
+        public double At { get; } = at;
+        public string Target { get; set; } = "";
+        public string? Error { get; set; }
+        public double? Detected { get; set; }
+        public double? Recovered { get; set; }
+        public Dictionary<string, long> StepsAtInjection { get; } = [];
+        public long StepsLost { get; set; }
+        public bool Detectable => Fault.Fault is "kill-silo" or "kill-worker" or "hang-worker";
+    }
+
+    sealed class JobWatch(string id, JobSpec spec)
+    {
+        public string Id { get; } = id;
+        public JobSpec Spec { get; } = spec;
+        public JobInfo? Info { get; set; }
+        public long LastStep { get; set; }
+        public long MaxStep { get; set; }
+        public List<string> Backwards { get; } = [];
+        public bool ErasureCoded => Spec.Embedding?.FaultTolerance.Mode == FaultToleranceMode.ErasureCoding;
+    }
+
+    public sealed record Report(string Scenario, int Seed, IReadOnlyList<string[]> Incidents, IReadOnlyList<string[]> Jobs,
+        IReadOnlyList<(string Invariant, bool Passed, string Detail)> Invariants, string Summary)
+    {
+        public bool Passed => Invariants.All(i => i.Passed);
+    }
+
+    public async Task<Report> Run(CancellationToken ct)
+    {
+        var shape = scenario.Cluster;
+        await using var cluster = await LocalCluster.Start(shape.Silos, shape.Workers, progress, allowChaos: true, devices: shape.Devices);
+        var grains = cluster.Grains;
+        var specs = scenario.Jobs.SelectMany(j => JobSubmitter.LoadSpecs(new FileInfo(j.File), [.. j.Set],
+            j.Copies > 1 ? [$"train.seed={string.Join(",", Enumerable.Range(1, j.Copies))}"] : [], checkFiles: true)).ToList();
+        var firstOfJob = new List<int>();
+        for (int i = 0, n = 0; i < scenario.Jobs.Count; n += scenario.Jobs[i].Copies, i++) firstOfJob.Add(n);
+        var ids = await JobSubmitter.SubmitAll(grains, specs, ct);
+        for (int i = 0; i < ids.Count; i++) _jobs[ids[i]] = new JobWatch(ids[i], specs[i]);
+
+        var timeline = new Queue<ScenarioFault>(scenario.Timeline(seed));
+        var clock = Stopwatch.StartNew();
+        double? start = null;
+        var exited = new Dictionary<Process, double>();
+        while (clock.Elapsed.TotalSeconds < scenario.Timeout)
+        {
+            ct.ThrowIfCancellationRequested();
+            var now = clock.Elapsed.TotalSeconds;
+            await Observe(grains, now);
+            if (start is null && _jobs.Values.Any(j => j.Info?.Progress?.Step > 0))
+            {
+                start = now;
+                progress($"training started at {now:F1} s; {timeline.Count} fault(s) to inject (seed {seed})");
+            }
+            while (start is not null && timeline.TryPeek(out var next) && now - start >= next.At)
+                await Inject(cluster, grains, timeline.Dequeue(), now, ids, firstOfJob);
+            await Detect(grains, now);
+            RestartTheDead(cluster, exited, now);
+            if (timeline.Count == 0 && _jobs.Values.All(j => j.Info?.State.IsTerminal() == true)) break;
+            await Task.Delay(Poll, ct);
+        }
+        var timedOut = clock.Elapsed.TotalSeconds >= scenario.Timeout;
+        return await Score(grains, timedOut, clock.Elapsed.TotalSeconds);
+    }
+
+    async Task Observe(IGrainFactory grains, double now)
+    {
+        foreach (var job in _jobs.Values)
+        {
+            try { job.Info = await grains.GetGrain<IJobGrain>(job.Id).GetInfo().WaitAsync(TimeSpan.FromSeconds(2)); }
+            catch (Exception) { continue; } // a silo just died or Redis is paused: next poll
+            var step = job.Info.Progress?.Step ?? 0;
+            if (step < job.LastStep && job.Spec.Kind == JobKind.DataParallel) job.Backwards.Add($"{job.LastStep} → {step} at {now:F1} s");
+            job.LastStep = step;
+            job.MaxStep = Math.Max(job.MaxStep, step);
+        }
+        try
+        {
+            var scheduler = await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo().WaitAsync(TimeSpan.FromSeconds(2));
+            var nodes = await Task.WhenAll(scheduler.Nodes.Select(n => grains.GetGrain<INodeGrain>(n).GetInfo())).WaitAsync(TimeSpan.FromSeconds(2));
+            var placed = nodes.SelectMany(n => n.Assignments.Select(a => (Node: n.NodeId, a))).ToList();
+            foreach (var twice in placed.GroupBy(p => (p.a.JobId, p.a.Epoch)).Where(g => g.Count() > 1))
+                _doubleAssignments.Add($"{twice.Key.JobId} epoch {twice.Key.Epoch} on {string.Join(", ", twice.Select(p => p.Node))} at {now:F1} s");
+            foreach (var single in placed.Where(p => !p.a.Gang).GroupBy(p => p.a.JobId).Where(g => g.Select(p => p.a.Epoch).Distinct().Count() > 1))
+                _doubleAssignments.Add($"{single.Key} placed twice ({string.Join(", ", single.Select(p => $"{p.Node} epoch {p.a.Epoch}"))}) at {now:F1} s");
+        }
+        catch (Exception) { /* next poll */ }
+    }
+
+    async Task Inject(LocalCluster cluster, IGrainFactory grains, ScenarioFault fault, double now, IReadOnlyList<string> ids, IReadOnlyList<int> firstOfJob)
+    {
+        var incident = new Incident(fault, now);
+        foreach (var j in _jobs.Values.Where(j => j.Info is { } i && !i.State.IsTerminal())) incident.StepsAtInjection[j.Id] = j.LastStep;
+        _incidents.Add(incident);
+        var chaos = grains.GetGrain<IChaosGrain>("cluster");
+        var node = fault.Target != "random" ? fault.Target : PickWorker(cluster);
+        try
+        {
+            switch (fault.Fault)
+            {
+                case "kill-silo":
+                    var hosts = (await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Keys.OrderBy(s => s.Endpoint.Port).ToList();
+                    var silo = fault.Target == "random" ? hosts[_rng.Next(hosts.Count)] : hosts[int.Parse(fault.Target) % hosts.Count];
+                    incident.Target = (await _retry.ExecuteAsync(async _ => await chaos.KillSilo(silo.ToParsableString()))).Target;
+                    break;
+                case "kill-worker":
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.KillWorker))).Target;
+                    break;
+                case "hang-worker":
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.HangWorker, fault.For))).Target;
+                    break;
+                case "slow-node":
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.SlowNode, fault.For, DelayMs: fault.Delay))).Target;
+                    break;
+                case "drop-calls":
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.DropCalls, fault.For, Rate: fault.Rate))).Target;
+                    break;
+                case "nan-gradients":
+                    incident.Target = (await chaos.NanGradients(ids[firstOfJob[fault.Job]], fault.Rank, fault.Steps)).Target;
+                    break;
+                case "redis-outage":
+                    var redis = cluster.RedisProcess!;
+                    LocalCluster.Signal(redis, "STOP");
+                    _ = Task.Delay(TimeSpan.FromSeconds(fault.For)).ContinueWith(_ => LocalCluster.Signal(redis, "CONT"), TaskScheduler.Default);
+                    incident.Target = $"redis-server (process {redis.Id})";
+                    break;
+            }
+        }
+        catch (Exception e)
+        {
+            incident.Error = e.GetBaseException().Message;
+        }
+        progress($"{now:F1} s: {fault} → {incident.Target}{(incident.Error is null ? "" : $" (not injected: {incident.Error})")}");
+    }
+
+    string PickWorker(LocalCluster cluster)
+    {
+        var live = cluster.Workers.Where(w => !w.Value.HasExited).Select(w => w.Key).Order().ToList();
+        return live.Count > 0 ? live[_rng.Next(live.Count)] : "w1";
+    }
+
+    async Task Detect(IGrainFactory grains, double now)
+    {
+        foreach (var incident in _incidents.Where(i => i.Error is null))
+        {
+            if (incident.Detected is null && incident.Detectable)
+            {
+                try
+                {
+                    if (incident.Fault.Fault == "kill-silo")
+                    {
+                        var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: false).WaitAsync(TimeSpan.FromSeconds(2));
+                        if (hosts.Any(h => h.Key.ToParsableString() == incident.Target && h.Value == SiloStatus.Dead)) incident.Detected = now - incident.At;
+                    }
+                    else if ((await grains.GetGrain<INodeGrain>(incident.Target).GetInfo().WaitAsync(TimeSpan.FromSeconds(2))).Health == NodeHealth.Dead)
+                        incident.Detected = now - incident.At;
+                }
+                catch (Exception) { /* next poll */ }
+            }
+            foreach (var (id, before) in incident.StepsAtInjection)
+            {
+                var job = _jobs[id];
+                if (job.LastStep < before) incident.StepsLost = Math.Max(incident.StepsLost, before - job.LastStep);
+            }
+            if (incident.Recovered is null && incident.StepsAtInjection.All(kv => _jobs[kv.Key].LastStep > kv.Value || _jobs[kv.Key].Info!.State.IsTerminal()))
+                incident.Recovered = now - incident.At;
+        }
+    }
+
+    void RestartTheDead(LocalCluster cluster, Dictionary<Process, double> exited, double now)
+    {
+        foreach (var (port, silo) in cluster.Silos.ToList().Where(s => s.Value.HasExited))
+        {
+            exited.TryAdd(silo, now);
+            if (now - exited[silo] < scenario.RestartAfter) continue;
+            cluster.Silos.Remove(port);
+            _ = cluster.StartSilo(progress);
+        }
+        foreach (var (node, worker) in cluster.Workers.ToList().Where(w => w.Value.HasExited))
+        {
+            exited.TryAdd(worker, now);
+            if (now - exited[worker] < scenario.RestartAfter) continue;
+            cluster.StartWorker(node, progress);
+        }
+    }
+
+    async Task<Report> Score(IGrainFactory grains, bool timedOut, double seconds)
+    {
+        // Let the last reports and placements settle before checking that queue, nodes and jobs agree.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var unreadable = new List<string>();
+        foreach (var job in _jobs.Values)
+        {
+            try
+            {
+                job.Info = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(job.Id).GetInfo());
+                await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(job.Id).GetEvents());
+            }
+            catch (Exception e) { unreadable.Add($"{job.Id}: {e.GetBaseException().Message}"); }
+        }
+        var scheduler = await _retry.ExecuteAsync(async _ => await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo());
+        var nodes = await Task.WhenAll(scheduler.Nodes.Select(n => grains.GetGrain<INodeGrain>(n).GetInfo()));
+        var ended = _jobs.Values.Where(j => j.Info?.State.IsTerminal() == true).Select(j => j.Id).ToHashSet();
+        var disagreements = scheduler.Queue.Where(q => ended.Contains(q.JobId)).Select(q => $"{q.JobId} ended but is queued")
+            .Concat(nodes.SelectMany(n => n.Assignments.Where(a => ended.Contains(a.JobId)).Select(a => $"{a.JobId} ended but is assigned on {n.NodeId}")))
+            .ToList();
+        static bool LostComponent(string? reason) => reason is null || System.Text.RegularExpressions.Regex.IsMatch(reason, "lost|dead|unreachable|no parity|could not", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        var badEnds = _jobs.Values.Where(j => j.Info?.State != JobState.Succeeded && !(j.Info?.State == JobState.Failed && !LostComponent(j.Info.FailureReason)))
+            .Select(j => $"{j.Id}: {j.Info?.State.ToString() ?? "unknown"} {j.Info?.FailureReason}").ToList();
+        var ecLost = _jobs.Values.Where(j => j.ErasureCoded && (j.Info?.Recoveries > 0 || j.Backwards.Count > 0)).Select(j => $"{j.Id}: {j.Info?.Recoveries} recoveries").ToList();
+        var invariants = new List<(string, bool, string)>
+        {
+            ("every job ends Succeeded, or Failed with a stated cause that is not a lost component", badEnds.Count == 0 && !timedOut,
+                timedOut ? $"timed out after {seconds:F0} s: {string.Join("; ", badEnds)}" : string.Join("; ", badEnds)),
+            ("no data-parallel job's step counter goes backwards", _jobs.Values.All(j => j.Backwards.Count == 0),
+                string.Join("; ", _jobs.Values.Where(j => j.Backwards.Count > 0).Select(j => $"{j.Id}: {string.Join(", ", j.Backwards)}"))),
+            ("erasure-coded jobs lose no step (no rollback, no restart)", ecLost.Count == 0, string.Join("; ", ecLost)),
+            ("no assignment is placed twice at once", _doubleAssignments.Count == 0, string.Join("; ", _doubleAssignments.Distinct().Take(5))),
+            ("the queue and the nodes agree with the jobs' states", disagreements.Count == 0, string.Join("; ", disagreements)),
+            ("every job's state reads back whole from the store", unreadable.Count == 0, string.Join("; ", unreadable)),
+        };
+        var incidents = _incidents.Select(i => new[]
+        {
+            $"{i.At:F1}", i.Fault.ToString(), i.Target, i.Error is not null ? $"not injected: {i.Error}" : i.Detectable ? i.Detected is { } d ? $"{d:F1}" : "not detected" : "–",
+            i.Recovered is { } r ? $"{r:F1}" : "–", i.StepsLost.ToString(),
+        }).ToList();
+        var jobs = _jobs.Values.Select(j => new[]
+        {
+            j.Id, j.Info?.State.ToString() ?? "?", (j.Info?.Result?.Steps ?? j.LastStep).ToString(),
+            j.Info?.Result is { } res ? res.Auc is { } auc ? $"AUC {auc:F4}" : $"accuracy {res.TestAccuracy:F4}" : "–",
+            (j.Info?.Recoveries ?? 0).ToString(), j.Info?.FailureReason ?? "",
+        }).ToList();
+        var injected = _incidents.Count(i => i.Error is null);
+        var summary = $"{injected} fault(s) injected, {_jobs.Values.Count(j => j.Info?.State == JobState.Succeeded)}/{_jobs.Count} jobs succeeded, " +
+                      $"steps lost {_incidents.Sum(i => i.StepsLost)}, data lost {(ecLost.Count + badEnds.Count(b => b.Contains("lost")))} job(s), " +
+                      $"{invariants.Count(i => i.Item2)}/{invariants.Count} invariants passed, {seconds:F0} s";
+        return new Report(scenario.Name, seed, incidents, jobs, invariants, summary);
+    }
+
+    public static void Print(Report report, string file)
+    {
+        AnsiConsole.MarkupLine($"[bold]chaos scenario {Markup.Escape(report.Scenario)}[/], seed {report.Seed} (replay: orch chaos run {Markup.Escape(file)} --seed {report.Seed})");
+        var incidents = new Table().AddColumns("at (s)", "fault", "target", "detected after (s)", "recovered after (s)", "steps lost");
+        foreach (var row in report.Incidents) incidents.AddRow(row.Select(Markup.Escape).ToArray());
+        AnsiConsole.Write(incidents);
+        var byKind = report.Incidents.Where(r => double.TryParse(r[4], out _)).GroupBy(r => r[1].Split(' ')[0]).Select(g =>
+        {
+            var times = g.Select(r => double.Parse(r[4])).Order().ToList();
+            return $"{g.Key}: recovery median {times[times.Count / 2]:F1} s, max {times[^1]:F1} s ({times.Count})";
+        });
+        foreach (var line in byKind) AnsiConsole.MarkupLine(Markup.Escape(line));
+        var jobs = new Table().AddColumns("job", "state", "steps", "result", "recoveries", "failure");
+        foreach (var row in report.Jobs) jobs.AddRow(row.Select(Markup.Escape).ToArray());
+        AnsiConsole.Write(jobs);
+        var invariants = new Table().AddColumns("invariant", "", "detail");
+        foreach (var (name, passed, detail) in report.Invariants) invariants.AddRow(Markup.Escape(name), passed ? "[green]pass[/]" : "[red]FAIL[/]", Markup.Escape(detail));
+        AnsiConsole.Write(invariants);
+        AnsiConsole.MarkupLine((report.Passed ? "[green]PASSED[/]: " : "[red]FAILED[/]: ") + Markup.Escape(report.Summary));
+    }
+}

@@ -26,13 +26,23 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
     {
         public ScenarioFault Fault { get; } = fault;
         public double At { get; } = at;
+        public DateTime AtUtc { get; } = DateTime.UtcNow;
         public string Target { get; set; } = "";
         public string? Error { get; set; }
+        /// <summary>A worker's incarnation when it was hit: a new one means its process was replaced.</summary>
+        public string? Incarnation { get; set; }
         public double? Detected { get; set; }
         public double? Recovered { get; set; }
         public Dictionary<string, long> StepsAtInjection { get; } = [];
+        /// <summary>Every running job's step once the fault took effect (detected, or its time was over): recovered when
+        /// every one of them trained past it (or ended).</summary>
+        public Dictionary<string, long>? Baseline { get; set; }
         public long StepsLost { get; set; }
         public bool Detectable => Fault.Fault is "kill-silo" or "kill-worker" or "hang-worker";
+
+        /// <summary>When the fault's effect can be judged over: at detection for crashes and hangs, after its duration
+        /// for slowdowns, call loss and outages, a second after non-finite gradients were ordered.</summary>
+        public bool InEffectUntil(double now) => Detectable ? Detected is null : Fault.Fault == "nan-gradients" ? now - At < 1 : now - At < Fault.For;
     }
 
     sealed class JobWatch(string id, JobSpec spec)
@@ -57,6 +67,13 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         var shape = scenario.Cluster;
         await using var cluster = await LocalCluster.Start(shape.Silos, shape.Workers, progress, allowChaos: true, devices: shape.Devices);
         var grains = cluster.Grains;
+        foreach (var job in scenario.Jobs.Where(j => j.Generate > 0))
+        {
+            var path = JobSubmitter.LoadSpecs(new FileInfo(job.File), [.. job.Set], [], checkFiles: false)[0].Data.Path;
+            if (File.Exists(path)) continue;
+            progress($"writing {job.Generate:N0} Criteo-format examples to {path}");
+            Orchestrator.Core.Recommendation.CriteoSynth.Write(path, job.Generate, seed: 3);
+        }
         var specs = scenario.Jobs.SelectMany(j => JobSubmitter.LoadSpecs(new FileInfo(j.File), [.. j.Set],
             j.Copies > 1 ? [$"train.seed={string.Join(",", Enumerable.Range(1, j.Copies))}"] : [], checkFiles: true)).ToList();
         var firstOfJob = new List<int>();
@@ -86,7 +103,8 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             await Task.Delay(Poll, ct);
         }
         var timedOut = clock.Elapsed.TotalSeconds >= scenario.Timeout;
-        return await Score(grains, timedOut, clock.Elapsed.TotalSeconds);
+        var differences = timedOut ? [] : await CompareWithFailureFreeRuns(grains, ct);
+        return await Score(grains, timedOut, clock.Elapsed.TotalSeconds, differences);
     }
 
     async Task Observe(IGrainFactory grains, double now)
@@ -119,7 +137,9 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         foreach (var j in _jobs.Values.Where(j => j.Info is { } i && !i.State.IsTerminal())) incident.StepsAtInjection[j.Id] = j.LastStep;
         _incidents.Add(incident);
         var chaos = grains.GetGrain<IChaosGrain>("cluster");
-        var node = fault.Target != "random" ? fault.Target : PickWorker(cluster);
+        var node = fault.Target == "random" ? PickWorker(cluster)
+            : fault.Target.StartsWith("job:") ? NodeOf(ids[firstOfJob[int.Parse(fault.Target[4..])]])
+            : fault.Target;
         try
         {
             switch (fault.Fault)
@@ -130,9 +150,11 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                     incident.Target = (await _retry.ExecuteAsync(async _ => await chaos.KillSilo(silo.ToParsableString()))).Target;
                     break;
                 case "kill-worker":
+                    incident.Incarnation = (await grains.GetGrain<INodeGrain>(node).GetInfo()).Incarnation;
                     incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.KillWorker))).Target;
                     break;
                 case "hang-worker":
+                    incident.Incarnation = (await grains.GetGrain<INodeGrain>(node).GetInfo()).Incarnation;
                     incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.HangWorker, fault.For))).Target;
                     break;
                 case "slow-node":
@@ -159,6 +181,10 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         progress($"{now:F1} s: {fault} → {incident.Target}{(incident.Error is null ? "" : $" (not injected: {incident.Error})")}");
     }
 
+    string NodeOf(string jobId) => _jobs[jobId].Info is { } info
+        ? info.Assignment?.NodeId ?? info.Ranks?.FirstOrDefault(r => info.Gang is { } g && g.Ranks.Count > 0 && r.Epoch == g.Ranks[0])?.NodeId ?? "w1"
+        : "w1";
+
     string PickWorker(LocalCluster cluster)
     {
         var live = cluster.Workers.Where(w => !w.Value.HasExited).Select(w => w.Key).Order().ToList();
@@ -178,8 +204,9 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                         var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: false).WaitAsync(TimeSpan.FromSeconds(2));
                         if (hosts.Any(h => h.Key.ToParsableString() == incident.Target && h.Value == SiloStatus.Dead)) incident.Detected = now - incident.At;
                     }
-                    else if ((await grains.GetGrain<INodeGrain>(incident.Target).GetInfo().WaitAsync(TimeSpan.FromSeconds(2))).Health == NodeHealth.Dead)
-                        incident.Detected = now - incident.At;
+                    else if (await grains.GetGrain<INodeGrain>(incident.Target).GetInfo().WaitAsync(TimeSpan.FromSeconds(2)) is var node
+                             && (node.Health == NodeHealth.Dead || node.Incarnation != incident.Incarnation))
+                        incident.Detected = now - incident.At; // missed heartbeats, or its process was replaced
                 }
                 catch (Exception) { /* next poll */ }
             }
@@ -188,7 +215,10 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                 var job = _jobs[id];
                 if (job.LastStep < before) incident.StepsLost = Math.Max(incident.StepsLost, before - job.LastStep);
             }
-            if (incident.Recovered is null && incident.StepsAtInjection.All(kv => _jobs[kv.Key].LastStep > kv.Value || _jobs[kv.Key].Info!.State.IsTerminal()))
+            if (incident.Baseline is null && !incident.InEffectUntil(now))
+                incident.Baseline = incident.StepsAtInjection.Keys.ToDictionary(id => id, id => _jobs[id].LastStep);
+            if (incident.Recovered is null && incident.Baseline is { } baseline
+                && baseline.All(kv => _jobs[kv.Key].LastStep > kv.Value || _jobs[kv.Key].Info!.State.IsTerminal()))
                 incident.Recovered = now - incident.At;
         }
     }
@@ -210,7 +240,39 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         }
     }
 
-    async Task<Report> Score(IGrainFactory grains, bool timedOut, double seconds)
+    /// <summary>Trains every succeeded erasure-coded job again without faults (same spec, same seed) and compares
+    /// their embedding tables byte for byte; returns what differs.</summary>
+    async Task<List<string>> CompareWithFailureFreeRuns(IGrainFactory grains, CancellationToken ct)
+    {
+        var differences = new List<string>();
+        foreach (var job in _jobs.Values.Where(j => j.ErasureCoded && j.Info?.State == JobState.Succeeded).ToList())
+        {
+            progress($"{job.Id}: the same job again without faults, to compare its tables");
+            var id = (await JobSubmitter.SubmitAll(grains, [job.Spec], ct))[0];
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(scenario.Timeout);
+            JobInfo reference;
+            while (!(reference = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(id).GetInfo(), ct)).State.IsTerminal())
+            {
+                if (DateTime.UtcNow > deadline) { differences.Add($"{job.Id}: the failure-free run did not end in time"); break; }
+                await Task.Delay(Poll, ct);
+            }
+            if (reference.State != JobState.Succeeded || job.Info!.Shards is not { } mine || reference.Shards is not { } theirs)
+            {
+                differences.Add($"{job.Id}: the failure-free run {reference.State} {reference.FailureReason}");
+                continue;
+            }
+            for (int shard = 0; shard < mine.Shards; shard++)
+            {
+                var a = await grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(mine.JobId, shard / mine.K, shard % mine.K)).Copy(mine);
+                var b = await grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(theirs.JobId, shard / theirs.K, shard % theirs.K)).Copy(theirs);
+                if (!a.Bytes.AsSpan().SequenceEqual(b.Bytes)) differences.Add($"{job.Id}: shard {shard} differs from the failure-free run");
+            }
+            if (differences.Count == 0) progress($"{job.Id}: {mine.Shards} shards bit-identical to the failure-free run {id}");
+        }
+        return differences;
+    }
+
+    async Task<Report> Score(IGrainFactory grains, bool timedOut, double seconds, List<string> differences)
     {
         // Let the last reports and placements settle before checking that queue, nodes and jobs agree.
         await Task.Delay(TimeSpan.FromSeconds(3));
@@ -224,23 +286,27 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             }
             catch (Exception e) { unreadable.Add($"{job.Id}: {e.GetBaseException().Message}"); }
         }
+        await CountStepsLost(grains);
         var scheduler = await _retry.ExecuteAsync(async _ => await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo());
         var nodes = await Task.WhenAll(scheduler.Nodes.Select(n => grains.GetGrain<INodeGrain>(n).GetInfo()));
         var ended = _jobs.Values.Where(j => j.Info?.State.IsTerminal() == true).Select(j => j.Id).ToHashSet();
         var disagreements = scheduler.Queue.Where(q => ended.Contains(q.JobId)).Select(q => $"{q.JobId} ended but is queued")
             .Concat(nodes.SelectMany(n => n.Assignments.Where(a => ended.Contains(a.JobId)).Select(a => $"{a.JobId} ended but is assigned on {n.NodeId}")))
             .ToList();
-        static bool LostComponent(string? reason) => reason is null || System.Text.RegularExpressions.Regex.IsMatch(reason, "lost|dead|unreachable|no parity|could not", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
-        var badEnds = _jobs.Values.Where(j => j.Info?.State != JobState.Succeeded && !(j.Info?.State == JobState.Failed && !LostComponent(j.Info.FailureReason)))
+        // A job may fail for a cause of its own (non-finite values, bad data or spec), never because a component died.
+        static bool OwnCause(string? reason) => reason is not null && System.Text.RegularExpressions.Regex.IsMatch(reason, "non-finite|invalid|malformed|no full batch|does not exist", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        var badEnds = _jobs.Values.Where(j => j.Info?.State != JobState.Succeeded && !(j.Info?.State == JobState.Failed && OwnCause(j.Info.FailureReason)))
             .Select(j => $"{j.Id}: {j.Info?.State.ToString() ?? "unknown"} {j.Info?.FailureReason}").ToList();
         var ecLost = _jobs.Values.Where(j => j.ErasureCoded && (j.Info?.Recoveries > 0 || j.Backwards.Count > 0)).Select(j => $"{j.Id}: {j.Info?.Recoveries} recoveries").ToList();
         var invariants = new List<(string, bool, string)>
         {
-            ("every job ends Succeeded, or Failed with a stated cause that is not a lost component", badEnds.Count == 0 && !timedOut,
+            ("every job ends Succeeded, or Failed with a cause of its own (not a lost component)", badEnds.Count == 0 && !timedOut,
                 timedOut ? $"timed out after {seconds:F0} s: {string.Join("; ", badEnds)}" : string.Join("; ", badEnds)),
             ("no data-parallel job's step counter goes backwards", _jobs.Values.All(j => j.Backwards.Count == 0),
                 string.Join("; ", _jobs.Values.Where(j => j.Backwards.Count > 0).Select(j => $"{j.Id}: {string.Join(", ", j.Backwards)}"))),
             ("erasure-coded jobs lose no step (no rollback, no restart)", ecLost.Count == 0, string.Join("; ", ecLost)),
+            ("erasure-coded jobs end bit-identical to a failure-free run with the same seed", differences.Count == 0 && !timedOut,
+                timedOut ? "not compared: the run timed out" : string.Join("; ", differences)),
             ("no assignment is placed twice at once", _doubleAssignments.Count == 0, string.Join("; ", _doubleAssignments.Distinct().Take(5))),
             ("the queue and the nodes agree with the jobs' states", disagreements.Count == 0, string.Join("; ", disagreements)),
             ("every job's state reads back whole from the store", unreadable.Count == 0, string.Join("; ", unreadable)),
@@ -258,9 +324,32 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         }).ToList();
         var injected = _incidents.Count(i => i.Error is null);
         var summary = $"{injected} fault(s) injected, {_jobs.Values.Count(j => j.Info?.State == JobState.Succeeded)}/{_jobs.Count} jobs succeeded, " +
-                      $"steps lost {_incidents.Sum(i => i.StepsLost)}, data lost {(ecLost.Count + badEnds.Count(b => b.Contains("lost")))} job(s), " +
+                      $"steps lost {_incidents.Sum(i => i.StepsLost)}, data lost {ecLost.Count + differences.Count + badEnds.Count(b => b.Contains("lost"))}, " +
                       $"{invariants.Count(i => i.Item2)}/{invariants.Count} invariants passed, {seconds:F0} s";
         return new Report(scenario.Name, seed, incidents, jobs, invariants, summary);
+    }
+
+    /// <summary>
+    /// Steps lost per incident, from the jobs' own events (progress is sampled too coarsely to see a short redo): a
+    /// restart from a checkpoint or a rollback after the fault costs the steps between the job's step at the fault
+    /// and the step it went back to.
+    /// </summary>
+    async Task CountStepsLost(IGrainFactory grains)
+    {
+        var wentBack = new System.Text.RegularExpressions.Regex(@"resuming from checkpoint at step (\d+)|started from step (0)|to the checkpoint at step (\d+)");
+        foreach (var (incident, index) in _incidents.Select((i, n) => (i, n)))
+        {
+            var until = index + 1 < _incidents.Count ? _incidents[index + 1].AtUtc : DateTime.MaxValue;
+            foreach (var (id, before) in incident.StepsAtInjection)
+            {
+                IReadOnlyList<JobEvent> events;
+                try { events = await grains.GetGrain<IJobGrain>(id).GetEvents(); }
+                catch (Exception) { continue; }
+                foreach (var e in events.Where(e => e.At >= incident.AtUtc && e.At < until))
+                    if (wentBack.Match(e.What) is { Success: true } m)
+                        incident.StepsLost = Math.Max(incident.StepsLost, before - long.Parse(m.Groups.Cast<System.Text.RegularExpressions.Group>().Skip(1).First(g => g.Success).Value));
+            }
+        }
     }
 
     public static void Print(Report report, string file)

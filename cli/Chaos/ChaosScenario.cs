@@ -100,13 +100,16 @@ public sealed class ScenarioJob
     public List<string> Set { get; set; } = [];
     /// <summary>Copies of the job (with seeds 1, 2, ...): compatible copies are fused into one array.</summary>
     public int Copies { get; set; } = 1;
+    /// <summary>A Criteo job: write its data.path first (this many examples, orch data criteo-synth) if it is missing.</summary>
+    public int Generate { get; set; }
 }
 
 public sealed class ScenarioFault
 {
     public double At { get; set; }
     public string Fault { get; set; } = "";
-    /// <summary>A node id (w1), a silo index (0 = the first started), or "random".</summary>
+    /// <summary>A node id (w1), a silo index (0 = the lowest port), "job:N" (the node running job N of jobs; rank 0 of a
+    /// data-parallel job), or "random".</summary>
     public string Target { get; set; } = "random";
     /// <summary>Seconds a hang, slowdown, call loss or Redis outage lasts.</summary>
     public double For { get; set; } = 10;

@@ -74,7 +74,8 @@ public sealed record JobInfo(
     int Recoveries,
     string? HostSilo,
     GangView? Gang = null,
-    IReadOnlyList<Assignment>? Ranks = null);
+    IReadOnlyList<Assignment>? Ranks = null,
+    ShardConfig? Shards = null);
 
 /// <summary>A worker's answer for starting an assignment: the spec, and where to resume from (for a rank of a
 /// data-parallel job, also the membership it is in or waits to join).</summary>

@@ -9,7 +9,7 @@ public static class Resilience
 {
     /// <summary>Failures that mean "the silo or connection went away", worth retrying once the cluster re-forms.</summary>
     public static bool IsTransient(Exception e) =>
-        e is OrleansMessageRejectionException or TimeoutException or SiloUnavailableException
+        e is OrleansMessageRejectionException or TimeoutException or SiloUnavailableException or StateStoreUnavailableException
         || (e is OrleansException && e.InnerException is { } inner && IsTransient(inner));
 
     /// <summary>Exponential backoff with jitter for about <paramref name="budget"/>, then the last error surfaces.</summary>
@@ -26,3 +26,12 @@ public static class Resilience
             })
             .Build();
 }
+
+/// <summary>
+/// The cluster's state store (Redis) did not answer a grain's read or write; the call can be retried once it is
+/// back. Silos raise this in place of the storage provider's own exceptions, which clients could not deserialize
+/// (they do not carry the provider's assembly): such a reply would be dropped and the caller would wait for its
+/// whole response timeout.
+/// </summary>
+[GenerateSerializer, Alias("state-store-unavailable")]
+public sealed class StateStoreUnavailableException(string message) : Exception(message);

@@ -343,7 +343,7 @@ public sealed partial class JobGrain(
         : new(JobId, S.Priority, S.Sequence, S.Devices, S.FusionKey, S.MemoryBytes);
 
     JobInfo Info() => new(JobId, S.Name, S.Owner, S.State, S.Priority, S.Model, S.SubmittedAt, S.StartedAt, S.EndedAt,
-        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo, IsDataParallel ? View(null) : null, IsDataParallel ? S.Ranks.ToList() : null);
+        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo, IsDataParallel ? View(null) : null, IsDataParallel ? S.Ranks.ToList() : null, S.Shards);
 
     async Task SaveAndPublish()
     {

@@ -1,0 +1,34 @@
+namespace Orchestrator.Grains;
+
+/// <summary>
+/// Turns a storage provider's failure inside any grain call into <see cref="StateStoreUnavailableException"/>, which
+/// callers retry. A version conflict (a write that timed out during a store outage but landed when the store came
+/// back) also deactivates the grain, so that the retried call reaches an activation that read the stored state.
+/// </summary>
+public sealed class StoreFailureFilter : IIncomingGrainCallFilter
+{
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        try
+        {
+            await context.Invoke();
+        }
+        catch (Orleans.Storage.InconsistentStateException e)
+        {
+            context.TargetContext.Deactivate(new DeactivationReason(DeactivationReasonCode.ApplicationRequested, "its state changed in the store under it"));
+            throw new StateStoreUnavailableException($"{context.InterfaceName}.{context.MethodName}: the stored state changed under this activation ({e.Message}); it reloads, retry");
+        }
+        catch (Exception e) when (FromTheStore(e))
+        {
+            throw new StateStoreUnavailableException($"the state store did not answer {context.InterfaceName}.{context.MethodName}: {e.GetBaseException().Message}; retry when it is back");
+        }
+    }
+
+    static bool FromTheStore(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e.GetType().FullName is { } name && (name.StartsWith("StackExchange.Redis.", StringComparison.Ordinal) || name.StartsWith("Orleans.Persistence.", StringComparison.Ordinal)))
+                return true;
+        return false;
+    }
+}

@@ -17,7 +17,8 @@ public static class RecommendationRunner
     public static async Task Run(IGrainFactory grains, MemberChannel channel, StartReply reply)
     {
         var spec = JobSpecParser.Parse(reply.SpecJson);
-        var (dlrmModel, store) = OpenModel(grains, spec, reply.Shards);
+        var (dlrmModel, store) = OpenModel(grains, spec, reply.Shards, channel.Assignment.Epoch);
+        await store.Fence(); // a worker that ran this job before (and may thaw) can no longer write its rows
         using var dlrm = dlrmModel;
         var tables = dlrm.Shape.TableRows;
         var config = store.Config;
@@ -89,12 +90,12 @@ public static class RecommendationRunner
     }
 
     /// <summary>The job's DLRM, its embedding rows in the job's shard grains.</summary>
-    public static (DlrmTrainer Model, ShardedEmbeddingStore Store) OpenModel(IGrainFactory grains, JobSpec spec, ShardConfig? shards)
+    public static (DlrmTrainer Model, ShardedEmbeddingStore Store) OpenModel(IGrainFactory grains, JobSpec spec, ShardConfig? shards, long writer = 0)
     {
         var config = shards ?? throw new InvalidOperationException("the job grain gave no shard configuration for a dlrm job");
         var tables = Enumerable.Repeat(spec.Model.TableRows, CriteoFormat.CategoricalFeatures).ToArray();
         var layout = new EmbeddingLayout(tables, spec.Model.Dim, config.Shards);
-        var store = new ShardedEmbeddingStore(grains, config, layout);
+        var store = new ShardedEmbeddingStore(grains, config, layout, writer);
         return (new DlrmTrainer(new DlrmShape(spec.Model.Dim, tables, spec.Model.Hidden, spec.Model.Top ?? []), layout, store, spec.Train.Seed, spec.Train.Lr), store);
     }
 

@@ -43,8 +43,13 @@ public interface IEmbeddingShardGrain : IGrainWithStringKey
     [Alias("lookup")] Task<byte[]> Lookup(ShardConfig config, long step, byte[] rows);
 
     /// <summary>Step <paramref name="step"/>'s Adagrad update of the given rows: prepare, deltas to every parity, commit.
-    /// A step the shard already holds is acknowledged without being applied again (retries are safe).</summary>
-    [Alias("update")] Task Update(ShardConfig config, long step, byte[] rows, byte[] gradients);
+    /// A step the shard already holds is acknowledged without being applied again (retries are safe). An update from
+    /// a <paramref name="writer"/> (the assignment epoch of a single-worker job) older than one already seen is refused
+    /// with <see cref="StaleWriterException"/>: a worker that thaws after its job moved on must not write.</summary>
+    [Alias("update")] Task Update(ShardConfig config, long step, byte[] rows, byte[] gradients, long writer);
+
+    /// <summary>Raises the shard's writer fence to <paramref name="writer"/> (a new assignment takes over the job).</summary>
+    [Alias("fence")] Task Fence(ShardConfig config, long writer);
 
     /// <summary>For a sibling's rebuild: a copy of this shard, taken between two turns (it never waits on an update in flight).</summary>
     [Alias("copy"), Orleans.Concurrency.AlwaysInterleave] Task<DataShardCopy> Copy(ShardConfig config);
@@ -67,6 +72,10 @@ public sealed class ShardRolledBackException(long step, string message) : Except
 {
     [Id(0)] public long Step { get; } = step;
 }
+
+/// <summary>A write from an assignment older than the shard's writer fence: that worker's job has moved on.</summary>
+[GenerateSerializer, Alias("stale-writer")]
+public sealed class StaleWriterException(string message) : Exception(message);
 
 /// <summary>A parity shard of a coding group (key: job/group/member, member ≥ k).</summary>
 [Alias("parity-shard")]

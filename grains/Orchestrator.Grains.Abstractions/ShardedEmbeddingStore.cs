@@ -9,7 +9,9 @@ namespace Orchestrator.Grains;
 /// touches, each carrying all of that shard's rows packed as bytes. A call that fails because a silo died is
 /// retried: the shard comes back rebuilt on another silo, and a retried update is never applied twice.
 /// </summary>
-public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig config, EmbeddingLayout layout) : IEmbeddingStore
+/// <param name="writer">The assignment epoch of a single-worker job, fencing shards against a stale worker; 0 for
+/// data-parallel ranks, which all write (their data plane is fenced by membership epochs instead).</param>
+public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig config, EmbeddingLayout layout, long writer = 0) : IEmbeddingStore
 {
     /// <summary>
     /// A shard call takes milliseconds. One to a silo that just died would otherwise wait for Orleans' response
@@ -49,9 +51,12 @@ public sealed class ShardedEmbeddingStore(IGrainFactory grains, ShardConfig conf
             var i = 0;
             foreach (var n in shard) gradients.AsSpan(n * dim, dim).CopyTo(grads.AsSpan(i++ * dim));
             var payload = MemoryMarshal.AsBytes(grads.AsSpan()).ToArray();
-            await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Update(config, step, rows, payload).WaitAsync(CallTimeout), ct);
+            await _retry.ExecuteAsync(async _ => await Grain(shard.Key).Update(config, step, rows, payload, writer).WaitAsync(CallTimeout), ct);
         }));
     }
+
+    /// <summary>Raises every shard's writer fence to this store's writer, before its first step.</summary>
+    public Task Fence(CancellationToken ct = default) => AllShards(g => g.Fence(config, writer), ct);
 
     /// <summary>Checkpoint baseline: every shard saves itself as of <paramref name="step"/>.</summary>
     public Task Checkpoint(long step, CancellationToken ct = default) => AllShards(g => g.Checkpoint(config, step), ct);

@@ -76,6 +76,30 @@ public class DataParallelTests
     }
 
     [Fact]
+    public async Task ARankWithNonFiniteGradients_MakesEveryRankSkipThatStep_AndNamesIt()
+    {
+        var spec = Spec(16);
+        var results = await LoopbackRanks.Run(2, async (collective, r) =>
+        {
+            using var rank = new DataParallelRank(spec, Data, r, 2, collective, GradientCombine.Adasum);
+            for (int s = 0; s < 3; s++) await rank.TrainStep();
+            var before = Flatten(rank.Model);
+            if (r == 1) rank.PoisonNextStep();
+            await rank.TrainStep();
+            var skipped = (Unchanged: Flatten(rank.Model).SequenceEqual(before), Ranks: rank.NonFiniteRanks.ToArray(), rank.Step);
+            await rank.TrainStep();
+            return (Skipped: skipped, After: Flatten(rank.Model), NextStepClean: rank.NonFiniteRanks.Count == 0);
+        });
+
+        Assert.All(results, x => Assert.True(x.Skipped.Unchanged, "a skipped step must not move the parameters"));
+        Assert.All(results, x => Assert.Equal([1], x.Skipped.Ranks));
+        Assert.All(results, x => Assert.Equal(4, x.Skipped.Step));
+        Assert.All(results, x => Assert.True(x.NextStepClean));
+        Assert.Equal(results[0].After, results[1].After);
+        Assert.True(results[0].After.All(float.IsFinite));
+    }
+
+    [Fact]
     public async Task WhenARankDiesMidCombination_TheSurvivorsRedoOnlyThatCombination_AndStayBitIdentical()
     {
         var spec = Spec(16);

@@ -95,6 +95,30 @@ public class DlrmRankTests
     }
 
     [Fact]
+    public async Task NonFiniteGradientsFromOneRank_NeverReachAShard_AndEveryRankSkipsTheStep()
+    {
+        var store = NewStore();
+        var watched = new WatchedStore(store);
+        var skipped = await LoopbackRanks.Run(2, async (collective, r) =>
+        {
+            using var rank = NewRank(16, watched);
+            rank.Join(collective, r, 2);
+            for (int s = 0; s < 5; s++)
+            {
+                if (r == 0 && s == 2) rank.PoisonNextStep();
+                await rank.TrainStep();
+                if (rank.NonFiniteRanks.Count > 0) return (Step: rank.Step, Ranks: rank.NonFiniteRanks.ToArray());
+            }
+            return (Step: -1L, Ranks: Array.Empty<int>());
+        });
+
+        Assert.All(skipped, x => Assert.Equal(3L, x.Step));
+        Assert.All(skipped, x => Assert.Equal([0], x.Ranks));
+        Assert.DoesNotContain(watched.Updates, u => u.Step == 3);
+        Assert.True(Floats(store).All(float.IsFinite));
+    }
+
+    [Fact]
     public async Task ARankLostAfterTheMerge_LeavesTheStepToTheSurvivor_WhichFinishesIt_SoNoStepIsLostOrRepeated()
     {
         // With a failure: ranks 0 and 1 train 10 steps; rank 1 dies while updating its shards in step 11 (after the

@@ -11,7 +11,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     public static readonly TimeSpan RankSilenceLimit = TimeSpan.FromSeconds(1);
     public InProcessTestCluster Cluster { get; }
 
-    public ClusterFixture()
+    public ClusterFixture(bool allowChaos = false)
     {
         var builder = new InProcessTestClusterBuilder(2);
         builder.ConfigureSilo((_, silo) =>
@@ -23,6 +23,7 @@ public sealed class ClusterFixture : IAsyncLifetime
                 o.NodeHeartbeatTimeout = HeartbeatTimeout;
                 o.RankSilenceLimit = RankSilenceLimit;
                 o.SchedulerTickPeriod = TimeSpan.FromMilliseconds(200);
+                o.AllowChaos = allowChaos;
             });
         });
         Cluster = builder.Build();

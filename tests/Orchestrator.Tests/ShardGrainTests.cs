@@ -71,7 +71,7 @@ public sealed class ShardGrainTests : IAsyncLifetime
             var grads = shard.SelectMany(n => gradients.Skip(n * Config.Dim).Take(Config.Dim)).ToArray();
             var grain = Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(Config.JobId, shard.Key / Config.K, shard.Key % Config.K));
             await Retry(() => grain.Lookup(Config, step, rows));
-            await Retry(() => grain.Update(Config, step, rows, System.Runtime.InteropServices.MemoryMarshal.AsBytes(grads.AsSpan()).ToArray()));
+            await Retry(() => grain.Update(Config, step, rows, System.Runtime.InteropServices.MemoryMarshal.AsBytes(grads.AsSpan()).ToArray(), writer: 1));
         }));
     }
 
@@ -92,6 +92,29 @@ public sealed class ShardGrainTests : IAsyncLifetime
                 await Task.Delay(200);
             }
         }
+    }
+
+    [Fact]
+    public async Task AShard_RefusesAStaleWriter_AndNonFiniteGradients_WithoutApplyingThem()
+    {
+        var config = Config with { JobId = "fence-test" };
+        var shard = Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(config.JobId, 0, 0));
+        var rows = Shard([1, 2]);
+        byte[] Grads(float value) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Enumerable.Repeat(value, 2 * config.Dim).ToArray().AsSpan()).ToArray();
+        await shard.Update(config, 1, rows, Grads(0.5f), writer: 3);
+        await shard.Fence(config, writer: 5); // a new assignment took the job over
+        var before = (await shard.Copy(config)).Bytes;
+
+        var stale = await Assert.ThrowsAsync<StaleWriterException>(() => shard.Update(config, 2, rows, Grads(0.5f), writer: 3));
+        var nan = await Assert.ThrowsAsync<ArgumentException>(() => shard.Update(config, 2, rows, Grads(float.NaN), writer: 5));
+
+        Assert.Contains("epoch 5", stale.Message);
+        Assert.Contains("non-finite", nan.Message);
+        var after = await shard.Copy(config);
+        Assert.Equal(before, after.Bytes);
+        Assert.Equal(1, after.Version);
+        await shard.Update(config, 2, rows, Grads(0.5f), writer: 5);
+        Assert.Equal(2, (await shard.Copy(config)).Version);
     }
 
     async Task<Dictionary<int, SiloAddress>[]> Placements() =>

@@ -86,6 +86,9 @@ public sealed class EmbeddingShardGrain(
 {
     DataShard? _shard;
     ShardStatus? _status;
+    /// <summary>The newest writer (assignment epoch) seen; older ones are refused. In memory: a rebuilt shard starts
+    /// at 0, and the next write raises it.</summary>
+    long _writer;
     /// <summary>Checkpoint baseline: the step this shard came back from after a loss, until the job rolls back to it.</summary>
     long? _restoredFrom;
     string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
@@ -166,9 +169,23 @@ public sealed class EmbeddingShardGrain(
         return result;
     }
 
-    public async Task Update(ShardConfig c, long step, byte[] rows, byte[] gradients)
+    public async Task Fence(ShardConfig c, long writer)
+    {
+        await Ready(c);
+        CheckWriter(writer);
+    }
+
+    void CheckWriter(long writer)
+    {
+        if (writer < _writer)
+            throw new StaleWriterException($"shard {this.GetPrimaryKeyString()}: a write from assignment epoch {writer}, but epoch {_writer} has taken the job over; this worker must stop");
+        _writer = writer;
+    }
+
+    public async Task Update(ShardConfig c, long step, byte[] rows, byte[] gradients, long writer)
     {
         var shard = await Ready(c);
+        CheckWriter(writer);
         EnsureNotRolledBack(step);
         var ids = Shard.Ints(rows);
         var position = new Dictionary<int, int>(ids.Length);

@@ -1,0 +1,136 @@
+using Orchestrator.Cli;
+using Orchestrator.Cli.Chaos;
+using Orchestrator.Grains;
+using Orchestrator.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Tests;
+
+/// <summary>Failure injection through the cluster: refused unless allowed; a worker's fault rides one heartbeat reply.</summary>
+public class ChaosGrainTests
+{
+    [Fact]
+    public async Task EveryChaosCommand_IsRefused_WithTheReason_UnlessTheSilosAllowChaos()
+    {
+        var fixture = new ClusterFixture(allowChaos: false);
+        await fixture.InitializeAsync();
+        try
+        {
+            var chaos = fixture.Grains.GetGrain<IChaosGrain>("cluster");
+            var refusals = new[]
+            {
+                await Assert.ThrowsAsync<ChaosDisabledException>(() => chaos.KillSilo(null)),
+                await Assert.ThrowsAsync<ChaosDisabledException>(() => chaos.FaultNode("w1", new NodeFault(FaultKind.KillWorker))),
+                await Assert.ThrowsAsync<ChaosDisabledException>(() => chaos.NanGradients("job", 0, 3)),
+            };
+            Assert.All(refusals, e => Assert.Contains("--allow-chaos", e.Message));
+            Assert.Equal(2, (await fixture.Grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Count); // nothing was killed
+        }
+        finally { await fixture.DisposeAsync(); }
+    }
+
+    [Fact]
+    public async Task ANodeFault_TravelsWithTheNextHeartbeatReply_ExactlyOnce()
+    {
+        var fixture = new ClusterFixture(allowChaos: true);
+        await fixture.InitializeAsync();
+        try
+        {
+            var node = fixture.Grains.GetGrain<INodeGrain>("n1");
+            var report = new NodeReport("inc-1", ["cpu:0"], 1 << 30, [], "host", 1);
+            Assert.Empty((await node.Heartbeat(report)).Faults ?? []);
+            var chaos = fixture.Grains.GetGrain<IChaosGrain>("cluster");
+
+            var result = await chaos.FaultNode("n1", new NodeFault(FaultKind.SlowNode, Seconds: 5, DelayMs: 200));
+
+            Assert.Equal("n1", result.Target);
+            Assert.Equal([new NodeFault(FaultKind.SlowNode, Seconds: 5, DelayMs: 200)], (await node.Heartbeat(report)).Faults);
+            Assert.Empty((await node.Heartbeat(report)).Faults ?? []);
+            await Assert.ThrowsAsync<ArgumentException>(() => chaos.FaultNode("no-such-node", new NodeFault(FaultKind.KillWorker)));
+            await Assert.ThrowsAsync<ArgumentException>(() => chaos.KillSilo("127.0.0.1:1@1"));
+        }
+        finally { await fixture.DisposeAsync(); }
+    }
+}
+
+/// <summary>Scenario files: validation that names the field, and a random schedule that a seed replays.</summary>
+public class ChaosScenarioTests
+{
+    static string Write(string yaml)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("chaos").FullName, "s.yaml");
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    [Theory]
+    [InlineData("name: x\njobs: [{file: a.yaml}]\nfaults: [{at: 1, fault: unplug-cable}]", "faults[0].fault")]
+    [InlineData("name: x\njobs: []", "jobs")]
+    [InlineData("name: x\ncluster: {silos: 0}\njobs: [{file: a.yaml}]", "cluster.silos")]
+    [InlineData("name: x\njobs: [{file: a.yaml}]\nrandom: {faults: 3, over: 0}", "random.over")]
+    [InlineData("name: x\njobs: [{file: a.yaml}]\nfaults: [{at: 1, fault: nan-gradients, job: 4}]", "faults[0].job")]
+    [InlineData("name: x\njobz: []", "line 2")]
+    public void AnInvalidScenario_IsRefused_NamingTheField(string yaml, string field)
+    {
+        var e = Assert.Throws<UsageException>(() => ChaosScenario.Load(Write(yaml)));
+        Assert.Contains(field, e.Message);
+    }
+
+    [Fact]
+    public void TheRandomSchedule_IsReplayedBySeed_AndSortedInTime()
+    {
+        var scenario = ChaosScenario.Load(Write("name: x\njobs: [{file: a.yaml}]\nrandom: {faults: 10, over: 180, kinds: [kill-silo, hang-worker]}"));
+
+        var first = scenario.Timeline(7).Select(f => (f.At, f.Fault)).ToList();
+
+        Assert.Equal(10, first.Count);
+        Assert.Equal(first, scenario.Timeline(7).Select(f => (f.At, f.Fault)));
+        Assert.NotEqual(first, scenario.Timeline(8).Select(f => (f.At, f.Fault)));
+        Assert.Equal(first.OrderBy(f => f.At), first);
+        Assert.All(first, f => Assert.InRange(f.At, 0, 180));
+        Assert.Equal(["hang-worker", "kill-silo"], first.Select(f => f.Fault).Distinct().Order());
+    }
+
+    [Theory]
+    [InlineData("10s", 10)]
+    [InlineData("500ms", 0.5)]
+    [InlineData("1m", 60)]
+    [InlineData("2.5", 2.5)]
+    public void Durations_AreRead(string text, double seconds) => Assert.Equal(seconds, ChaosCommands.Seconds(text), 9);
+
+    [Theory]
+    [InlineData("ten seconds")]
+    [InlineData("-1s")]
+    [InlineData("2h")]
+    public void BadDurations_AreRefused(string text) => Assert.Throws<UsageException>(() => ChaosCommands.Seconds(text));
+}
+
+/// <summary>
+/// The shipped scenarios (examples/chaos/), each run by `orch chaos run` as a separate process that starts its own
+/// redis-server, silos and workers with --allow-chaos: every invariant must pass.
+/// </summary>
+[Collection("processes")]
+public sealed class ChaosScenarioProcessTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("kill-silo")]
+    [InlineData("kill-worker")]
+    [InlineData("hang-worker")]
+    [InlineData("redis-outage")]
+    [InlineData("two-silo-failures")]
+    [InlineData("nan-gradients")]
+    [InlineData("random")]
+    public async Task TheScenario_PassesEveryInvariant(string scenario)
+    {
+        var file = Path.Combine(Repo.Root, "examples", "chaos", $"{scenario}.yaml");
+        var timeout = TimeSpan.FromSeconds(ChaosScenario.Load(file).Timeout * 2 + 120);
+        using var run = ChildProcess.Dotnet($"chaos-{scenario}", Repo.Cli, "chaos", "run", file);
+
+        var exit = await run.WaitForExit(timeout);
+
+        output.WriteLine(run.Output);
+        Assert.Contains("PASSED", run.Output);
+        Assert.DoesNotContain("FAIL", run.Output);
+        Assert.Equal(0, exit);
+    }
+}

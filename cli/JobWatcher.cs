@@ -12,7 +12,7 @@ public static class JobWatcher
     public static async Task<IReadOnlyList<JobInfo>> Follow(IGrainFactory grains, IReadOnlyList<string> jobIds, CancellationToken ct)
     {
         var jobs = jobIds.Select(id => grains.GetGrain<IJobGrain>(id)).ToList();
-        var retry = Resilience.Retry(TimeSpan.FromSeconds(60));
+        var retry = ClusterLine.Create(TimeSpan.FromSeconds(120), what => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(DateTime.Now.ToString("HH:mm:ss"))} {Markup.Escape(what)}[/]"));
         async Task<JobInfo[]> Snapshot() => await Task.WhenAll(jobs.Select(j => retry.ExecuteAsync(async _ => await j.GetInfo(), ct).AsTask()));
 
         if (!AnsiConsole.Profile.Capabilities.Interactive)

@@ -313,6 +313,11 @@ static async Task<int> Run(Func<Task<int>> action)
     catch (SpecValidationException e) { AnsiConsole.MarkupLine($"[red]invalid job spec:[/]{Environment.NewLine}{Markup.Escape(e.Message)}"); return 2; }
     catch (KeyNotFoundException e) { AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return 1; }
     catch (ArgumentException e) { AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return 2; }
+    catch (Polly.Timeout.TimeoutRejectedException)
+    {
+        AnsiConsole.MarkupLine("[red]error:[/] the cluster stayed unreachable; check that its silos (and Redis) are running, then follow the jobs again with 'orch job ID --follow'");
+        return 1;
+    }
     catch (OperationCanceledException) { AnsiConsole.MarkupLine("[yellow]interrupted[/]"); return 130; }
     catch (Exception e) when (Resilience.IsTransient(e))
     {

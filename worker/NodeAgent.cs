@@ -29,6 +29,8 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
         var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         log.LogInformation("Node {Node} up with devices {Devices}", options.NodeId, string.Join(",", options.Devices));
         using var timer = new PeriodicTimer(options.HeartbeatPeriod);
+        // Heartbeats are tried every period anyway; the breaker only turns a lost cluster into two log lines.
+        var line = ClusterLine.Create(TimeSpan.Zero, what => log.LogWarning("Node {Node}: {What}; training goes on", options.NodeId, what), retry: false);
         do
         {
             try
@@ -38,10 +40,11 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
                     .Concat(_ranks.Values.Where(r => !r.Ended).Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.Epoch, r.Step)))
                     .ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
-                var directive = await node.Heartbeat(report);
+                var directive = await line.ExecuteAsync(async _ => await node.Heartbeat(report), ct);
                 foreach (var fault in directive.Faults ?? []) chaos.Apply(fault);
                 Reconcile(directive.Desired);
             }
+            catch (Polly.CircuitBreaker.BrokenCircuitException) { /* reported once when it opened */ }
             catch (Exception e) when (Resilience.IsTransient(e) || e is OrleansException)
             {
                 log.LogWarning("Node {Node}: heartbeat failed ({Error}); retrying", options.NodeId, e.GetType().Name);

@@ -83,6 +83,8 @@ public static class RecommendationRunner
             if (dlrm.Step % spec.Train.CheckpointEvery == 0 && dlrm.Step < total)
                 channel.Post(new JobCheckpoint(dlrm.Step, dlrm.CaptureDense(), DateTime.UtcNow));
         }
+        if (data.Skipped > 0)
+            await grains.GetGrain<IJobGrain>(channel.JobId).Note(channel.Assignment.NodeId, $"skipped {data.Skipped} malformed lines of {spec.Data.Path}; the first: {data.FirstProblem}");
         var final = metrics ?? await dlrm.Evaluate(test);
         var seconds = clock.Elapsed.TotalSeconds;
         channel.End(MemberOutcome.Succeeded(new JobResult(final.Accuracy, loss, dlrm.Step, (int)((dlrm.Step + stepsPerEpoch - 1) / stepsPerEpoch), seconds,

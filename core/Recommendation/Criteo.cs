@@ -85,14 +85,23 @@ public static class CriteoFormat
 /// <summary>
 /// Reads a file's examples by position without holding the file in memory: a read at or after the previous one
 /// continues the stream (skipping lines unparsed), a read before it reopens the file. Data-parallel ranks read
-/// their share of every global batch this way, and a job resumed mid-epoch seeks to where it stopped.
+/// their share of every global batch this way, and a job resumed mid-epoch seeks to where it stopped. Positions
+/// count non-empty lines; a malformed line is counted and skipped (its batch is one example smaller), and reading
+/// fails once more than <see cref="MaxBadFraction"/> of the lines read (and at least <see cref="MinBadLines"/>) were bad.
 /// </summary>
 public sealed class CriteoCursor(string path, IReadOnlyList<int> tableRows) : IDisposable
 {
+    public const double MaxBadFraction = 0.01;
+    public const int MinBadLines = 10;
+    readonly HashSet<long> _bad = [];
     StreamReader? _reader;
-    long _position, _line;
+    long _position, _line, _parsed;
 
-    /// <summary>Examples [<paramref name="start"/>, start + count) of the file (fewer at its end).</summary>
+    /// <summary>Distinct malformed lines met so far, and the first one's problem.</summary>
+    public int Skipped => _bad.Count;
+    public string? FirstProblem { get; private set; }
+
+    /// <summary>Examples [<paramref name="start"/>, start + count) of the file (fewer at its end or for bad lines).</summary>
     public List<CriteoExample> Read(long start, int count)
     {
         if (_reader is null || start < _position)
@@ -106,7 +115,19 @@ public sealed class CriteoCursor(string path, IReadOnlyList<int> tableRows) : ID
         {
             _line++;
             if (line.Length == 0) continue;
-            if (_position++ >= start) examples.Add(CriteoFormat.Parse(line, tableRows, path, _line));
+            if (_position++ < start) continue;
+            try
+            {
+                examples.Add(CriteoFormat.Parse(line, tableRows, path, _line));
+                _parsed++;
+            }
+            catch (InvalidDataException e)
+            {
+                FirstProblem ??= e.Message;
+                _bad.Add(_line);
+                if (_bad.Count >= MinBadLines && _bad.Count > MaxBadFraction * (_parsed + _bad.Count))
+                    throw new InvalidDataException($"{path}: {_bad.Count} malformed lines among the first {_parsed + _bad.Count} read (more than {MaxBadFraction:P0}); the first: {FirstProblem}. Fix or filter the file");
+            }
         }
         return examples;
     }

@@ -1,5 +1,6 @@
 using Orleans.Runtime;
 using Polly;
+using Polly.CircuitBreaker;
 using Polly.Retry;
 
 namespace Orchestrator.Grains;
@@ -25,6 +26,54 @@ public static class Resilience
                 MaxRetryAttempts = Math.Max(1, (int)(budget.TotalSeconds / 1.5)),
             })
             .Build();
+}
+
+/// <summary>
+/// A caller's line to the cluster when it may be lost for a while (a worker's heartbeats, the CLI following jobs):
+/// transient failures are retried with backoff and jitter for up to <c>budget</c>, and a circuit breaker opens after
+/// every call in a few seconds failed, so that the caller says once that the cluster is unreachable (and once that
+/// it answers again) instead of logging a storm of failed retries; while it is open, calls fail at once and are
+/// tried again every <see cref="BreakDuration"/>.
+/// </summary>
+public static class ClusterLine
+{
+    public static readonly TimeSpan BreakDuration = TimeSpan.FromSeconds(3);
+
+    public static ResiliencePipeline Create(TimeSpan budget, Action<string> report, bool retry = true)
+    {
+        var builder = new ResiliencePipelineBuilder();
+        if (retry)
+        {
+            builder.AddTimeout(budget);
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => Resilience.IsTransient(e) || e is BrokenCircuitException),
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(200),
+                MaxDelay = BreakDuration,
+                MaxRetryAttempts = int.MaxValue,
+            });
+        }
+        return builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(Resilience.IsTransient),
+            FailureRatio = 1.0,
+            MinimumThroughput = 3,
+            SamplingDuration = TimeSpan.FromSeconds(10),
+            BreakDuration = BreakDuration,
+            OnOpened = a =>
+            {
+                report($"the cluster is unreachable ({a.Outcome.Exception?.GetBaseException().Message}); trying again every {BreakDuration.TotalSeconds:0} s");
+                return ValueTask.CompletedTask;
+            },
+            OnClosed = _ =>
+            {
+                report("the cluster answers again");
+                return ValueTask.CompletedTask;
+            },
+        }).Build();
+    }
 }
 
 /// <summary>

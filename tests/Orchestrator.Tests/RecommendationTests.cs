@@ -75,6 +75,31 @@ public class RecommendationTests
         }
     }
 
+    [Theory]
+    [InlineData(3, false)]
+    [InlineData(40, true)]
+    public void MalformedLines_AreCountedAndSkipped_UntilTooManyFailTheRead(int bad, bool fails)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("criteo").FullName, "c.tsv");
+        CriteoSynth.Write(path, 1000, seed: 5);
+        var lines = File.ReadAllLines(path).ToList();
+        for (int i = 0; i < bad; i++) lines[10 + i * 20] = "2\tnot\ta\tclick";
+        File.WriteAllLines(path, lines);
+        using var cursor = new CriteoCursor(path, Tables);
+
+        if (fails)
+        {
+            var e = Assert.Throws<InvalidDataException>(() => cursor.Read(0, 1000));
+            Assert.Contains("malformed lines", e.Message);
+            Assert.Contains(":11:", e.Message); // the first bad line, by number
+            return;
+        }
+        var read = cursor.Read(0, 1000);
+        Assert.Equal(1000 - bad, read.Count);
+        Assert.Equal(bad, cursor.Skipped);
+        Assert.Contains("tab-separated fields", cursor.FirstProblem);
+    }
+
     [Fact]
     public void Layout_StripesIdsOverShards_AndInitialRowsDependOnlyOnSeedAndId()
     {

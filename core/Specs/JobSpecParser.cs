@@ -250,7 +250,8 @@ public static partial class JobSpecParser
                 if (known.Contains(key)) continue;
                 var close = known.FirstOrDefault(k => Similar(k, key));
                 var hint = close is not null ? $"; did you mean '{close}'?" : $"; known fields: {string.Join(", ", known)}";
-                Error(PathOf(map, key), $"unknown field{hint}");
+                // A blank key (": 1") would otherwise be reported under an empty name.
+                Error(PathOf(map, string.IsNullOrWhiteSpace(key) ? "(blank key)" : key), $"unknown field{hint}");
             }
             return map;
         }

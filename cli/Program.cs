@@ -15,6 +15,9 @@ ClusterConnection Connection(ParseResult p)
     catch (ArgumentException e) { throw new UsageException(e.Message); }
 }
 
+// One-shot reads and commands: transient failures (a silo failing over) are retried for a while.
+var calls = Resilience.Retry(TimeSpan.FromSeconds(20));
+
 // submit
 var file = new Argument<FileInfo>("FILE") { Description = "Job spec, YAML or JSON (see README: job-spec reference)" };
 var sets = new Option<string[]>("--set") { Description = "Override a field: --set train.lr=0.1 (repeatable)", AllowMultipleArgumentsPerToken = false };
@@ -68,7 +71,7 @@ var jobs = new Command("jobs", "List jobs with state, progress and accuracy");
 jobs.SetAction((p, ct) => Run(async () =>
 {
     await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
-    Views.Jobs(await session.Grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List());
+    Views.Jobs(await calls.ExecuteAsync(async _ => await session.Grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List(), ct));
     return 0;
 }));
 
@@ -81,7 +84,7 @@ job.SetAction((p, ct) => Run(async () =>
     await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
     var grain = session.Grains.GetGrain<IJobGrain>(p.GetValue(jobId)!);
     if (p.GetValue(follow)) return await FollowAndSummarize(session.Grains, [p.GetValue(jobId)!], ct);
-    Views.Job(await grain.GetInfo(), await grain.GetEvents());
+    Views.Job(await calls.ExecuteAsync(async _ => await grain.GetInfo(), ct), await calls.ExecuteAsync(async _ => await grain.GetEvents(), ct));
     return 0;
 }));
 
@@ -93,7 +96,7 @@ Command EventsCommand(string name)
     cmd.SetAction((p, ct) => Run(async () =>
     {
         await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
-        Views.Events(await session.Grains.GetGrain<IJobGrain>(p.GetValue(id)!).GetEvents());
+        Views.Events(await calls.ExecuteAsync(async _ => await session.Grains.GetGrain<IJobGrain>(p.GetValue(id)!).GetEvents(), ct));
         return 0;
     }));
     return cmd;
@@ -105,7 +108,7 @@ var cancel = new Command("cancel", "Cancel a job; a running worker stops at its 
 cancel.SetAction((p, ct) => Run(async () =>
 {
     await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
-    var info = await session.Grains.GetGrain<IJobGrain>(p.GetValue(cancelId)!).Cancel(Environment.UserName);
+    var info = await calls.ExecuteAsync(async _ => await session.Grains.GetGrain<IJobGrain>(p.GetValue(cancelId)!).Cancel(Environment.UserName), ct);
     AnsiConsole.MarkupLine($"{Markup.Escape(info.JobId)}: {JobWatcher.StateMarkup(info.State)}");
     return 0;
 }));
@@ -115,8 +118,8 @@ var nodes = new Command("nodes", "List nodes: health, devices, what runs where, 
 nodes.SetAction((p, ct) => Run(async () =>
 {
     await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
-    var scheduler = await session.Grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo();
-    var infos = await Task.WhenAll(scheduler.Nodes.Select(n => session.Grains.GetGrain<INodeGrain>(n).GetInfo()));
+    var scheduler = await calls.ExecuteAsync(async _ => await session.Grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo(), ct);
+    var infos = await calls.ExecuteAsync(async _ => await Task.WhenAll(scheduler.Nodes.Select(n => session.Grains.GetGrain<INodeGrain>(n).GetInfo())), ct);
     Views.Nodes(infos);
     if (scheduler.Queue.Count > 0) AnsiConsole.MarkupLine($"{scheduler.Queue.Count} job(s) waiting for a device");
     return 0;

@@ -21,7 +21,11 @@ public sealed class ArrayRunner
     {
         (ArrayId, _grains, _log) = (arrayId, grains, log);
         _channels = members.ToDictionary(m => m.JobId, m => new MemberChannel(grains, m, log));
-        Completion = Task.Run(RunAsync);
+        Completion = Task.Run(async () =>
+        {
+            try { await RunAsync(); }
+            catch (Exception e) { log.LogError(e, "Array {Array}: its runner ended unexpectedly; the next reconcile runs its members again", arrayId); }
+        });
     }
 
     public string ArrayId { get; }
@@ -33,9 +37,9 @@ public sealed class ArrayRunner
         if (_channels.TryGetValue(jobId, out var c)) c.RequestStop(reason);
     }
 
-    public void StopAll(string reason)
+    public void StopAll(string reason, bool runAgainIfWanted = false)
     {
-        foreach (var c in _channels.Values) c.RequestStop(reason);
+        foreach (var c in _channels.Values) c.RequestStop(reason, runAgainIfWanted);
     }
 
     async Task RunAsync()

@@ -34,11 +34,16 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
 
     IJobGrain Job => grains.GetGrain<IJobGrain>(assignment.JobId);
 
-    public void RequestStop(string reason)
+    /// <param name="runAgainIfWanted">The member stops for a reason of this node (it lost the cluster), not of the job:
+    /// if its assignment is still here once the cluster answers, the node runs it again.</param>
+    public void RequestStop(string reason, bool runAgainIfWanted = false)
     {
         _stopReason ??= reason;
+        _runAgain |= runAgainIfWanted;
         _wake.Release();
     }
+
+    bool _runAgain;
 
     /// <summary>Asks the job grain to start; null when the assignment is refused (stale) or unreachable.</summary>
     public async Task<StartReply?> Start()
@@ -95,10 +100,11 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
                     sentProgress = p;
                 }
             }
-            catch (Exception e) when (Resilience.IsTransient(e))
+            catch (Exception e)
             {
-                // Training goes on; the next report carries the latest state.
-                log.LogWarning("Job {Job}: cluster unreachable ({Error}); training continues", JobId, e.GetType().Name);
+                // Reports are best effort: training goes on and the next report carries the latest state. (An error
+                // escaping here once ended the member silently, its result never delivered.)
+                log.LogWarning("Job {Job}: report not delivered ({Error}: {Message}); training continues", JobId, e.GetType().Name, e.GetBaseException().Message);
             }
             if (ended) break;
             await _wake.WaitAsync(ReportPeriod);
@@ -137,6 +143,7 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
                     break;
                 default:
                     log.LogInformation("Job {Job} stopped on this node: {Reason}", JobId, outcome.StopReason);
+                    if (_runAgain) return;
                     break;
             }
             Settled = true;

@@ -30,9 +30,21 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
         log.LogInformation("Node {Node} up with devices {Devices}", options.NodeId, string.Join(",", options.Devices));
         using var timer = new PeriodicTimer(options.HeartbeatPeriod);
         // Heartbeats are tried every period anyway; the breaker only turns a lost cluster into two log lines.
+        var (lastReply, lease, leaseExpired) = (DateTime.UtcNow, (TimeSpan?)null, false);
         var line = ClusterLine.Create(TimeSpan.Zero, what => log.LogWarning("Node {Node}: {What}; training goes on", options.NodeId, what), retry: false);
         do
         {
+            if (lease is { } l && DateTime.UtcNow - lastReply > l && !leaseExpired)
+            {
+                // The cluster has declared this node dead by now and given its work to others (fencing would refuse
+                // this work's reports anyway): stop training it; what is still wanted here starts again on reconnect.
+                leaseExpired = true;
+                var why = $"no heartbeat reply for {(DateTime.UtcNow - lastReply).TotalSeconds:F0} s, longer than the node's {l.TotalSeconds:0} s lease: its work is being rescheduled";
+                log.LogWarning("Node {Node}: {Why}; stopping local work", options.NodeId, why);
+                foreach (var a in _arrays.Values) a.StopAll(why, runAgainIfWanted: true);
+                foreach (var r in _ranks.Values) r.Stop(why, runAgainIfWanted: true);
+            }
+            else if (DateTime.UtcNow - lastReply <= (lease ?? TimeSpan.MaxValue)) leaseExpired = false;
             try
             {
                 var running = _arrays.Values.SelectMany(a => a.Members).Where(m => !m.Ended)
@@ -41,6 +53,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
                     .ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
                 var directive = await line.ExecuteAsync(async _ => await node.Heartbeat(report), ct);
+                (lastReply, lease) = (DateTime.UtcNow, directive.Lease);
                 foreach (var fault in directive.Faults ?? []) chaos.Apply(fault);
                 Reconcile(directive.Desired);
             }

@@ -44,7 +44,11 @@ public sealed class RankRunner
     {
         (_grains, Assignment, _address, _chaos, _log) = (grains, assignment, dataPlaneAddress, chaos, log);
         _channel = new MemberChannel(grains, assignment, log);
-        Completion = Task.Run(RunAsync);
+        Completion = Task.Run(async () =>
+        {
+            try { await RunAsync(); }
+            catch (Exception e) { log.LogError(e, "Job {Job} rank {Epoch}: the rank runner ended unexpectedly; the next reconcile runs it again", assignment.JobId, assignment.Epoch); }
+        });
     }
 
     public Assignment Assignment { get; }
@@ -58,9 +62,9 @@ public sealed class RankRunner
     long Epoch => Assignment.Epoch;
     IJobGrain Job => _grains.GetGrain<IJobGrain>(Assignment.JobId);
 
-    public void Stop(string reason)
+    public void Stop(string reason, bool runAgainIfWanted = false)
     {
-        _channel.RequestStop(reason);
+        _channel.RequestStop(reason, runAgainIfWanted);
         _stop.Cancel();
     }
 

@@ -10,10 +10,11 @@ public sealed record RunningWork(string JobId, long Epoch, long Step);
 [GenerateSerializer, Immutable, Alias("node-report")]
 public sealed record NodeReport(string Incarnation, IReadOnlyList<string> Devices, long MemoryBytes, IReadOnlyList<RunningWork> Running, string Host, int ProcessId);
 
-/// <summary>The heartbeat reply: the complete desired state, which workers reconcile toward, and faults to inject
-/// (chaos testing; each delivered once).</summary>
+/// <summary>The heartbeat reply: the complete desired state, which workers reconcile toward, faults to inject (chaos
+/// testing; each delivered once), and the node's lease: a worker that gets no reply for this long stops its work,
+/// which the cluster has by then given to other nodes.</summary>
 [GenerateSerializer, Immutable, Alias("node-directive")]
-public sealed record NodeDirective(IReadOnlyList<Assignment> Desired, IReadOnlyList<NodeFault>? Faults = null);
+public sealed record NodeDirective(IReadOnlyList<Assignment> Desired, IReadOnlyList<NodeFault>? Faults = null, TimeSpan? Lease = null);
 
 [GenerateSerializer, Immutable, Alias("node-info")]
 public sealed record NodeInfo(

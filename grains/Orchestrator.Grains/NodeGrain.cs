@@ -16,6 +16,7 @@ public sealed class NodeGrainState
 
 public sealed class NodeGrain(
     [PersistentState("node", StorageNames.State)] IPersistentState<NodeGrainState> store,
+    Microsoft.Extensions.Options.IOptions<OrchestratorOptions> options,
     ILogger<NodeGrain> logger) : Grain, INodeGrain
 {
     NodeGrainState S => store.State;
@@ -49,7 +50,7 @@ public sealed class NodeGrain(
         }
         var faults = _faults.ToList();
         _faults.Clear();
-        return new NodeDirective(S.Assignments.ToList(), faults);
+        return new NodeDirective(S.Assignments.ToList(), faults, options.Value.NodeHeartbeatTimeout);
     }
 
     public Task InjectFault(NodeFault fault)

@@ -20,9 +20,12 @@ public sealed class StoreFailureFilter : IIncomingGrainCallFilter
         }
         catch (Exception e) when (FromTheStore(e))
         {
-            throw new StateStoreUnavailableException($"the state store did not answer {context.InterfaceName}.{context.MethodName}: {e.GetBaseException().Message}; retry when it is back");
+            throw new StateStoreUnavailableException($"the state store did not answer {context.InterfaceName}.{context.MethodName}: {FirstSentence(e.GetBaseException().Message)}; retry when it is back");
         }
     }
+
+    /// <summary>Redis client messages carry a page of diagnostics after the first sentence.</summary>
+    static string FirstSentence(string message) => message.Split(" (", 2)[0];
 
     static bool FromTheStore(Exception? e)
     {

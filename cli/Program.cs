@@ -280,7 +280,7 @@ var data = new Command("data", "Generate data sets") { criteoSynth };
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {
     redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up, bench, data,
-    Orchestrator.Cli.Chaos.ChaosCommands.Create(Connection, Run),
+    Orchestrator.Cli.Chaos.ChaosCommands.Create(Connection, Run), ReliabilityCommand.Create(Run),
 };
 return await root.Parse(args).InvokeAsync();
 

@@ -175,24 +175,24 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                 case "kill-silo":
                     var hosts = (await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Keys.OrderBy(s => s.Endpoint.Port).ToList();
                     var silo = fault.Target == "random" ? hosts[_rng.Next(hosts.Count)] : hosts[int.Parse(fault.Target) % hosts.Count];
-                    incident.Target = (await _retry.ExecuteAsync(async _ => await chaos.KillSilo(silo.ToParsableString()))).Target;
+                    incident.Target = (await Retried(() => chaos.KillSilo(silo.ToParsableString()))).Target;
                     break;
                 case "kill-worker":
-                    incident.Incarnation = (await grains.GetGrain<INodeGrain>(node).GetInfo()).Incarnation;
-                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.KillWorker))).Target;
+                    incident.Incarnation = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<INodeGrain>(node).GetInfo())).Incarnation;
+                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.KillWorker)))).Target;
                     break;
                 case "hang-worker":
-                    incident.Incarnation = (await grains.GetGrain<INodeGrain>(node).GetInfo()).Incarnation;
-                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.HangWorker, fault.For))).Target;
+                    incident.Incarnation = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<INodeGrain>(node).GetInfo())).Incarnation;
+                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.HangWorker, fault.For)))).Target;
                     break;
                 case "slow-node":
-                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.SlowNode, fault.For, DelayMs: fault.Delay))).Target;
+                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.SlowNode, fault.For, DelayMs: fault.Delay)))).Target;
                     break;
                 case "drop-calls":
-                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.DropCalls, fault.For, Rate: fault.Rate))).Target;
+                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.DropCalls, fault.For, Rate: fault.Rate)))).Target;
                     break;
                 case "nan-gradients":
-                    incident.Target = (await chaos.NanGradients(ids[firstOfJob[fault.Job]], fault.Rank, fault.Steps)).Target;
+                    incident.Target = (await Retried(() => chaos.NanGradients(ids[firstOfJob[fault.Job]], fault.Rank, fault.Steps))).Target;
                     break;
                 case "redis-outage":
                     var redis = cluster.RedisProcess!;
@@ -208,6 +208,9 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         }
         progress($"{now:F1} s: {fault} → {incident.Target}{(incident.Error is null ? "" : $" (not injected: {incident.Error})")}");
     }
+
+    /// <summary>A chaos call survives the failover of the silo that hosted the chaos grain (an earlier fault may have killed it).</summary>
+    async Task<ChaosResult> Retried(Func<Task<ChaosResult>> call) => await _retry.ExecuteAsync(async _ => await call());
 
     string NodeOf(string jobId) => _jobs[jobId].Info is { } info
         ? info.Assignment?.NodeId ?? info.Ranks?.FirstOrDefault(r => info.Gang is { } g && g.Ranks.Count > 0 && r.Epoch == g.Ranks[0])?.NodeId ?? "w1"
@@ -318,7 +321,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             .Concat(nodes.SelectMany(n => n.Assignments.Where(a => ended.Contains(a.JobId)).Select(a => $"{a.JobId} ended but is assigned on {n.NodeId}")))
             .ToList();
         // A job may fail for a cause of its own (non-finite values, bad data or spec), never because a component died.
-        static bool OwnCause(string? reason) => reason is not null && System.Text.RegularExpressions.Regex.IsMatch(reason, "non-finite|invalid|malformed|no full batch|does not exist", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        static bool OwnCause(string? reason) => reason is not null && System.Text.RegularExpressions.Regex.IsMatch(reason, "sent non-finite gradients|non-finite loss|invalid job spec|malformed lines|holds no full batch");
         var badEnds = _jobs.Values.Where(j => j.Info?.State != JobState.Succeeded && !(j.Info?.State == JobState.Failed && OwnCause(j.Info.FailureReason)))
             .Select(j => $"{j.Id}: {j.Info?.State.ToString() ?? "unknown"} {j.Info?.FailureReason}").ToList();
         var ecLost = _jobs.Values.Where(j => j.ErasureCoded && !j.HitOnItsWorker && (j.Info?.Recoveries > 0 || j.Backwards.Count > 0)).Select(j => $"{j.Id}: {j.Info?.Recoveries} recoveries").ToList();

@@ -26,11 +26,11 @@ public sealed class DataParallelRank : IGangRank
     readonly float[] _images;
     readonly long[] _labels;
     readonly float[] _buffer, _local;
+    readonly GlobalBatches _batches;
     Collective? _collective;
-    int _rank, _world = 1;
+    int _rank;
     int[]? _order;
     int _orderEpoch = -1;
-    long _cursor;
     float _loss;
 
     public ArrayModel Model { get; }
@@ -41,7 +41,7 @@ public sealed class DataParallelRank : IGangRank
     public long Step { get; private set; }
 
     /// <summary>Passes over the training data completed (the data epoch).</summary>
-    public int DataEpoch { get; private set; }
+    public int DataEpoch => _batches.Epoch;
 
     public IReadOnlyList<int> NonFiniteRanks { get; private set; } = [];
     bool _poisonNext;
@@ -51,12 +51,8 @@ public sealed class DataParallelRank : IGangRank
     /// <summary>True while this rank holds local gradients of step <see cref="Step"/> whose combination failed.</summary>
     public bool HasPendingGradients { get; private set; }
 
-    public bool Done => _spec.Train.Steps > 0 ? Step >= _spec.Train.Steps : DataEpoch >= _spec.Train.Epochs;
-
-    /// <summary>The job's length in steps at the current world size (exact when the spec gives steps).</summary>
-    public long TotalSteps => _spec.Train.Steps > 0
-        ? _spec.Train.Steps
-        : Step + (_spec.Train.Epochs - DataEpoch) * (long)(_trainCount / (_batch * _world)) - _cursor / (_batch * _world);
+    public bool Done => _batches.Done(Step);
+    public long TotalSteps => _batches.TotalSteps(Step);
 
     /// <summary>Seconds spent so far in forward/backward, in combining over the data plane, and in the optimizer.</summary>
     public (double Compute, double Combine, double Optimizer) Time => (_compute.Elapsed.TotalSeconds, _combining.Elapsed.TotalSeconds, _optimizing.Elapsed.TotalSeconds);
@@ -68,6 +64,7 @@ public sealed class DataParallelRank : IGangRank
         (_spec, _data, _combine) = (spec, data, combine);
         _batch = spec.Train.BatchSize;
         _trainCount = spec.Data.TrainLimit > 0 ? Math.Min(spec.Data.TrainLimit, data.TrainCount) : data.TrainCount;
+        _batches = new GlobalBatches(spec.Train, _trainCount, "the data set");
         // Same seed on every rank: identical replicas from the first step.
         Model = ArrayModel.Create(spec.Model, FashionMnist.Pixels, FashionMnist.Classes, [spec.Train.Seed]);
         Optimizer = new ArrayOptimizer(Model, spec.Train.Optimizer, [MemberHyperparameters.From(spec.Train)]);
@@ -84,8 +81,8 @@ public sealed class DataParallelRank : IGangRank
     /// <summary>Takes part in a (new) membership epoch as rank <paramref name="rank"/> of <paramref name="world"/>.</summary>
     public void Join(Collective collective, int rank, int world)
     {
-        if (world * _batch > _trainCount) throw new ArgumentException($"{world} ranks × batch {_batch} exceed the {_trainCount} training samples");
-        (_collective, _rank, _world) = (collective, rank, world);
+        _batches.World = world;
+        (_collective, _rank) = (collective, rank);
     }
 
     /// <summary>
@@ -115,7 +112,7 @@ public sealed class DataParallelRank : IGangRank
             _combining.Stop();
             HasPendingGradients = false;
             Step++;
-            WrapIfEpochEnded();
+            _batches.WrapIfEpochEnded();
             return _loss;
         }
         NonFiniteRanks = [];
@@ -126,7 +123,7 @@ public sealed class DataParallelRank : IGangRank
         _optimizing.Stop();
         HasPendingGradients = false;
         Step++;
-        WrapIfEpochEnded();
+        _batches.WrapIfEpochEnded();
         return _loss;
     }
 
@@ -160,14 +157,14 @@ public sealed class DataParallelRank : IGangRank
     float ComputeGradients()
     {
         using var scope = NewDisposeScope();
-        WrapIfEpochEnded();
+        _batches.WrapIfEpochEnded();
         if (_orderEpoch != DataEpoch)
         {
             _order = FashionMnist.EpochOrder(_trainCount, _spec.Train.Seed, DataEpoch);
             _orderEpoch = DataEpoch;
         }
-        var share = _order.AsSpan((int)_cursor + _rank * _batch, _batch);
-        _cursor += (long)_batch * _world;
+        var share = _order.AsSpan((int)_batches.Start(_rank), _batch);
+        _batches.Advance();
         FashionMnist.Gather(_data.TrainImages, share, _images);
         for (int i = 0; i < _batch; i++) _labels[i] = _data.TrainLabels[share[i]];
         var x = tensor(_images, [1, _batch, .. Model.SampleShape]);
@@ -178,14 +175,6 @@ public sealed class DataParallelRank : IGangRank
         return loss.item<float>();
     }
 
-    /// <summary>The last partial global batch of an epoch is dropped, as PyTorch's drop_last=True.</summary>
-    void WrapIfEpochEnded()
-    {
-        if (_cursor + (long)_batch * _world <= _trainCount) return;
-        DataEpoch++;
-        _cursor = 0;
-    }
-
     /// <summary>Test-set accuracy of this rank's replica (the same on every rank), on the whole test set.</summary>
     public double TestAccuracy() => ArrayTrainer.TestAccuracy(Model, _data, CPU)[0];
 
@@ -193,8 +182,8 @@ public sealed class DataParallelRank : IGangRank
     public async Task<double> SharedTestAccuracy(CancellationToken ct = default)
     {
         var collective = _collective ?? throw new InvalidOperationException("join a membership first");
-        var from = (int)((long)_data.TestCount * _rank / _world);
-        var to = (int)((long)_data.TestCount * (_rank + 1) / _world);
+        var from = (int)((long)_data.TestCount * _rank / _batches.World);
+        var to = (int)((long)_data.TestCount * (_rank + 1) / _batches.World);
         var correct = ArrayTrainer.CountCorrect(Model, _data, CPU, from, to - from)[0];
         var all = await collective.Exchange(correct, Step, ct);
         return (double)all.Sum() / _data.TestCount;
@@ -208,8 +197,7 @@ public sealed class DataParallelRank : IGangRank
         using var ms = new MemoryStream();
         using var w = new BinaryWriter(ms);
         w.Write(StateMagic);
-        w.Write(DataEpoch);
-        w.Write(_cursor);
+        _batches.Write(w);
         w.Write(MemberCheckpoint.Capture(Model, Optimizer, 0, Step));
         return ms.ToArray();
     }
@@ -218,8 +206,7 @@ public sealed class DataParallelRank : IGangRank
     {
         using var r = new BinaryReader(new MemoryStream(state));
         if (r.ReadInt32() != StateMagic) throw new InvalidDataException("not a data-parallel checkpoint (was the job's kind changed?)");
-        DataEpoch = r.ReadInt32();
-        _cursor = r.ReadInt64();
+        _batches.Read(r);
         var rest = r.ReadBytes(state.Length - (int)r.BaseStream.Position);
         Step = MemberCheckpoint.Restore(rest, Model, Optimizer, 0);
         HasPendingGradients = false;

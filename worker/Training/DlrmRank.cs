@@ -29,14 +29,13 @@ public sealed class DlrmRank : IGangRank
     readonly GradientCombine _combine;
     readonly CriteoCursor _data;
     readonly List<CriteoExample> _test;
-    readonly long _trainCount;
     readonly int _batch;
     readonly TensorLayout _dense;
     readonly float[] _buffer;
     readonly Stopwatch _compute = new(), _combining = new(), _updating = new();
+    readonly GlobalBatches _batches;
     Collective? _collective;
-    int _rank, _world = 1;
-    long _cursor;
+    int _rank;
     /// <summary>The merged row gradients of step Step + 1 after its dense step: some shards may not be updated yet.</summary>
     RowGradients? _unfinished;
 
@@ -46,7 +45,7 @@ public sealed class DlrmRank : IGangRank
         _batch = spec.Train.BatchSize;
         _data = new CriteoCursor(spec.Data.Path, dlrm.Shape.TableRows);
         _test = _data.Read(0, spec.Data.TestExamples);
-        _trainCount = CriteoFormat.Count(spec.Data.Path) - _test.Count;
+        _batches = new GlobalBatches(spec.Train, CriteoFormat.Count(spec.Data.Path) - _test.Count, spec.Data.Path);
         _dense = new TensorLayout(dlrm.DenseParameters.Select(p => (int)p.numel()).ToList());
         _buffer = new float[_dense.Length];
     }
@@ -56,28 +55,25 @@ public sealed class DlrmRank : IGangRank
     bool _poisonNext;
 
     public void PoisonNextStep() => _poisonNext = true;
-    public int DataEpoch { get; private set; }
-    public bool Done => _spec.Train.Steps > 0 ? Step >= _spec.Train.Steps : DataEpoch >= _spec.Train.Epochs;
-
-    public long TotalSteps => _spec.Train.Steps > 0
-        ? _spec.Train.Steps
-        : Step + (_spec.Train.Epochs - DataEpoch) * (_trainCount / (_batch * _world)) - _cursor / (_batch * _world);
+    public int DataEpoch => _batches.Epoch;
+    public bool Done => _batches.Done(Step);
+    public long TotalSteps => _batches.TotalSteps(Step);
 
     public (double Compute, double Combine, double Optimizer) Time => (_compute.Elapsed.TotalSeconds, _combining.Elapsed.TotalSeconds, _updating.Elapsed.TotalSeconds);
 
     public void Join(Collective collective, int rank, int world)
     {
-        if ((long)world * _batch > _trainCount) throw new ArgumentException($"{world} ranks × batch {_batch} exceed the {_trainCount} training examples of {_spec.Data.Path}");
-        (_collective, _rank, _world) = (collective, rank, world);
+        _batches.World = world;
+        (_collective, _rank) = (collective, rank);
     }
 
     public async Task<float> TrainStep(CancellationToken ct = default)
     {
         var collective = _collective ?? throw new InvalidOperationException("join a membership first");
         if (_unfinished is not null) throw new InvalidOperationException("step unfinished: agree on the state first");
-        WrapIfEpochEnded();
+        _batches.WrapIfEpochEnded();
         _compute.Start();
-        var rows = await _dlrm.Backward(_data.Read(_test.Count + _cursor + (long)_rank * _batch, _batch), ct);
+        var rows = await _dlrm.Backward(_data.Read(_test.Count + _batches.Start(_rank), _batch), ct);
         _compute.Stop();
 
         _combining.Start();
@@ -91,16 +87,16 @@ public sealed class DlrmRank : IGangRank
         var mineFinite = Collective.AllFinite(_buffer) && Collective.AllFinite(rows.Gradients);
         await collective.AllReduce(_buffer, _dense, _combine, Step, ct);
         LoadDenseGradients();
-        var shares = await Task.WhenAll(Enumerable.Range(0, _world).Select(r => collective.Broadcast(r == _rank ? Pack(rows) : null, r, Step, ct)));
+        var shares = await Task.WhenAll(Enumerable.Range(0, _batches.World).Select(r => collective.Broadcast(r == _rank ? Pack(rows) : null, r, Step, ct)));
         var merged = Merge(shares, _dlrm.Shape.Dim);
         _combining.Stop();
         if (!Collective.AllFinite(_buffer) || !Collective.AllFinite(merged.Gradients))
         {
             // Every rank holds the same combination: all skip the step, and no non-finite row reaches a shard.
             NonFiniteRanks = await collective.NonFiniteRanks(mineFinite, Step, ct);
-            _cursor += (long)_batch * _world;
+            _batches.Advance();
             _dlrm.CompleteStep();
-            WrapIfEpochEnded();
+            _batches.WrapIfEpochEnded();
             return rows.Loss;
         }
         NonFiniteRanks = [];
@@ -108,13 +104,13 @@ public sealed class DlrmRank : IGangRank
         _updating.Start();
         _dlrm.StepDense();
         _unfinished = merged;
-        _cursor += (long)_batch * _world;
-        await _dlrm.UpdateRows(merged, shard => shard % _world == _rank, ct);
+        _batches.Advance();
+        await _dlrm.UpdateRows(merged, shard => shard % _batches.World == _rank, ct);
         await collective.Exchange(0, Step, ct); // every shard holds the step before anyone looks up the next
         _dlrm.CompleteStep();
         _unfinished = null;
         _updating.Stop();
-        WrapIfEpochEnded();
+        _batches.WrapIfEpochEnded();
         return rows.Loss;
     }
 
@@ -133,7 +129,7 @@ public sealed class DlrmRank : IGangRank
         {
             if (_unfinished is { } step)
             {
-                await _dlrm.UpdateRows(step, shard => shard % _world == _rank, ct);
+                await _dlrm.UpdateRows(step, shard => shard % _batches.World == _rank, ct);
                 await collective.Exchange(0, FinishingStep, ct);
                 Finish();
             }
@@ -154,7 +150,7 @@ public sealed class DlrmRank : IGangRank
     {
         _dlrm.CompleteStep();
         _unfinished = null;
-        WrapIfEpochEnded();
+        _batches.WrapIfEpochEnded();
     }
 
     /// <summary>Rank 0 evaluates the held-out examples (all ranks hold the same model); the others go on.</summary>
@@ -165,22 +161,13 @@ public sealed class DlrmRank : IGangRank
         return new TestMetrics(accuracy, auc, logLoss);
     }
 
-    /// <summary>The last partial global batch of an epoch is dropped.</summary>
-    void WrapIfEpochEnded()
-    {
-        if (_cursor + (long)_batch * _world <= _trainCount) return;
-        DataEpoch++;
-        _cursor = 0;
-    }
-
     public byte[] CaptureState()
     {
         if (_unfinished is not null) throw new InvalidOperationException("finish the step before capturing the state");
         using var ms = new MemoryStream();
         using var w = new BinaryWriter(ms);
         w.Write(StateMagic);
-        w.Write(DataEpoch);
-        w.Write(_cursor);
+        _batches.Write(w);
         w.Write(_dlrm.CaptureDense());
         return ms.ToArray();
     }
@@ -189,8 +176,7 @@ public sealed class DlrmRank : IGangRank
     {
         using var r = new BinaryReader(new MemoryStream(state));
         if (r.ReadInt32() != StateMagic) throw new InvalidDataException("not a data-parallel dlrm checkpoint (was the job's kind changed?)");
-        DataEpoch = r.ReadInt32();
-        _cursor = r.ReadInt64();
+        _batches.Read(r);
         _dlrm.RestoreDense(r.ReadBytes(state.Length - (int)r.BaseStream.Position));
         _unfinished = null;
     }

@@ -125,6 +125,17 @@ nodes.SetAction((p, ct) => Run(async () =>
     return 0;
 }));
 
+// incidents
+var incidentCount = new Option<int>("--last") { Description = "How many of the latest incidents", DefaultValueFactory = _ => 50 };
+var incidents = new Command("incidents", "The cluster's incident log: every failure it noticed (node lost, silo crash, job failures by cause, preemptions, state-store outages), with counts per category") { incidentCount };
+incidents.SetAction((p, ct) => Run(async () =>
+{
+    if (p.GetValue(incidentCount) is < 1 or > 10_000) throw new UsageException($"--last: give 1 to {10_000}");
+    await using var session = await ClusterSession.Connect(Connection(p), allowEmbedded: false, ct: ct);
+    Views.Incidents(await calls.ExecuteAsync(async _ => await session.Grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(p.GetValue(incidentCount)), ct));
+    return 0;
+}));
+
 // bench fusion
 var benchModel = new Option<string>("--model") { Description = "mlp (784-256-128-10) or cnn (conv32-conv64-fc128)", DefaultValueFactory = _ => "mlp" };
 benchModel.AcceptOnlyFromAmong("mlp", "cnn");
@@ -279,7 +290,7 @@ var data = new Command("data", "Generate data sets") { criteoSynth };
 
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {
-    redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, demo, up, bench, data,
+    redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, incidents, demo, up, bench, data,
     Orchestrator.Cli.Chaos.ChaosCommands.Create(Connection, Run), ReliabilityCommand.Create(Run),
 };
 return await root.Parse(args).InvokeAsync();

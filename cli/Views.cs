@@ -88,6 +88,21 @@ public static class Views
         AnsiConsole.Write(table);
     }
 
+    public static void Incidents(IReadOnlyList<Incident> incidents)
+    {
+        if (incidents.Count == 0)
+        {
+            AnsiConsole.MarkupLine("[grey]no incidents recorded[/]");
+            return;
+        }
+        var table = new Table().Border(TableBorder.Simple).AddColumns("TIME", "CATEGORY", "WHAT", "NODE", "JOB", "DETECTED AFTER");
+        foreach (var i in incidents)
+            table.AddRow($"{i.At.ToLocalTime():MM-dd HH:mm:ss}", Markup.Escape(i.Category), Markup.Escape(i.What), Markup.Escape(i.NodeId ?? ""),
+                Markup.Escape(i.JobId ?? ""), i.DetectionSeconds is { } d ? $"{d:F1} s" : "");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine(Markup.Escape(string.Join(", ", incidents.GroupBy(i => i.Category).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count()}"))));
+    }
+
     public static void Nodes(IReadOnlyList<NodeInfo> nodes)
     {
         if (nodes.Count == 0)

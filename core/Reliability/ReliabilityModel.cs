@@ -66,3 +66,25 @@ public static class ReliabilityModel
         return TimeSpan.FromMinutes(Math.Sqrt(2 * d * m) * (1 + Math.Sqrt(x) / 3 + x / 9) - d);
     }
 }
+
+/// <summary>Sorts a failure's stated cause into the taxonomy (by the words Orchestrator's own messages use).</summary>
+public static class FailureTaxonomy
+{
+    static readonly (FailureCategory Category, string[] Words)[] Rules =
+    [
+        (FailureCategory.UserError, ["non-finite", "invalid job spec", "malformed", "no full batch", "does not exist"]),
+        (FailureCategory.OutOfMemory, ["out of memory", "OutOfMemory"]),
+        (FailureCategory.StateStoreOutage, ["state store", "Redis"]),
+        (FailureCategory.SiloCrash, ["lost with its silo", "shards of the group are lost", "silo"]),
+        (FailureCategory.NetworkTimeout, ["timed out", "did not answer", "unreachable", "nothing from rank"]),
+        (FailureCategory.Preemption, ["preempted"]),
+    ];
+
+    /// <summary>The first rule whose words the cause contains; a cause no rule names is a worker crash.</summary>
+    public static FailureCategory Classify(string cause)
+    {
+        foreach (var (category, words) in Rules)
+            if (words.Any(w => cause.Contains(w, StringComparison.OrdinalIgnoreCase))) return category;
+        return FailureCategory.WorkerCrash;
+    }
+}

@@ -261,6 +261,7 @@ public sealed partial class JobGrain(
         S.State = S.Recoveries > 0 ? JobState.Recovering : JobState.Pending;
         AddEvent(node, $"preempted at step {cp.Step}: checkpoint saved, requeued");
         await SaveAndPublish();
+        await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.Preemption), $"preempted at step {cp.Step}", node, JobId));
         await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
         return WorkAck.Stop("preempted");
     }
@@ -288,6 +289,7 @@ public sealed partial class JobGrain(
         S.EndedAt = DateTime.UtcNow;
         AddEvent(node, $"failed: {reason}");
         await SaveAndPublish();
+        await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, Core.Reliability.FailureTaxonomy.Classify(reason).ToString(), $"job failed: {reason}", node, JobId));
         return WorkAck.Go;
     }
 

@@ -92,6 +92,10 @@ public sealed class NodeGrain(
         S.Health = NodeHealth.Dead;
         S.Assignments.Clear();
         await store.WriteStateAsync();
+        var jobs = string.Join(", ", lost.Select(a => a.JobId).Distinct());
+        await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.NodeLost),
+            $"node {NodeId} sent no heartbeat for {timeout.TotalSeconds:0.#} s: declared dead, {lost.Count} assignment(s) rescheduled", NodeId,
+            jobs.Length > 0 ? jobs : null, DetectionSeconds: (DateTime.UtcNow - _lastHeartbeat).TotalSeconds));
         return lost;
     }
 }

@@ -17,6 +17,7 @@ public static class SiloBuilderExtensions
         silo.Services.AddSingleton<ISchedulingPolicy>(sp =>
             new PriorityBestFitPolicy(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();
+        silo.Services.AddHostedService<SiloFailureRecorder>();
         silo.AddIncomingGrainCallFilter<StoreFailureFilter>();
         silo.Services.AddPlacementDirector<CodingGroupPlacement, CodingGroupPlacementDirector>();
         silo.Services.AddPlacementDirector<SiloNamedByKey, SiloNamedByKeyDirector>();

@@ -217,6 +217,24 @@ public class GrainTests : IAsyncLifetime
         Assert.Equal(NodeHealth.Dead, firstNode.Health);
         Assert.Empty(firstNode.Assignments);
         Assert.Contains(await job.GetEvents(), e => e.What.Contains($"node {first} sent no heartbeat"));
+        var lost = await WaitForIncident(i => i.Category == "NodeLost" && i.NodeId == first);
+        Assert.Equal(id, lost.JobId);
+        Assert.True(lost.DetectionSeconds >= ClusterFixture.HeartbeatTimeout.TotalSeconds, $"detected after {lost.DetectionSeconds} s");
+
+        await job.Fail(moved.Assignment.Epoch, "non-finite loss (NaN) at step 3; lower train.lr");
+        Assert.Equal(second, (await WaitForIncident(i => i.Category == "UserError" && i.JobId == id)).NodeId);
+    }
+
+    /// <summary>Incidents are recorded one-way: waits until one matching is in the log.</summary>
+    async Task<Incident> WaitForIncident(Func<Incident, bool> match)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            if ((await _grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(1000)).FirstOrDefault(match) is { } found) return found;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the incident was not recorded");
+            await Task.Delay(100);
+        }
     }
 
     [Fact]
@@ -476,6 +494,7 @@ public class GrainTests : IAsyncLifetime
         Assert.All(requeued, j => Assert.Equal(42, j.CheckpointStep));
         Assert.Contains(events, e => e.What.Contains("preempted for data-parallel job") && e.What.Contains(gang));
         Assert.Contains(events, e => e.What.Contains("preempted at step 42: checkpoint saved, requeued"));
+        await WaitForIncident(i => i.Category == "Preemption" && i.JobId == singles[0]);
     }
 
     [Fact]

@@ -55,4 +55,15 @@ public class ReliabilityModelTests
         Assert.Equal(Math.Sqrt(2 * 5 * 1440), ReliabilityModel.YoungInterval(TimeSpan.FromMinutes(5), TimeSpan.FromHours(24)).TotalMinutes, 9);
         Assert.Equal(TimeSpan.FromMinutes(2), ReliabilityModel.DalyInterval(TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(2)));
     }
+
+    [Theory]
+    [InlineData("rank(s) 0 sent non-finite gradients for 5 steps in a row", FailureCategory.UserError)]
+    [InlineData("invalid job spec: train.lr: must be positive", FailureCategory.UserError)]
+    [InlineData("InvalidOperationException: 2 shards of the group are lost; the code tolerates 1", FailureCategory.SiloCrash)]
+    [InlineData("OutOfMemoryException: CUDA out of memory", FailureCategory.OutOfMemory)]
+    [InlineData("the state store did not answer IJobGrain.ReportProgress", FailureCategory.StateStoreOutage)]
+    [InlineData("rank 1: nothing from rank 0 for step 400 within 3 s", FailureCategory.NetworkTimeout)]
+    [InlineData("IndexOutOfRangeException: Index was outside the bounds of the array.", FailureCategory.WorkerCrash)]
+    public void AFailuresCause_IsSortedIntoTheTaxonomy(string cause, FailureCategory expected) =>
+        Assert.Equal(expected, FailureTaxonomy.Classify(cause));
 }

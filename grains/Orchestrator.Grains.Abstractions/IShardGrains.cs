@@ -103,8 +103,4 @@ public interface ICodingGroupGrain : IGrainWithStringKey
 
     /// <summary>Which silo each member was placed on.</summary>
     [Alias("placements")] Task<Dictionary<int, SiloAddress>> Placements();
-
-    /// <summary>True if <paramref name="member"/> shares a live silo with a lower-numbered member while some live silo
-    /// holds no member: it should move there (a planned rebuild), restoring one shard per silo.</summary>
-    [Alias("should-move")] Task<bool> ShouldMove(int member, SiloAddress[] live);
 }

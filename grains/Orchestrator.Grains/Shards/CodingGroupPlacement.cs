@@ -40,10 +40,8 @@ public sealed class CodingGroupGrain(
     {
         if (candidates.Length == 0) throw new InvalidOperationException("no silo can host the shard");
         var live = candidates.ToDictionary(s => s.ToParsableString());
+        if (store.State.Silos.TryGetValue(member, out var was) && live.TryGetValue(was, out var same)) return same;
         var taken = store.State.Silos.Where(kv => kv.Key != member && live.ContainsKey(kv.Value)).Select(kv => kv.Value).ToHashSet();
-        // Where it was, unless it shared that silo with a sibling and a silo without one is live now (a planned move).
-        if (store.State.Silos.TryGetValue(member, out var was) && live.TryGetValue(was, out var same)
-            && (!taken.Contains(was) || live.Keys.All(taken.Contains))) return same;
         // Spread groups over silos: start at a position derived from the group's key.
         var start = (int)((uint)StableHash(this.GetPrimaryKeyString()) % (uint)candidates.Length);
         var order = Enumerable.Range(0, candidates.Length).Select(i => candidates[(start + member + i) % candidates.Length]).ToList();
@@ -57,16 +55,6 @@ public sealed class CodingGroupGrain(
         store.State.Silos[member] = choice.ToParsableString();
         await store.WriteStateAsync();
         return choice;
-    }
-
-    public Task<bool> ShouldMove(int member, SiloAddress[] live)
-    {
-        var alive = live.Select(s => s.ToParsableString()).ToHashSet();
-        var silos = store.State.Silos;
-        if (!silos.TryGetValue(member, out var mine) || !alive.Contains(mine)) return Task.FromResult(false);
-        var shared = silos.Any(kv => kv.Key < member && kv.Value == mine);
-        var used = silos.Values.Where(alive.Contains).ToHashSet();
-        return Task.FromResult(shared && alive.Any(s => !used.Contains(s)));
     }
 
     public Task<Dictionary<int, SiloAddress>> Placements() =>

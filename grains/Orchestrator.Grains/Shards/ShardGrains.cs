@@ -60,24 +60,6 @@ static class Shard
         return (rebuilt, bytesRead);
     }
 
-    /// <summary>How often a shard checks that it does not share its silo with a sibling.</summary>
-    public static readonly TimeSpan PlacementCheckPeriod = TimeSpan.FromSeconds(5);
-
-    /// <summary>
-    /// True if this member should leave its silo now: it shares it with a sibling (it was rebuilt while every live silo
-    /// held one) and a silo without a sibling has joined since. It moves by deactivating: its next call reactivates it
-    /// there and rebuilds it from the group, exactly as after a crash. Only when every sibling is up, so that the group
-    /// never has more members missing than it tolerates.
-    /// </summary>
-    public static async Task<bool> ShouldMove(IGrainFactory f, IClusterMembershipService membership, ShardConfig c, int group, int member)
-    {
-        var live = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToArray();
-        if (!await f.GetGrain<ICodingGroupGrain>($"{c.JobId}/{group}").ShouldMove(member, live)) return false;
-        var siblings = await Task.WhenAll(Enumerable.Range(0, c.K + c.R).Where(i => i != member)
-            .Select(i => i < c.K ? Data(f, c, group, i).Status() : Parity(f, c, group, i - c.K).Status()));
-        return siblings.All(s => s.Version >= 0);
-    }
-
     /// <summary>Tells the job (one-way; a shard of a test without a job grain tells nobody).</summary>
     public static Task Report(IGrainFactory f, ShardConfig c, string shard, string what) => f.GetGrain<IJobGrain>(c.JobId).Note($"shard {shard}", what);
 
@@ -100,27 +82,8 @@ static class Shard
 public sealed class EmbeddingShardGrain(
     [PersistentState("shard", StorageNames.State)] IPersistentState<ShardMarker> marker,
     [PersistentState("shard-checkpoints", StorageNames.Checkpoints)] IPersistentState<ShardCheckpoints> checkpoints,
-    IClusterMembershipService membership,
     ILogger<EmbeddingShardGrain> log) : Grain, IEmbeddingShardGrain
 {
-    ShardConfig? _config;
-
-    public override Task OnActivateAsync(CancellationToken ct)
-    {
-        this.RegisterGrainTimer(MoveIfDoubledUp, Shard.PlacementCheckPeriod, Shard.PlacementCheckPeriod);
-        return Task.CompletedTask;
-    }
-
-    async Task MoveIfDoubledUp(CancellationToken ct)
-    {
-        if (_shard is null || _config is not { R: > 0 } c) return;
-        var (_, group, member) = Key;
-        if (!await Shard.ShouldMove(GrainFactory, membership, c, group, member)) return;
-        log.LogWarning("Shard {Shard} shares silo {Silo} with a sibling and a silo without one is up: moving there (a planned rebuild)", this.GetPrimaryKeyString(), Silo);
-        await Shard.Report(GrainFactory, c, this.GetPrimaryKeyString(), $"embedding shard {group}/{member} leaves silo {Silo}, which it shared with a sibling, for a silo without one; it is rebuilt there from its group");
-        DeactivateOnIdle();
-    }
-
     DataShard? _shard;
     ShardStatus? _status;
     /// <summary>The newest writer (assignment epoch) seen; older ones are refused. In memory: a rebuilt shard starts
@@ -134,7 +97,6 @@ public sealed class EmbeddingShardGrain(
 
     async Task<DataShard> Ready(ShardConfig c)
     {
-        _config = c;
         if (_shard is not null) return _shard;
         var (_, group, member) = Key;
         if (!marker.State.Created)
@@ -257,27 +219,8 @@ public sealed class EmbeddingShardGrain(
 [CodingGroupPlacement, CollectionAgeLimit(AlwaysActive = true), Orleans.GrainDirectory.GrainDirectory(GrainDirectoryName = SiloBuilderExtensions.ShardDirectory)]
 public sealed class ParityShardGrain(
     [PersistentState("shard", StorageNames.State)] IPersistentState<ShardMarker> marker,
-    IClusterMembershipService membership,
     ILogger<ParityShardGrain> log) : Grain, IParityShardGrain
 {
-    ShardConfig? _config;
-
-    public override Task OnActivateAsync(CancellationToken ct)
-    {
-        this.RegisterGrainTimer(MoveIfDoubledUp, Shard.PlacementCheckPeriod, Shard.PlacementCheckPeriod);
-        return Task.CompletedTask;
-    }
-
-    async Task MoveIfDoubledUp(CancellationToken ct)
-    {
-        if (_parity is null || _config is not { } c) return;
-        var (_, group, member) = Key;
-        if (!await Shard.ShouldMove(GrainFactory, membership, c, group, member)) return;
-        log.LogWarning("Parity shard {Shard} shares silo {Silo} with a sibling and a silo without one is up: moving there (a planned rebuild)", this.GetPrimaryKeyString(), Silo);
-        await Shard.Report(GrainFactory, c, this.GetPrimaryKeyString(), $"parity shard {group}/{member - c.K} leaves silo {Silo}, which it shared with a sibling, for a silo without one; it is rebuilt there from its group");
-        DeactivateOnIdle();
-    }
-
     ParityShard? _parity;
     ShardStatus? _status;
     string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
@@ -286,7 +229,6 @@ public sealed class ParityShardGrain(
 
     async Task<ParityShard> Ready(ShardConfig c)
     {
-        _config = c;
         if (_parity is not null) return _parity;
         var (_, group, member) = Key;
         var code = new ErasureCode(c.K, c.R);

@@ -22,6 +22,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
     readonly List<Incident> _incidents = [];
     readonly Dictionary<string, JobWatch> _jobs = [];
     readonly List<string> _doubleAssignments = [];
+    string _recordedCounts = "";
 
     sealed class Incident(ScenarioFault fault, double at)
     {
@@ -314,6 +315,16 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         }
         foreach (var job in _jobs.Values.Where(j => j.StepBack is not null)) job.Backwards.Add($"{job.StepBack!.Value.From} → {job.StepBack.Value.To} at {job.StepBack.Value.At:F1} s, never undone");
         await CountStepsLost(grains);
+        var recorded = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(10_000));
+        // Every crash the run injected must be in the cluster's own incident log (a killed worker: its node lost, or
+        // its restart seen; a hang longer than the node timeout: its node lost).
+        var unrecorded = _incidents.Where(i => i.Error is null && i.Detected is not null).Where(i => i.Fault.Fault switch
+        {
+            "kill-silo" => !recorded.Any(r => r.Category == "SiloCrash" && r.Silo == i.Target),
+            "kill-worker" or "hang-worker" => !recorded.Any(r => r.Category is "NodeLost" or "WorkerCrash" && r.NodeId == i.Target && r.At >= i.AtUtc),
+            _ => false,
+        }).Select(i => $"{i.Fault} at {i.At:F1} s").ToList();
+        _recordedCounts = string.Join(", ", recorded.GroupBy(r => r.Category).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count()}"));
         var scheduler = await _retry.ExecuteAsync(async _ => await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo());
         var nodes = await Task.WhenAll(scheduler.Nodes.Select(n => grains.GetGrain<INodeGrain>(n).GetInfo()));
         var ended = _jobs.Values.Where(j => j.Info?.State.IsTerminal() == true).Select(j => j.Id).ToHashSet();
@@ -339,6 +350,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             ("no assignment is placed twice at once", _doubleAssignments.Count == 0, string.Join("; ", _doubleAssignments.Distinct().Take(5))),
             ("the queue and the nodes agree with the jobs' states", disagreements.Count == 0, string.Join("; ", disagreements)),
             ("every job's state reads back whole from the store", unreadable.Count == 0, string.Join("; ", unreadable)),
+            ("every detected crash is in the cluster's incident log", unrecorded.Count == 0, Join(string.Join("; ", unrecorded), $"recorded: {_recordedCounts}")),
         };
         var incidents = _incidents.Select(i => new[]
         {

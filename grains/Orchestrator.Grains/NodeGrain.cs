@@ -30,6 +30,7 @@ public sealed class NodeGrain(
 
     public async Task<NodeDirective> Heartbeat(NodeReport report)
     {
+        var silent = DateTime.UtcNow - _lastHeartbeat;
         _lastHeartbeat = DateTime.UtcNow;
         _heardFrom = true;
         var changed = !store.RecordExists || S.Health == NodeHealth.Dead || S.Incarnation != report.Incarnation
@@ -37,6 +38,11 @@ public sealed class NodeGrain(
         if (changed)
         {
             if (S.Health == NodeHealth.Dead) logger.LogInformation("Node {Node} is back (incarnation {Incarnation})", NodeId, report.Incarnation);
+            else if (S.Incarnation is { } before && before != report.Incarnation && S.Assignments.Count > 0)
+                // Its worker process restarted before the heartbeat timeout: its work restarts from checkpoints.
+                await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.WorkerCrash),
+                    $"the worker of node {NodeId} restarted (new process) with {S.Assignments.Count} assignment(s); they start again from their checkpoints",
+                    NodeId, string.Join(", ", S.Assignments.Select(a => a.JobId).Distinct()), DetectionSeconds: silent.TotalSeconds));
             S.Health = NodeHealth.Healthy;
             S.Devices = report.Devices.ToList();
             S.MemoryBytes = report.MemoryBytes;

@@ -44,7 +44,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
 
         /// <summary>When the fault's effect can be judged over: at detection for crashes and hangs, after its duration
         /// for slowdowns, call loss and outages, a second after non-finite gradients were ordered.</summary>
-        public bool InEffectUntil(double now) => Detectable ? Detected is null : Fault.Fault == "nan-gradients" ? now - At < 1 : now - At < Fault.For;
+        public bool StillInEffect(double now) => Detectable ? Detected is null : Fault.Fault == "nan-gradients" ? now - At < 1 : now - At < Fault.For;
     }
 
     sealed class JobWatch(string id, JobSpec spec)
@@ -242,7 +242,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                 }
                 catch (Exception) { /* next poll */ }
             }
-            if (incident.Baseline is null && !incident.InEffectUntil(now))
+            if (incident.Baseline is null && !incident.StillInEffect(now))
                 incident.Baseline = incident.StepsAtInjection.Keys.ToDictionary(id => id, id => _jobs[id].LastStep);
             if (incident.Recovered is null && incident.Baseline is { } baseline
                 && baseline.All(kv => _jobs[kv.Key].LastStep > kv.Value || _jobs[kv.Key].Info!.State.IsTerminal()))

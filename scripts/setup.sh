@@ -3,8 +3,10 @@
 # Debian's Fashion-MNIST package (the demo's data). Sourced by demo.sh and test.sh; safe to run again.
 set -euo pipefail
 
+# Extra packages can be named (test.sh adds docker-compose, to validate docker-compose.yml).
 ensure_packages() {
   local need=()
+  for extra in "$@"; do command -v "$extra" >/dev/null 2>&1 || need+=("$extra"); done
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
   if [ ${#need[@]} -gt 0 ]; then

@@ -7,7 +7,7 @@ using Orchestrator.Silo;
 var redis = new Option<string?>("--redis") { Description = "Redis HOST:PORT for clustering and grain storage (env ORCH_REDIS). Without it: one local silo with memory storage." };
 var siloPort = new Option<int>("--silo-port") { Description = "Port for silo-to-silo traffic", DefaultValueFactory = _ => ClusterConnection.DefaultSiloPort };
 var gatewayPort = new Option<int>("--gateway-port") { Description = "Port clients (workers, CLI) connect to", DefaultValueFactory = _ => ClusterConnection.DefaultGatewayPort };
-var advertise = new Option<string>("--advertise") { Description = "IP address other silos and clients reach this silo at", DefaultValueFactory = _ => "127.0.0.1" };
+var advertise = new Option<string>("--advertise") { Description = "IP address or host name other silos and clients reach this silo at", DefaultValueFactory = _ => "127.0.0.1" };
 var fast = new Option<bool>("--fast-failure-detection") { Description = "Declare crashed silos dead in ~1-2 s instead of ~10-12 s (tests, chaos runs on one machine)" };
 var maxArrayWidth = new Option<int>("--max-array-width") { Description = "Most compatible small jobs fused into one array on one device (1 disables fusion)", DefaultValueFactory = _ => Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth };
 var allowChaos = new Option<bool>("--allow-chaos") { Description = "Accept failure injection (orch chaos ...): crashing silos, killing, hanging or slowing workers. Off by default; every silo of a chaos cluster needs it" };

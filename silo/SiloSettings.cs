@@ -38,7 +38,7 @@ public sealed record SiloSettings(
         else
         {
             silo.UseRedisClustering(Redis);
-            silo.ConfigureEndpoints(IPAddress.Parse(AdvertisedAddress), SiloPort, GatewayPort, listenOnAnyHostAddress: AdvertisedAddress != "127.0.0.1");
+            silo.ConfigureEndpoints(ClusterConnection.ResolveAddress(AdvertisedAddress, "--advertise"), SiloPort, GatewayPort, listenOnAnyHostAddress: AdvertisedAddress != "127.0.0.1");
             foreach (var name in new[] { StorageNames.State, StorageNames.Checkpoints })
             {
                 // Orleans' binary serializer instead of the default JSON one: exact, and compact for byte[] checkpoints.

@@ -12,7 +12,7 @@ var devices = new Option<string?>("--devices") { Description = "Devices to offer
 var threads = new Option<int?>("--threads") { Description = "Intra-op threads for TorchSharp (default: one per core)" };
 var dataAddress = new Option<string>("--data-address")
 {
-    Description = "IP address on which ranks of data-parallel jobs serve their tensor endpoint and which peers dial (default 127.0.0.1; use this host's cluster-network address when workers run on several hosts)",
+    Description = "IP address or host name on which ranks of data-parallel jobs serve their tensor endpoint and which peers dial (default 127.0.0.1; use this host's cluster-network address when workers run on several hosts)",
     DefaultValueFactory = _ => "127.0.0.1",
 };
 
@@ -27,8 +27,7 @@ root.SetAction(async (parse, ct) =>
     System.Net.IPAddress? dataPlane;
     try
     {
-        if (!System.Net.IPAddress.TryParse(parse.GetValue(dataAddress), out dataPlane))
-            throw new ArgumentException($"--data-address '{parse.GetValue(dataAddress)}' is not an IP address (for example 10.0.0.5)");
+        dataPlane = ClusterConnection.ResolveAddress(parse.GetValue(dataAddress)!, "--data-address");
         connection = ClusterConnection.Resolve(parse.GetValue(redis), parse.GetValue(gateway));
         deviceList = NodeAgent.ParseDevices(parse.GetValue(devices), () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0);
     }

@@ -44,12 +44,22 @@ public sealed record ClusterConnection(string? Redis, IReadOnlyList<IPEndPoint> 
         int port = defaultPort;
         if (parts.Length > 2 || (parts.Length == 2 && !int.TryParse(parts[1], out port)) || port is <= 0 or > 65535)
             throw new ArgumentException($"{what} '{text}' is not HOST:PORT (for example 127.0.0.1:{defaultPort})");
-        if (!IPAddress.TryParse(host, out var address))
+        return new IPEndPoint(ResolveAddress(host, what), port);
+    }
+
+    /// <summary>An IP address, or a host name resolved to its IPv4 address (a container's service name, say).</summary>
+    public static IPAddress ResolveAddress(string host, string what)
+    {
+        if (IPAddress.TryParse(host, out var address)) return address;
+        try
         {
-            address = Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
-                      ?? throw new ArgumentException($"{what} '{text}': cannot resolve host '{host}'");
+            return Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                   ?? throw new ArgumentException($"{what} '{host}': the host has no IPv4 address");
         }
-        return new IPEndPoint(address, port);
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new ArgumentException($"{what} '{host}': cannot resolve the host ({e.Message})");
+        }
     }
 
     public void ConfigureClient(IClientBuilder client)

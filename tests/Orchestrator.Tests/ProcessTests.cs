@@ -58,6 +58,10 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(5 * (60_000 / 64), done.Result!.Steps);
         Assert.True(done.Result.TestAccuracy > 0.8, $"accuracy {done.Result.TestAccuracy}");
         Assert.Equal(0, done.Recoveries);
+        // The crash is in the cluster's incident log, as `orch incidents` shows it.
+        var incidents = _cluster.Track(ChildProcess.Dotnet("orch-incidents", Repo.Cli, "incidents", "--redis", _cluster.Redis));
+        Assert.Equal(0, await incidents.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Contains("SiloCrash 1", incidents.Output); // the per-category count under the table
     }
 
     [Fact]

@@ -39,4 +39,46 @@ public class DeploymentTests
             Assert.Equal(worker, command[command.IndexOf("--data-address") + 1]); // peers dial the container by name
         }
     }
+
+    /// <summary>
+    /// The Helm chart (charts/orchestrator) is consistent: its metadata parses, every value a template reads exists in
+    /// values.yaml, and every flag it passes is an option of the silo or worker it starts. (No helm binary here to
+    /// render it; this catches the mistakes a rename would make.)
+    /// </summary>
+    [Fact]
+    public void TheHelmChart_ReadsOnlyValuesItDefines_AndPassesOnlyRealOptions()
+    {
+        var chart = Path.Combine(Repo.Root, "charts", "orchestrator");
+        var meta = Load(Path.Combine(chart, "Chart.yaml"));
+        Assert.Equal("orchestrator", meta["name"].ToString());
+        Assert.Equal("v2", meta["apiVersion"].ToString());
+        var values = Load(Path.Combine(chart, "values.yaml"));
+
+        var templates = Directory.GetFiles(Path.Combine(chart, "templates")).ToDictionary(Path.GetFileName, File.ReadAllText);
+        var read = templates.Values.SelectMany(t => System.Text.RegularExpressions.Regex.Matches(t, @"\.Values\.([A-Za-z0-9_.]+)").Select(m => m.Groups[1].Value)).Distinct().ToList();
+        Assert.NotEmpty(read);
+        foreach (var path in read)
+        {
+            YamlNode node = values;
+            foreach (var key in path.Split('.'))
+            {
+                Assert.True(node is YamlMappingNode map && map.Children.ContainsKey(key), $"a template reads .Values.{path}, which values.yaml does not define");
+                node = ((YamlMappingNode)node)[key];
+            }
+        }
+        foreach (var (template, program) in new[] { ("silo.yaml", "silo/Program.cs"), ("worker.yaml", "worker/Program.cs") })
+        {
+            var options = File.ReadAllText(Path.Combine(Repo.Root, program));
+            var flags = System.Text.RegularExpressions.Regex.Matches(templates[template], @"- (--[a-z-]+)").Select(m => m.Groups[1].Value).Distinct().ToList();
+            Assert.NotEmpty(flags);
+            Assert.All(flags, flag => Assert.Contains($"\"{flag}\"", options));
+        }
+    }
+
+    static YamlMappingNode Load(string path)
+    {
+        var yaml = new YamlStream();
+        yaml.Load(new StringReader(File.ReadAllText(path)));
+        return (YamlMappingNode)yaml.Documents[0].RootNode;
+    }
 }

@@ -97,7 +97,7 @@ public sealed class DataParallelRank : IGangRank
             _compute.Start();
             _loss = ComputeGradients();
             _compute.Stop();
-            CopyGradients(into: _local);
+            GradientBuffer.Copy(Model.Parameters.Select(p => p.Value), Layout, _local);
             if (_poisonNext) Array.Fill(_local, float.NaN);
             _poisonNext = false;
             HasPendingGradients = true;
@@ -116,7 +116,7 @@ public sealed class DataParallelRank : IGangRank
             return _loss;
         }
         NonFiniteRanks = [];
-        LoadGradients(from: _buffer);
+        GradientBuffer.Load(Model.Parameters.Select(p => p.Value), Layout, _buffer);
         _combining.Stop();
         _optimizing.Start();
         Optimizer.Step();
@@ -210,18 +210,6 @@ public sealed class DataParallelRank : IGangRank
         var rest = r.ReadBytes(state.Length - (int)r.BaseStream.Position);
         Step = MemberCheckpoint.Restore(rest, Model, Optimizer, 0);
         HasPendingGradients = false;
-    }
-
-    void CopyGradients(float[] into)
-    {
-        foreach (var ((offset, length), (_, p)) in Layout.Tensors.Zip(Model.Parameters))
-            p.grad!.data<float>().CopyTo(into.AsSpan(offset, length));
-    }
-
-    void LoadGradients(float[] from)
-    {
-        foreach (var ((offset, length), (_, p)) in Layout.Tensors.Zip(Model.Parameters))
-            p.grad!.data<float>().CopyFrom(from.AsSpan(offset, length));
     }
 
     public void Dispose()

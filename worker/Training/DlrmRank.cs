@@ -77,7 +77,7 @@ public sealed class DlrmRank : IGangRank
         _compute.Stop();
 
         _combining.Start();
-        CopyDenseGradients();
+        GradientBuffer.Copy(_dlrm.DenseParameters, _dense, _buffer);
         if (_poisonNext)
         {
             Array.Fill(_buffer, float.NaN);
@@ -86,7 +86,7 @@ public sealed class DlrmRank : IGangRank
         }
         var mineFinite = Collective.AllFinite(_buffer) && Collective.AllFinite(rows.Gradients);
         await collective.AllReduce(_buffer, _dense, _combine, Step, ct);
-        LoadDenseGradients();
+        GradientBuffer.Load(_dlrm.DenseParameters, _dense, _buffer);
         var shares = await Task.WhenAll(Enumerable.Range(0, _batches.World).Select(r => collective.Broadcast(r == _rank ? Pack(rows) : null, r, Step, ct)));
         var merged = Merge(shares, _dlrm.Shape.Dim);
         _combining.Stop();
@@ -220,18 +220,6 @@ public sealed class DlrmRank : IGangRank
             i++;
         }
         return new RowGradients(0, sums.Keys.ToArray(), merged);
-    }
-
-    void CopyDenseGradients()
-    {
-        foreach (var ((offset, length), p) in _dense.Tensors.Zip(_dlrm.DenseParameters))
-            p.grad!.data<float>().CopyTo(_buffer.AsSpan(offset, length));
-    }
-
-    void LoadDenseGradients()
-    {
-        foreach (var ((offset, length), p) in _dense.Tensors.Zip(_dlrm.DenseParameters))
-            p.grad!.data<float>().CopyFrom(_buffer.AsSpan(offset, length));
     }
 
     public void Dispose()

@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Orleans.Dashboard;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Grains;
@@ -11,11 +14,12 @@ var advertise = new Option<string>("--advertise") { Description = "IP address or
 var fast = new Option<bool>("--fast-failure-detection") { Description = "Declare crashed silos dead in ~1-2 s instead of ~10-12 s (tests, chaos runs on one machine)" };
 var maxArrayWidth = new Option<int>("--max-array-width") { Description = "Most compatible small jobs fused into one array on one device (1 disables fusion)", DefaultValueFactory = _ => Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth };
 var allowChaos = new Option<bool>("--allow-chaos") { Description = "Accept failure injection (orch chaos ...): crashing silos, killing, hanging or slowing workers. Off by default; every silo of a chaos cluster needs it" };
+var httpPort = new Option<int?>("--http-port") { Description = "Serve Orchestrator's pages (/), their JSON API (/api), the Orleans dashboard (/dashboard), Prometheus metrics (/metrics) and /healthz, /readyz on this port (env ORCH_HTTP_PORT). Off by default" };
 var heartbeatTimeout = new Option<double>("--node-timeout") { Description = "Seconds without a heartbeat before a node is declared dead", DefaultValueFactory = _ => 5 };
 
 var root = new RootCommand("Orchestrator silo: hosts the job, node and scheduler grains. Start it N times with --redis (distinct ports) to form one cluster.")
 {
-    redis, siloPort, gatewayPort, advertise, fast, heartbeatTimeout, maxArrayWidth, allowChaos,
+    redis, siloPort, gatewayPort, advertise, fast, heartbeatTimeout, maxArrayWidth, allowChaos, httpPort,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -33,14 +37,46 @@ root.SetAction(async (parse, ct) =>
     var settings = new SiloSettings(string.IsNullOrWhiteSpace(redisAddress) ? null : redisAddress,
         parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(advertise)!, parse.GetValue(fast),
         TimeSpan.FromSeconds(parse.GetValue(heartbeatTimeout)), parse.GetValue(maxArrayWidth), parse.GetValue(allowChaos));
-    var builder = Host.CreateApplicationBuilder();
-    builder.Logging.AddFilter("Polly", LogLevel.Warning);
-    builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "); // incidents are read by their times
-    builder.UseOrleans(settings.Configure);
-    var host = builder.Build();
+    var web = parse.GetValue(httpPort) ?? (int.TryParse(Environment.GetEnvironmentVariable("ORCH_HTTP_PORT"), out var envPort) ? envPort : null);
+    if (web is < 1 or > 65535)
+    {
+        Console.Error.WriteLine($"error: --http-port {web} is not a port (1 to 65535)");
+        return 2;
+    }
+    IHost host;
+    if (web is int port)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        ConfigureLogging(builder);
+        // Loopback unless the silo is reachable from elsewhere (then so are its pages and probes).
+        var listen = settings.AdvertisedAddress == "127.0.0.1" ? IPAddress.Loopback : IPAddress.Any;
+        SiloWeb.AddServices(builder, listen, port);
+        builder.UseOrleans(silo =>
+        {
+            settings.Configure(silo);
+            silo.AddDashboard();
+        });
+        var app = builder.Build();
+        SiloWeb.Map(app);
+        host = app;
+    }
+    else
+    {
+        var builder = Host.CreateApplicationBuilder();
+        ConfigureLogging(builder);
+        builder.UseOrleans(settings.Configure);
+        host = builder.Build();
+    }
     await host.StartAsync(ct);
-    Console.WriteLine($"silo ready: silo port {settings.SiloPort}, gateway port {settings.GatewayPort}, {(settings.Redis is null ? "embedded (memory storage)" : $"redis {settings.Redis}")}");
+    Console.WriteLine($"silo ready: silo port {settings.SiloPort}, gateway port {settings.GatewayPort}, {(settings.Redis is null ? "embedded (memory storage)" : $"redis {settings.Redis}")}{(web is int p ? $", pages and dashboard at http://{settings.AdvertisedAddress}:{p}/" : "")}");
     await host.WaitForShutdownAsync(ct);
     return 0;
 });
 return await root.Parse(args).InvokeAsync();
+
+static void ConfigureLogging(IHostApplicationBuilder builder)
+{
+    builder.Logging.AddFilter("Polly", LogLevel.Warning);
+    builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+    builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "); // incidents are read by their times
+}

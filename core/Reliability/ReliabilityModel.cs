@@ -53,6 +53,20 @@ public static class ReliabilityModel
     public static double ExpectedEttrErasureCoded(double nodes, double failuresPerNodeDay, TimeSpan recovery) =>
         Math.Max(0, 1 - nodes * failuresPerNodeDay / (24 * 60) * recovery.TotalMinutes);
 
+    /// <summary>
+    /// One row of the projection: a job on <paramref name="devices"/> devices (8 per node) at
+    /// <paramref name="failuresPerNodeDay"/>, checkpointing at its Daly-optimal interval (write time
+    /// <paramref name="write"/>, restart <paramref name="restart"/>) or recovering by erasure-coded rebuild.
+    /// </summary>
+    public static Projection Project(int devices, double failuresPerNodeDay, TimeSpan write, TimeSpan restart, TimeSpan rebuild)
+    {
+        var nodes = Math.Max(1.0, Math.Ceiling(devices / (double)GpusPerNode));
+        var mttf = JobMttf(nodes, failuresPerNodeDay);
+        var interval = DalyInterval(write, mttf);
+        return new(devices, nodes, mttf, interval, ExpectedEttr(nodes, failuresPerNodeDay, interval, write, restart),
+            ExpectedEttrErasureCoded(nodes, failuresPerNodeDay, rebuild));
+    }
+
     /// <summary>Young (1974): τ = √(2δM) for checkpoint cost δ and mean time between failures M.</summary>
     public static TimeSpan YoungInterval(TimeSpan checkpointCost, TimeSpan mtbf) =>
         TimeSpan.FromMinutes(Math.Sqrt(2 * checkpointCost.TotalMinutes * mtbf.TotalMinutes));
@@ -67,6 +81,9 @@ public static class ReliabilityModel
     }
 }
 
+/// <summary>A projected job: its MTTF, Daly-optimal checkpoint interval and expected ETTR under both recoveries.</summary>
+public sealed record Projection(int Devices, double Nodes, TimeSpan JobMttf, TimeSpan CheckpointInterval, double EttrCheckpoint, double EttrErasureCoded);
+
 /// <summary>Sorts a failure's stated cause into the taxonomy (by the words Orchestrator's own messages use).</summary>
 public static class FailureTaxonomy
 {
@@ -76,6 +93,7 @@ public static class FailureTaxonomy
         (FailureCategory.OutOfMemory, ["out of memory", "OutOfMemory"]),
         (FailureCategory.StateStoreOutage, ["state store", "Redis"]),
         (FailureCategory.SiloCrash, ["lost with its silo", "shards of the group are lost", "silo"]),
+        (FailureCategory.NodeLost, ["lost its node", "heartbeat"]),
         (FailureCategory.NetworkTimeout, ["timed out", "did not answer", "unreachable", "nothing from rank"]),
         (FailureCategory.Preemption, ["preempted"]),
     ];

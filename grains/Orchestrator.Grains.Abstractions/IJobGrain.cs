@@ -17,6 +17,9 @@ public interface IJobGrain : IGrainWithStringKey
 
     [Alias("events")] Task<IReadOnlyList<JobEvent>> GetEvents();
 
+    /// <summary>The job's phase marks and training curve.</summary>
+    [Alias("history")] Task<JobHistory> GetHistory();
+
     /// <summary>Records something that happened to the job elsewhere (a shard rebuilt after its silo died).</summary>
     [Alias("note"), Orleans.Concurrency.OneWay] Task Note(string who, string what);
 

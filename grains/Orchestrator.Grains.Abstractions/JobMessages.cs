@@ -75,7 +75,8 @@ public sealed record JobInfo(
     string? HostSilo,
     GangView? Gang = null,
     IReadOnlyList<Assignment>? Ranks = null,
-    ShardConfig? Shards = null);
+    ShardConfig? Shards = null,
+    JobTime? Time = null);
 
 /// <summary>A worker's answer for starting an assignment: the spec, and where to resume from (for a rank of a
 /// data-parallel job, also the membership it is in or waits to join).</summary>
@@ -107,4 +108,25 @@ public sealed record WorkAck(bool Continue, string? Reason, bool Yield = false)
 {
     public static readonly WorkAck Go = new(true, null);
     public static WorkAck Stop(string reason) => new(false, reason);
+}
+
+/// <summary>From <see cref="At"/> the job is in <see cref="Phase"/> (see <see cref="Orchestrator.Core.Reliability.PhaseMark"/>).</summary>
+[GenerateSerializer, Immutable, Alias("job-mark")]
+public sealed record JobMark(DateTime At, Orchestrator.Core.Reliability.RunPhase Phase, long Step)
+{
+    public Orchestrator.Core.Reliability.PhaseMark ToPhaseMark() => new(At, Phase, Step);
+}
+
+/// <summary>A job's time line (its phase marks, the source of its ETTR) and its training curve (progress reports,
+/// thinned to at most a few hundred points over the whole run).</summary>
+[GenerateSerializer, Immutable, Alias("job-history")]
+public sealed record JobHistory(IReadOnlyList<JobMark> Marks, IReadOnlyList<JobProgress> Curve);
+
+/// <summary>The job's wall time split as the reliability study does (seconds); see <see cref="Orchestrator.Core.Reliability.TimeAccount"/>.</summary>
+[GenerateSerializer, Immutable, Alias("job-time")]
+public sealed record JobTime(double WallSeconds, double ProductiveSeconds, double QueueingSeconds, double StartingSeconds, double DetectionSeconds,
+    double RecoverySeconds, double LostProgressSeconds, long LostSteps, double Ettr)
+{
+    public static JobTime From(Orchestrator.Core.Reliability.TimeAccount a) => new(a.Wall.TotalSeconds, a.Productive.TotalSeconds,
+        a.Queueing.TotalSeconds, a.Starting.TotalSeconds, a.Detection.TotalSeconds, a.Recovery.TotalSeconds, a.LostProgress.TotalSeconds, a.LostSteps, a.Ettr);
 }

@@ -26,7 +26,8 @@ public sealed record NodeInfo(
     IReadOnlyList<Assignment> Assignments,
     string? Host,
     int? ProcessId,
-    string? Incarnation);
+    string? Incarnation,
+    DateTime? FirstSeen = null);
 
 /// <param name="FusionKey">Jobs with equal keys may be fused into one array; null: the job runs alone.</param>
 /// <param name="MemoryBytes">Estimated device memory of one array member.</param>

@@ -1,4 +1,5 @@
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.Reliability;
 
 namespace Orchestrator.Grains;
 
@@ -47,6 +48,7 @@ public sealed partial class JobGrain
             S.Gang = new GangRecord { Epoch = G.Epoch + 1, Step = S.CheckpointStep ?? 0 };
             S.Assignment = ranks[0];
             S.State = JobState.Scheduled;
+            Mark(RunPhase.Starting);
             AddEvent("scheduler", $"gang of {ranks.Count} placed: {Describe(ranks)}; it forms when every rank is up{ResumeNote()}");
         }
         else if (S.State == JobState.Running && G.Formed && S.Ranks.Count + ranks.Count <= S.MaxRanks)
@@ -95,6 +97,7 @@ public sealed partial class JobGrain
             _reFormsWithoutProgress = 0;
             if (_pause is { } p)
             {
+                Mark(RunPhase.Training, G.Step);
                 AddEvent("job grain", $"training goes on at step {completedSteps} with {G.Ranks.Count} ranks after a {(DateTime.UtcNow - p.Since).TotalSeconds:F1} s pause ({p.Cause})");
                 _pause = null;
             }
@@ -102,6 +105,7 @@ public sealed partial class JobGrain
             {
                 AddEvent("job grain", $"{admitted.Joined.Count} rank(s) joined at step {completedSteps}: {Describe(admitted.Joined)}; now {G.Ranks.Count} ranks (membership epoch {G.Epoch}); parameters and optimizer state broadcast to them");
                 _pause = (DateTime.UtcNow, "ranks joined");
+                Mark(RunPhase.Paused);
                 await SaveAndPublish();
             }
             else if (DateTime.UtcNow - _lastProgressWrite > ProgressWriteInterval) await SaveAndPublish();
@@ -121,7 +125,11 @@ public sealed partial class JobGrain
             _suspectsEpoch = G.Epoch;
         }
         if (!_suspects.TryGetValue(suspect, out var first)) _suspects[suspect] = first = now;
-        _pause ??= (now, "a rank lost contact with a peer");
+        if (_pause is null)
+        {
+            _pause = (now, "a rank lost contact with a peer");
+            Interrupted(RunPhase.Paused, FailureTaxonomy.Classify(detail));
+        }
         var rank = S.Ranks.First(r => r.Epoch == suspect);
         var node = await GrainFactory.GetGrain<INodeGrain>(rank.NodeId).GetInfo();
         var verdict = FailureJudge.Judge(now, first, node.LastHeartbeat, node.Health == NodeHealth.Dead, options.Value.RankSilenceLimit, _reFormsWithoutProgress);
@@ -164,6 +172,7 @@ public sealed partial class JobGrain
             S.Assignment = null;
             S.State = JobState.Recovering;
             S.Recoveries++;
+            Interrupted(RunPhase.Queued, FailureTaxonomy.Classify(what));
             AddEvent("job grain", $"no gang left: requeued as a whole{ResumeNote()}");
             requeued = Queued();
         }
@@ -171,6 +180,7 @@ public sealed partial class JobGrain
         else if (G.Ranks.Count < S.MinRanks)
         {
             _pause ??= (DateTime.UtcNow, "below the minimum");
+            Interrupted(RunPhase.Paused, FailureTaxonomy.Classify(what));
             AddEvent("job grain", $"paused: {G.Ranks.Count} rank(s), fewer than the minimum {S.MinRanks}; waiting for a device");
         }
         await SaveAndPublish();
@@ -189,6 +199,7 @@ public sealed partial class JobGrain
         G.Formed = true;
         S.State = JobState.Running;
         S.StartedAt ??= DateTime.UtcNow;
+        Mark(RunPhase.Training, G.Step);
         var from = checkpoint.State.Checkpoint is { } cp ? $"resuming from the checkpoint at step {cp.Step}" : "from step 0";
         AddEvent("job grain", $"gang formed: {G.Ranks.Count} ranks (membership epoch {G.Epoch}), {from}");
     }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orchestrator.Core.Fusion;
+using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Grains;
@@ -41,6 +42,12 @@ public sealed class JobGrainState
     [Id(27)] public string? PreemptReason { get; set; }
     /// <summary>Recommendation jobs: their embedding shards, resolved at submission.</summary>
     [Id(28)] public ShardConfig? Shards { get; set; }
+    /// <summary>The job's phase marks (never trimmed: a few per placement), the source of its ETTR.</summary>
+    [Id(29)] public List<JobMark> Marks { get; set; } = [];
+    /// <summary>Progress reports, thinned by half whenever <see cref="OrchestratorOptions.MaxCurvePoints"/> is reached.</summary>
+    [Id(30)] public List<JobProgress> Curve { get; set; } = [];
+    /// <summary>The failure category of the latest interruption, until training goes on again.</summary>
+    [Id(31)] public string? Interruption { get; set; }
 }
 
 [GenerateSerializer, Alias("checkpoint-state")]
@@ -119,12 +126,19 @@ public sealed partial class JobGrain(
         S.SubmittedAt = DateTime.UtcNow;
         S.LiveOn = Silo;
         S.Sequence = await index.Add(JobId);
+        Mark(RunPhase.Queued);
         var gang = spec.DataParallel is { } d ? $", data-parallel on {d.MinWorkers}-{d.MaxWorkers} ranks combining gradients by {d.Gradients.ToString().ToLowerInvariant()}" : "";
         AddEvent(submission.SubmittedBy, $"submitted: {S.Model}, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, priority {spec.Priority}{gang}");
         if (embedding is { } shards) AddEvent("job grain", shards.Description);
         await SaveAndPublish();
         if (!submission.DeferEnqueue) await GrainFactory.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Enqueue(Queued());
         return Info();
+    }
+
+    public Task<JobHistory> GetHistory()
+    {
+        EnsureExists();
+        return Task.FromResult(new JobHistory(S.Marks.ToList(), S.Curve.ToList()));
     }
 
     public Task<JobInfo> GetInfo()
@@ -158,6 +172,7 @@ public sealed partial class JobGrain(
         await ReleaseNode();
         S.State = JobState.Cancelled;
         S.EndedAt = DateTime.UtcNow;
+        Mark(RunPhase.Ended);
         AddEvent(who, "cancelled");
         await SaveAndPublish();
         return Info();
@@ -171,6 +186,7 @@ public sealed partial class JobGrain(
         S.HighestEpoch = a.Epoch;
         S.Assignment = a;
         S.State = JobState.Scheduled;
+        Mark(RunPhase.Starting);
         var array = a.ArrayWidth > 1 ? $" in fused array {a.ArrayId} of {a.ArrayWidth} jobs" : "";
         AddEvent("scheduler", $"placed on {a.NodeId}/{a.Device}{array} (epoch {a.Epoch}){ResumeNote()}");
         await SaveAndPublish();
@@ -183,6 +199,7 @@ public sealed partial class JobGrain(
         if (!IsCurrent(epoch) || S.State != JobState.Scheduled) return null;
         S.Assignment = null;
         S.State = S.Recoveries > 0 ? JobState.Recovering : JobState.Pending;
+        Mark(RunPhase.Queued);
         AddEvent("scheduler", $"placement not taken: {reason}; requeued");
         await SaveAndPublish();
         return Queued();
@@ -195,6 +212,7 @@ public sealed partial class JobGrain(
         S.Assignment = null;
         S.State = JobState.Recovering;
         S.Recoveries++;
+        Interrupted(RunPhase.Queued, FailureCategory.NodeLost);
         AddEvent("scheduler", $"lost its node: {reason}; requeued{ResumeNote()}");
         await SaveAndPublish();
         return Queued();
@@ -208,6 +226,7 @@ public sealed partial class JobGrain(
         {
             S.State = JobState.Running;
             S.StartedAt ??= DateTime.UtcNow;
+            Mark(RunPhase.Training, checkpoint.State.Checkpoint?.Step ?? 0);
             AddEvent(nodeId, checkpoint.State.Checkpoint is { } cp ? $"started; resuming from checkpoint at step {cp.Step}" : "started from step 0");
             await SaveAndPublish();
         }
@@ -219,7 +238,10 @@ public sealed partial class JobGrain(
         if (Refusal(epoch) is { } stop) return stop;
         if (S.PreemptReason is { } preempted) return new WorkAck(false, preempted, Yield: true);
         var epochEnded = progress.TestAccuracy is not null && progress.Epoch != S.Progress?.Epoch;
+        if (S.Progress is { } previous && progress.Step > previous.Step && progress.At > previous.At)
+            OrchestratorMetrics.StepTime.Observe((progress.At - previous.At).TotalSeconds / (progress.Step - previous.Step));
         S.Progress = progress;
+        AddCurvePoint(progress);
         if (epochEnded) AddEvent(Reporter(epoch), $"epoch {progress.Epoch} done at step {progress.Step}: test accuracy {progress.TestAccuracy:F4}, loss {progress.Loss:F4}");
         // Written at every report (about one a second): a reader after a failover never sees the step go back.
         await SaveAndPublish();
@@ -259,6 +281,8 @@ public sealed partial class JobGrain(
         S.Assignment = null;
         S.PreemptReason = null;
         S.State = S.Recoveries > 0 ? JobState.Recovering : JobState.Pending;
+        Mark(RunPhase.Queued, cp.Step);
+        S.Interruption = nameof(FailureCategory.Preemption);
         AddEvent(node, $"preempted at step {cp.Step}: checkpoint saved, requeued");
         await SaveAndPublish();
         await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.Preemption), $"preempted at step {cp.Step}", node, JobId));
@@ -274,6 +298,7 @@ public sealed partial class JobGrain(
         S.State = JobState.Succeeded;
         S.Result = result;
         S.EndedAt = DateTime.UtcNow;
+        Mark(RunPhase.Ended, result.Steps);
         AddEvent(node, $"succeeded: test accuracy {result.TestAccuracy:F4} after {result.Steps} steps ({result.Epochs} epochs, {result.TrainingSeconds:F1} s training){(result.Auc is { } auc ? $", AUC {auc:F4}, log loss {result.LogLoss:F4}, longest step {result.LongestStepSeconds:F2} s" : "")}{(result.Split is { } split ? $"; {split}" : "")}");
         await SaveAndPublish();
         return WorkAck.Go;
@@ -287,6 +312,7 @@ public sealed partial class JobGrain(
         S.State = JobState.Failed;
         S.FailureReason = reason;
         S.EndedAt = DateTime.UtcNow;
+        Mark(RunPhase.Ended);
         AddEvent(node, $"failed: {reason}");
         await SaveAndPublish();
         await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, Core.Reliability.FailureTaxonomy.Classify(reason).ToString(), $"job failed: {reason}", node, JobId));
@@ -340,12 +366,48 @@ public sealed partial class JobGrain(
         }
     }
 
+    /// <summary>Starts a phase now; <paramref name="step"/>: the step training resumes from, else the step reached.</summary>
+    void Mark(RunPhase phase, long? step = null)
+    {
+        var at = DateTime.UtcNow;
+        if (S.Marks.Count > 0 && S.Marks[^1].Phase == phase && phase != RunPhase.Training) return;
+        if (phase == RunPhase.Starting && S.Marks.LastOrDefault(m => m.Phase == RunPhase.Queued) is { } queued)
+            OrchestratorMetrics.QueueWait.Observe((at - queued.At).TotalSeconds);
+        if (phase == RunPhase.Training && S.Interruption is { } category)
+        {
+            var since = S.Marks.LastOrDefault(m => m.Phase == RunPhase.Stalled)?.At ?? S.Marks[^1].At;
+            OrchestratorMetrics.Recovery.WithLabels(category).Observe((at - since).TotalSeconds);
+            S.Interruption = null;
+        }
+        S.Marks.Add(new JobMark(at, phase, step ?? S.Progress?.Step ?? 0));
+    }
+
+    /// <summary>
+    /// Training stopped without the job knowing when: it stalled at its last progress report (the time until now is
+    /// the failure's detection), and from now it is in <paramref name="next"/>.
+    /// </summary>
+    void Interrupted(RunPhase next, FailureCategory category)
+    {
+        S.Interruption = category.ToString();
+        if (S.Marks.Count > 0 && S.Marks[^1].Phase == RunPhase.Training && S.Progress is { } p && p.At > S.Marks[^1].At)
+            S.Marks.Add(new JobMark(p.At, RunPhase.Stalled, p.Step));
+        Mark(next);
+    }
+
+    void AddCurvePoint(JobProgress progress)
+    {
+        if (S.Curve.Count >= options.Value.MaxCurvePoints)
+            S.Curve = S.Curve.Where((_, i) => i % 2 == 1).ToList(); // keeps the newest point, halves the density
+        S.Curve.Add(progress);
+    }
+
     QueuedJob Queued() => IsDataParallel
         ? new(JobId, S.Priority, S.Sequence, S.MinRanks, null, S.MemoryBytes, Gang: true, MaxDevices: S.MaxRanks)
         : new(JobId, S.Priority, S.Sequence, S.Devices, S.FusionKey, S.MemoryBytes);
 
     JobInfo Info() => new(JobId, S.Name, S.Owner, S.State, S.Priority, S.Model, S.SubmittedAt, S.StartedAt, S.EndedAt,
-        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo, IsDataParallel ? View(null) : null, IsDataParallel ? S.Ranks.ToList() : null, S.Shards);
+        S.Assignment, S.Progress, S.Result, S.FailureReason, S.CheckpointStep, S.Recoveries, Silo, IsDataParallel ? View(null) : null, IsDataParallel ? S.Ranks.ToList() : null, S.Shards,
+        JobTime.From(TrainingTimeAccounting.Account(S.Marks.Select(m => m.ToPhaseMark()), DateTime.UtcNow, S.Progress?.Step ?? 0)));
 
     async Task SaveAndPublish()
     {

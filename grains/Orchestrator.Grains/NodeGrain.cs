@@ -12,6 +12,8 @@ public sealed class NodeGrainState
     [Id(4)] public string? Host { get; set; }
     [Id(5)] public int? ProcessId { get; set; }
     [Id(6)] public string? Incarnation { get; set; }
+    /// <summary>The first heartbeat ever: the node's time in the cluster, for MTTF, counts from here.</summary>
+    [Id(7)] public DateTime? FirstSeen { get; set; }
 }
 
 public sealed class NodeGrain(
@@ -49,6 +51,7 @@ public sealed class NodeGrain(
             S.Host = report.Host;
             S.ProcessId = report.ProcessId;
             S.Incarnation = report.Incarnation;
+            S.FirstSeen ??= DateTime.UtcNow;
             // Assignments on devices the node no longer has can never run there.
             S.Assignments.RemoveAll(a => !S.Devices.Contains(a.Device));
             await store.WriteStateAsync();
@@ -67,7 +70,7 @@ public sealed class NodeGrain(
     }
 
     public Task<NodeInfo> GetInfo() => Task.FromResult(new NodeInfo(NodeId, S.Health, S.Devices.ToList(), S.MemoryBytes,
-        _heardFrom ? _lastHeartbeat : null, S.Assignments.ToList(), S.Host, S.ProcessId, S.Incarnation));
+        _heardFrom ? _lastHeartbeat : null, S.Assignments.ToList(), S.Host, S.ProcessId, S.Incarnation, S.FirstSeen));
 
     public async Task<bool> Assign(IReadOnlyList<Assignment> members)
     {

@@ -25,6 +25,9 @@ public sealed class OrchestratorOptions
 
     /// <summary>Events kept per job; older ones are dropped (the count of dropped events is kept).</summary>
     public int MaxEventsPerJob { get; set; } = 200;
+
+    /// <summary>Points kept of a job's training curve; when reached, every other point is dropped.</summary>
+    public int MaxCurvePoints { get; set; } = 400;
 }
 
 public static class StorageNames

@@ -185,7 +185,9 @@ public sealed class SchedulerGrain(
             capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList(), perDevice, running));
         }
         var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices, q.FusionKey, q.MemoryBytes, q.Gang, q.MaxDevices, q.Growth)).ToList();
+        var decisionTime = System.Diagnostics.Stopwatch.StartNew();
         var decision = policy.Decide(queue, capacity);
+        OrchestratorMetrics.SchedulingLatency.Observe(decisionTime.Elapsed.TotalSeconds);
         await Preempt(decision.Preemptions);
         var placements = decision.Placements;
         if (placements.Count == 0) return;

@@ -1,0 +1,81 @@
+using System.Net;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.FileProviders;
+using Orchestrator.Grains;
+using Orleans.Dashboard;
+using Prometheus;
+
+namespace Orchestrator.Silo;
+
+/// <summary>
+/// The silo's web host (with --http-port): Orchestrator's pages at /, their read-only JSON API under /api, the
+/// Orleans dashboard at /dashboard, Prometheus metrics at /metrics, and /healthz, /readyz for probes.
+/// </summary>
+public static class SiloWeb
+{
+    public static void AddServices(WebApplicationBuilder builder, IPAddress listen, int port)
+    {
+        builder.WebHost.UseKestrel(k => k.Listen(listen, port));
+        builder.Services.AddSingleton<ClusterQueries>(sp => new ClusterQueries(sp.GetRequiredService<IGrainFactory>()));
+        builder.Services.AddSingleton<ClusterMetrics>();
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals;
+        });
+    }
+
+    public static void Map(WebApplication app)
+    {
+        app.Services.GetRequiredService<ClusterMetrics>(); // registers its scrape-time refresh
+        var pages = new PhysicalFileProvider(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
+        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = pages });
+        app.UseStaticFiles(new StaticFileOptions { FileProvider = pages });
+
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", (IClusterMembershipService membership, ILocalSiloDetails local) =>
+            membership.CurrentSnapshot.GetSiloStatus(local.SiloAddress) == SiloStatus.Active
+                ? Results.Text("ready")
+                : Results.Text($"not ready: this silo is {membership.CurrentSnapshot.GetSiloStatus(local.SiloAddress)} in the cluster", statusCode: 503));
+        app.MapOrleansDashboard(routePrefix: "/dashboard");
+        app.MapMetrics("/metrics");
+
+        var api = app.MapGroup("/api");
+        api.MapGet("/cluster", (ClusterQueries q, IClusterMembershipService membership) => Read(async () => new
+        {
+            Silos = membership.CurrentSnapshot.Members.Values.OrderBy(m => m.SiloAddress.ToString(), StringComparer.Ordinal)
+                .Select(m => new { Address = m.SiloAddress.ToParsableString(), m.Name, Status = m.Status.ToString() }),
+            Scheduler = await q.Scheduler(),
+        }));
+        api.MapGet("/jobs", (ClusterQueries q) => Read(async () => await q.Jobs()));
+        api.MapGet("/jobs/{id}", (string id, ClusterQueries q) => Read(async () => await q.Job(id)));
+        api.MapGet("/nodes", (ClusterQueries q) => Read(async () => await q.Nodes()));
+        api.MapGet("/arrays", (ClusterQueries q) => Read(async () => await q.Arrays()));
+        api.MapGet("/incidents", (ClusterQueries q, int? last) => Read(async () => await q.Incidents(Math.Clamp(last ?? 200, 1, 10_000))));
+        api.MapGet("/reliability", (ClusterQueries q, string? devices) => Read(async () => await q.Reliability(ParseDevices(devices))));
+    }
+
+    /// <summary>A read that says what went wrong: 404 for an unknown job, 400 for a bad query, 503 while the cluster cannot answer.</summary>
+    static async Task<IResult> Read<T>(Func<Task<T>> read)
+    {
+        try { return Results.Json(await read()); }
+        catch (KeyNotFoundException e) { return Results.Json(new { error = e.Message }, statusCode: 404); }
+        catch (ArgumentException e) { return Results.Json(new { error = e.Message }, statusCode: 400); }
+        catch (Exception e) when (e is TimeoutException or StateStoreUnavailableException or OrleansException)
+        {
+            return Results.Json(new { error = $"the cluster did not answer ({e.GetBaseException().Message}); retry in a few seconds" }, statusCode: 503);
+        }
+    }
+
+    static IReadOnlyList<int>? ParseDevices(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(t => int.TryParse(t, out var d) && d is >= 1 and <= 10_000_000 ? d : throw new ArgumentException($"devices: '{t}' is not a count from 1 to 10,000,000"))
+            .ToList();
+    }
+}

@@ -3,7 +3,8 @@
 # Debian's Fashion-MNIST package (the demo's data). Sourced by demo.sh and test.sh; safe to run again.
 set -euo pipefail
 
-# Extra packages can be named (test.sh adds docker-compose, to validate docker-compose.yml).
+# Extra packages can be named (test.sh adds docker-compose, to validate docker-compose.yml, and chromium, for the
+# browser test of the silo's pages).
 ensure_packages() {
   local need=()
   for extra in "$@"; do command -v "$extra" >/dev/null 2>&1 || need+=("$extra"); done

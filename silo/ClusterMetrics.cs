@@ -31,6 +31,8 @@ public sealed class ClusterMetrics
     public ClusterMetrics(ClusterQueries queries, ILogger<ClusterMetrics> log)
     {
         (_queries, _log) = (queries, log);
+        // So that the event histograms are exported (at zero) before their first observation.
+        System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(OrchestratorMetrics).TypeHandle);
         Metrics.DefaultRegistry.AddBeforeCollectCallback(Refresh);
     }
 

@@ -30,7 +30,10 @@ const Charts = (() => {
     const sx = x => L + (tx(x) - x0) / (x1 - x0) * (W - L - R), sy = y => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
     let body = `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#aab"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#aab"/>`;
     for (const y of ticks(y0, y1, 4)) body += `<text x="${L - 4}" y="${sy(y) + 3}" text-anchor="end">${fmt(y)}</text><line x1="${L}" x2="${W - R}" y1="${sy(y)}" y2="${sy(y)}" stroke="#eee"/>`;
-    for (const x of ticks(x0, x1, 4)) {
+    const xTicks = options.logX && x1 - x0 >= 1
+      ? Array.from({ length: Math.floor(x1) - Math.ceil(x0) + 1 }, (_, i) => Math.ceil(x0) + i) // decades
+      : ticks(x0, x1, 4);
+    for (const x of xTicks) {
       const v = options.logX ? Math.pow(10, x) : x;
       body += `<text x="${sx(v)}" y="${H - B + 13}" text-anchor="middle">${fmt(v)}</text>`;
     }
@@ -61,7 +64,7 @@ const Charts = (() => {
 
   // rows: [{ label, parts: [{ name, value, color }] }] — each row's parts share one horizontal bar.
   function stacked(title, rows, options = {}) {
-    const W = options.width || 560, rowH = 20, L = options.labelWidth || 130, H = Math.max(30, rows.length * rowH + 10);
+    const W = options.width || 900, rowH = 20, L = options.labelWidth || 130, H = Math.max(30, rows.length * rowH + 10);
     if (rows.length === 0) return frame(title, W, 40, `<text x="8" y="24">no data yet</text>`);
     let body = '';
     rows.forEach((row, i) => {

@@ -25,11 +25,11 @@ public sealed class ProcessCluster(ITestOutputHelper output) : IAsyncDisposable
         return process;
     }
 
-    public async Task<(ChildProcess Process, int SiloPort)> StartSilo()
+    public async Task<(ChildProcess Process, int SiloPort)> StartSilo(params string[] extra)
     {
         int siloPort = RedisServer.FreePort(), gatewayPort = RedisServer.FreePort();
-        var silo = Track(ChildProcess.Dotnet($"silo-{siloPort}", Repo.Silo, "--redis", Redis, "--silo-port", siloPort.ToString(),
-            "--gateway-port", gatewayPort.ToString(), "--fast-failure-detection", "--node-timeout", "5"));
+        var silo = Track(ChildProcess.Dotnet($"silo-{siloPort}", Repo.Silo, ["--redis", Redis, "--silo-port", siloPort.ToString(),
+            "--gateway-port", gatewayPort.ToString(), "--fast-failure-detection", "--node-timeout", "5", .. extra]));
         await silo.WaitForLine(l => l.Contains("silo ready"), TimeSpan.FromSeconds(60));
         return (silo, siloPort);
     }

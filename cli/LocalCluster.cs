@@ -24,9 +24,10 @@ public sealed class LocalCluster : IAsyncDisposable
     public Dictionary<int, Process> Silos { get; } = []; // by silo port
     public IGrainFactory Grains => _client!.Services.GetRequiredService<IGrainFactory>();
 
-    public static async Task<LocalCluster> Start(int silos, int workers, Action<string> progress, bool allowChaos = false, string devices = "cpu:1")
+    /// <param name="httpPort">The first silo serves its pages, API and dashboard on this port (null: no web host).</param>
+    public static async Task<LocalCluster> Start(int silos, int workers, Action<string> progress, bool allowChaos = false, string devices = "cpu:1", int? httpPort = null)
     {
-        var cluster = new LocalCluster { AllowChaos = allowChaos, Devices = devices };
+        var cluster = new LocalCluster { AllowChaos = allowChaos, Devices = devices, _httpPort = httpPort };
         progress($"redis-server on {cluster.Redis}; process logs in {cluster._folder}");
         cluster.RedisProcess = cluster.Launch("redis-server", "redis-server", ["--port", cluster.RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         await WaitForPort(cluster.RedisPort, TimeSpan.FromSeconds(20), "redis-server (install it with: apt-get install redis-server)");
@@ -41,6 +42,8 @@ public sealed class LocalCluster : IAsyncDisposable
         return cluster;
     }
 
+    int? _httpPort;
+
     public bool AllowChaos { get; private init; }
     public string Devices { get; private init; } = "cpu:1";
     public Process? RedisProcess { get; private set; }
@@ -50,9 +53,12 @@ public sealed class LocalCluster : IAsyncDisposable
     public async Task<int> StartSilo(Action<string> progress)
     {
         int port = FreePort(), gateway = FreePort();
-        progress($"silo on port {port}");
+        // The web port goes to the first silo started (and to the next one started if that one is replaced).
+        var web = _httpPort is { } h && Silos.Values.All(p => p.HasExited) ? h : (int?)null;
+        progress($"silo on port {port}{(web is { } w ? $", pages at http://127.0.0.1:{w}/" : "")}");
         var silo = Launch($"silo-{port}", "dotnet", [Path.Combine(AppContext.BaseDirectory, "orch-silo.dll"), "--redis", Redis, "--silo-port", port.ToString(),
-            "--gateway-port", gateway.ToString(), "--fast-failure-detection", "--node-timeout", "5", .. AllowChaos ? new[] { "--allow-chaos" } : []]);
+            "--gateway-port", gateway.ToString(), "--fast-failure-detection", "--node-timeout", "5", .. AllowChaos ? new[] { "--allow-chaos" } : [],
+            .. web is { } port80 ? new[] { "--http-port", port80.ToString() } : []]);
         Silos[port] = silo;
         await WaitForPort(gateway, TimeSpan.FromSeconds(60), $"silo on port {port} (its output: {Path.Combine(_folder, $"silo-{port}.log")})");
         return port;

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -22,11 +21,7 @@ public static class SiloWeb
         builder.WebHost.UseKestrel(k => k.Listen(listen, port));
         builder.Services.AddSingleton<ClusterQueries>(sp => new ClusterQueries(sp.GetRequiredService<IGrainFactory>()));
         builder.Services.AddSingleton<ClusterMetrics>();
-        builder.Services.ConfigureHttpJsonOptions(o =>
-        {
-            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
-            o.SerializerOptions.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals;
-        });
+        builder.Services.ConfigureHttpJsonOptions(o => ApiJson.Configure(o.SerializerOptions));
     }
 
     public static void Map(WebApplication app)

@@ -23,6 +23,22 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
 
     public IReadOnlyCollection<ArrayRunner> Arrays => _arrays.Values;
 
+    // For the health endpoints: when the cluster last answered a heartbeat, and the lease it gave.
+    DateTime _lastReply = DateTime.MinValue;
+    TimeSpan? _lease;
+
+    /// <summary>
+    /// Ready while the cluster answers heartbeats within the node's lease (before the first answer: not yet ready);
+    /// otherwise why not, in words for a probe's log.
+    /// </summary>
+    public (bool Ready, string Why) Readiness()
+    {
+        var (last, lease) = (_lastReply, _lease ?? TimeSpan.FromSeconds(10));
+        if (last == DateTime.MinValue) return (false, "no heartbeat answered yet: is the cluster reachable?");
+        var silent = DateTime.UtcNow - last;
+        return silent <= lease ? (true, "ready") : (false, $"no heartbeat reply for {silent.TotalSeconds:F0} s (lease {lease.TotalSeconds:0} s)");
+    }
+
     public async Task RunAsync(CancellationToken ct)
     {
         var node = grains.GetGrain<INodeGrain>(options.NodeId);
@@ -54,6 +70,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
                 var directive = await line.ExecuteAsync(async _ => await node.Heartbeat(report), ct);
                 (lastReply, lease) = (DateTime.UtcNow, directive.Lease);
+                (_lastReply, _lease) = (lastReply, lease);
                 foreach (var fault in directive.Faults ?? []) chaos.Apply(fault);
                 Reconcile(directive.Desired);
             }

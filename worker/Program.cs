@@ -1,4 +1,7 @@
 using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -16,9 +19,11 @@ var dataAddress = new Option<string>("--data-address")
     DefaultValueFactory = _ => "127.0.0.1",
 };
 
+var httpPort = new Option<int?>("--http-port") { Description = "Serve /healthz (the process is up) and /readyz (the cluster answers this node's heartbeats) on this port, for probes. Off by default" };
+
 var root = new RootCommand("Orchestrator worker: owns a node's devices, runs the assignments its node grain wants, trains with TorchSharp.")
 {
-    redis, gateway, nodeId, devices, threads, dataAddress,
+    redis, gateway, nodeId, devices, threads, dataAddress, httpPort,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -37,18 +42,43 @@ root.SetAction(async (parse, ct) =>
         return 2;
     }
     if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
-
-    var builder = Host.CreateApplicationBuilder();
-    builder.Logging.AddFilter("Polly", LogLevel.Warning);
-    builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "); // incidents are read by their times
-    builder.UseOrleansClient(client =>
+    if (parse.GetValue(httpPort) is < 1 or > 65535)
     {
-        connection.ConfigureClient(client);
-        client.UseConnectionRetryFilter<RetryConnectingFilter>();
-        client.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<WorkerChaos>());
-    });
-    builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane });
-    await builder.Build().RunAsync(ct);
+        Console.Error.WriteLine($"error: --http-port {parse.GetValue(httpPort)} is not a port (1 to 65535)");
+        return 2;
+    }
+
+    void Configure(IHostApplicationBuilder builder)
+    {
+        builder.Logging.AddFilter("Polly", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "); // incidents are read by their times
+        builder.UseOrleansClient(client =>
+        {
+            connection.ConfigureClient(client);
+            client.UseConnectionRetryFilter<RetryConnectingFilter>();
+            client.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<WorkerChaos>());
+        });
+        builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane });
+    }
+
+    if (parse.GetValue(httpPort) is int port)
+    {
+        var web = WebApplication.CreateSlimBuilder();
+        // Probes reach the worker where its peers do (its data-plane address).
+        web.WebHost.UseKestrel(k => k.Listen(dataPlane, port));
+        Configure(web);
+        var app = web.Build();
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", (NodeAgent agent) => agent.Readiness() is (true, _) ? Results.Text("ready") : Results.Text($"not ready: {agent.Readiness().Why}", statusCode: 503));
+        await app.RunAsync(ct);
+    }
+    else
+    {
+        var builder = Host.CreateApplicationBuilder();
+        Configure(builder);
+        await builder.Build().RunAsync(ct);
+    }
     return 0;
 });
 return await root.Parse(args).InvokeAsync();

@@ -72,15 +72,23 @@ public static class ChaosCommands
 
         var file = new Argument<FileInfo>("SCENARIO") { Description = "Scenario file (see examples/chaos/)" };
         var seed = new Option<int?>("--seed") { Description = "Seed of the random choices and schedule (printed, so any run can be replayed)" };
-        var runScenario = new Command("run", "Start a local cluster (redis-server, silos and workers with --allow-chaos), submit the scenario's jobs, inject its faults, and print a scored report; exit 1 if an invariant fails") { file, seed };
+        var web = new Option<int?>("--http-port") { Description = "Serve the first silo's pages (incidents, reliability, jobs) and the Orleans dashboard on this port while the scenario runs" };
+        var reportFile = new Option<FileInfo?>("--report") { Description = "Also write the report as JSON: the cluster's incident log with each incident's cost, and every job's ETTR and time line" };
+        var runScenario = new Command("run", "Start a local cluster (redis-server, silos and workers with --allow-chaos), submit the scenario's jobs, inject its faults, and print a scored report; exit 1 if an invariant fails") { file, seed, web, reportFile };
         runScenario.SetAction((p, ct) => run(async () =>
         {
             var path = p.GetValue(file)!.FullName;
             var scenario = ChaosScenario.Load(path);
             var chosen = p.GetValue(seed) ?? scenario.Seed ?? Random.Shared.Next(1, 1_000_000);
             AnsiConsole.MarkupLine($"[bold]{Markup.Escape(scenario.Name)}[/]: seed {chosen}");
-            var report = await new ChaosRunner(scenario, chosen, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]")).Run(ct);
+            if (p.GetValue(web) is < 1 or > 65535) throw new UsageException($"--http-port {p.GetValue(web)}: give a port from 1 to 65535");
+            var report = await new ChaosRunner(scenario, chosen, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]")).Run(ct, p.GetValue(web));
             ChaosRunner.Print(report, p.GetValue(file)!.ToString());
+            if (p.GetValue(reportFile) is { } json)
+            {
+                await File.WriteAllTextAsync(json.FullName, System.Text.Json.JsonSerializer.Serialize(new { report.Scenario, report.Seed, report.Summary, report.Logged, report.Histories }, ApiJson.Options), ct);
+                AnsiConsole.MarkupLine($"report written to {Markup.Escape(json.FullName)}");
+            }
             return report.Passed ? 0 : 1;
         }));
 

@@ -70,16 +70,22 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         public bool RunsOn(string node) => Info is { } i && (i.Assignment?.NodeId == node || i.Ranks?.Any(r => r.NodeId == node) == true);
     }
 
+    /// <param name="Logged">The cluster's own incident log over the run, with each incident's cost to the jobs it hit.</param>
+    /// <param name="Histories">Each job's time and time line (the source of its ETTR).</param>
     public sealed record Report(string Scenario, int Seed, IReadOnlyList<string[]> Incidents, IReadOnlyList<string[]> Jobs,
-        IReadOnlyList<(string Invariant, bool Passed, string Detail)> Invariants, string Summary)
+        IReadOnlyList<(string Invariant, bool Passed, string Detail)> Invariants, string Summary,
+        IReadOnlyList<IncidentView> Logged, IReadOnlyList<JobReport> Histories)
     {
         public bool Passed => Invariants.All(i => i.Passed);
     }
 
-    public async Task<Report> Run(CancellationToken ct)
+    public sealed record JobReport(string JobId, JobState State, JobTime? Time, JobHistory History);
+
+    /// <param name="httpPort">Serve the first silo's pages on this port, to watch the run (null: none).</param>
+    public async Task<Report> Run(CancellationToken ct, int? httpPort = null)
     {
         var shape = scenario.Cluster;
-        await using var cluster = await LocalCluster.Start(shape.Silos, shape.Workers, progress, allowChaos: true, devices: shape.Devices);
+        await using var cluster = await LocalCluster.Start(shape.Silos, shape.Workers, progress, allowChaos: true, devices: shape.Devices, httpPort: httpPort);
         var grains = cluster.Grains;
         foreach (var job in scenario.Jobs.Where(j => j.Generate > 0))
         {
@@ -361,13 +367,20 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         {
             j.Id, j.Info?.State.ToString() ?? "?", (j.Info?.Result?.Steps ?? j.LastStep).ToString(),
             j.Info?.Result is { } res ? res.Auc is { } auc ? $"AUC {auc:F4}" : $"accuracy {res.TestAccuracy:F4}" : "–",
-            (j.Info?.Recoveries ?? 0).ToString(), j.Info?.FailureReason ?? "",
+            (j.Info?.Recoveries ?? 0).ToString(),
+            j.Info?.Time is { } t ? $"{t.Ettr:F3} (wall {t.WallSeconds:F1} s: queued {t.QueueingSeconds:F1}, starting {t.StartingSeconds:F1}, detection {t.DetectionSeconds:F1}, paused {t.RecoverySeconds:F1}, lost progress {t.LostProgressSeconds:F1})" : "–",
+            j.Info?.FailureReason ?? "",
         }).ToList();
+        var queries = new ClusterQueries(grains);
+        var logged = await _retry.ExecuteAsync(async _ => await queries.Incidents(10_000));
+        var histories = new List<JobReport>();
+        foreach (var j in _jobs.Values.Where(j => j.Info is not null))
+            histories.Add(new JobReport(j.Id, j.Info!.State, j.Info.Time, await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(j.Id).GetHistory())));
         var injected = _incidents.Count(i => i.Error is null);
         var summary = $"{injected} fault(s) injected, {_jobs.Values.Count(j => j.Info?.State == JobState.Succeeded)}/{_jobs.Count} jobs succeeded, " +
                       $"steps lost {_incidents.Sum(i => i.StepsLost)}, data lost {ecLost.Count + differences.Count + badEnds.Count(b => b.Contains("lost"))}, " +
                       $"{invariants.Count(i => i.Item2)}/{invariants.Count} invariants passed, {seconds:F0} s";
-        return new Report(scenario.Name, seed, incidents, jobs, invariants, summary);
+        return new Report(scenario.Name, seed, incidents, jobs, invariants, summary, logged, histories);
     }
 
     /// <summary>
@@ -406,7 +419,15 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             return $"{g.Key}: recovery median {median:F1} s, max {times[^1]:F1} s ({times.Count})";
         });
         foreach (var line in byKind) AnsiConsole.MarkupLine(Markup.Escape(line));
-        var jobs = new Table().AddColumns("job", "state", "steps", "result", "recoveries", "failure");
+        AnsiConsole.MarkupLine("[bold]the cluster's incident log[/] (recovery: until each job it hit trained again)");
+        var logged = new Table().AddColumns("time", "category", "node/silo", "jobs", "detected after (s)", "recovery (s)", "steps lost");
+        foreach (var v in report.Logged)
+            logged.AddRow(Markup.Escape($"{v.Incident.At.ToLocalTime():HH:mm:ss.f}"), Markup.Escape(v.Incident.Category), Markup.Escape(v.Incident.NodeId ?? v.Incident.Silo ?? ""),
+                Markup.Escape(v.Incident.JobId ?? ""), v.Incident.DetectionSeconds is { } d ? $"{d:F1}" : "–",
+                v.Jobs.Count > 0 ? string.Join(", ", v.Jobs.Select(j => j.RecoverySeconds is { } r ? $"{r:F1}" : "–")) : "–",
+                v.Jobs.Count > 0 ? string.Join(", ", v.Jobs.Select(j => j.LostSteps)) : "–");
+        AnsiConsole.Write(logged);
+        var jobs = new Table().AddColumns("job", "state", "steps", "result", "recoveries", "ETTR (productive / wall time)", "failure");
         foreach (var row in report.Jobs) jobs.AddRow(row.Select(Markup.Escape).ToArray());
         AnsiConsole.Write(jobs);
         var invariants = new Table().AddColumns("invariant", "", "detail");

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Orchestrator.Cli;
 using Orchestrator.Cli.Chaos;
 using Orchestrator.Grains;
@@ -124,7 +125,8 @@ public sealed class ChaosScenarioProcessTests(ITestOutputHelper output)
     {
         var file = Path.Combine(Repo.Root, "examples", "chaos", $"{scenario}.yaml");
         var timeout = TimeSpan.FromSeconds(ChaosScenario.Load(file).Timeout * 2 + 120);
-        using var run = ChildProcess.Dotnet($"chaos-{scenario}", Repo.Cli, "chaos", "run", file);
+        var reportFile = Path.Combine(Directory.CreateTempSubdirectory("chaos").FullName, "report.json");
+        using var run = ChildProcess.Dotnet($"chaos-{scenario}", Repo.Cli, "chaos", "run", file, "--report", reportFile);
 
         var exit = await run.WaitForExit(timeout);
 
@@ -132,5 +134,16 @@ public sealed class ChaosScenarioProcessTests(ITestOutputHelper output)
         Assert.Contains("PASSED", run.Output);
         Assert.DoesNotContain("FAIL", run.Output);
         Assert.Equal(0, exit);
+        // The cluster's own incident log saw the faults, with categories; every job's ETTR is its time line's.
+        var report = JsonDocument.Parse(await File.ReadAllTextAsync(reportFile)).RootElement;
+        var logged = report.GetProperty("logged").EnumerateArray().Select(v => v.GetProperty("incident").GetProperty("category").GetString()).ToList();
+        Assert.NotEmpty(logged);
+        Assert.All(logged, c => Assert.True(Enum.TryParse<Orchestrator.Core.Reliability.FailureCategory>(c, out _), $"category {c}"));
+        foreach (var job in report.GetProperty("histories").EnumerateArray())
+        {
+            var id = job.GetProperty("jobId").GetString()!;
+            var ettr = EttrCheck.FromMarks(job.GetProperty("history").GetProperty("marks")).AssertMatches(job.GetProperty("time"), id);
+            Assert.Contains($"{ettr:F3} (wall", run.Output); // shown in the printed report too
+        }
     }
 }

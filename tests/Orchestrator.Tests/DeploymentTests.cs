@@ -30,8 +30,12 @@ public class DeploymentTests
             Assert.True(File.Exists(Path.Combine(Repo.Root, project)), $"{dockerfile} publishes {project}, which does not exist");
             Assert.Contains(name.StartsWith("silo") ? "orch-silo.dll" : name.StartsWith("worker") ? "orch-worker.dll" : "orch.dll", text);
         }
-        var port = (YamlMappingNode)((YamlSequenceNode)((YamlMappingNode)services["silo1"])["ports"]).Children.Single();
-        Assert.Equal(("30000", "30000"), (port["published"].ToString(), port["target"].ToString())); // the gateway, for orch on the host
+        var ports = ((YamlSequenceNode)((YamlMappingNode)services["silo1"])["ports"]).Children.Cast<YamlMappingNode>()
+            .Select(p => (p["published"].ToString(), p["target"].ToString())).ToList();
+        Assert.Contains(("30000", "30000"), ports); // the gateway, for orch on the host
+        Assert.Contains(("8080", "8080"), ports); // the pages and the Orleans dashboard
+        var silo1 = ((YamlSequenceNode)((YamlMappingNode)services["silo1"])["command"]).Children.Select(c => c.ToString()).ToList();
+        Assert.Equal("8080", silo1[silo1.IndexOf("--http-port") + 1]);
         foreach (var worker in new[] { "worker1", "worker2" })
         {
             var command = ((YamlSequenceNode)((YamlMappingNode)services[worker])["command"]).Children.Select(c => c.ToString()).ToList();
@@ -54,7 +58,7 @@ public class DeploymentTests
         Assert.Equal("v2", meta["apiVersion"].ToString());
         var values = Load(Path.Combine(chart, "values.yaml"));
 
-        var templates = Directory.GetFiles(Path.Combine(chart, "templates")).ToDictionary(Path.GetFileName, File.ReadAllText);
+        var templates = Directory.GetFiles(Path.Combine(chart, "templates")).ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
         var read = templates.Values.SelectMany(t => System.Text.RegularExpressions.Regex.Matches(t, @"\.Values\.([A-Za-z0-9_.]+)").Select(m => m.Groups[1].Value)).Distinct().ToList();
         Assert.NotEmpty(read);
         foreach (var path in read)
@@ -66,6 +70,14 @@ public class DeploymentTests
                 node = ((YamlMappingNode)node)[key];
             }
         }
+        Assert.Contains("kind: {{ .Values.worker.kind }}", templates["worker.yaml"]); // a DaemonSet on GPU nodes, or a Deployment
+        Assert.Contains("nvidia.com/gpu", templates["worker.yaml"]);
+        foreach (var probe in new[] { "path: /healthz", "path: /readyz" })
+        {
+            Assert.Contains(probe, templates["silo.yaml"]);
+            Assert.Contains(probe, templates["worker.yaml"]);
+        }
+        Assert.Contains("-dashboard", templates["silo.yaml"]);
         foreach (var (template, program) in new[] { ("silo.yaml", "silo/Program.cs"), ("worker.yaml", "worker/Program.cs") })
         {
             var options = File.ReadAllText(Path.Combine(Repo.Root, program));
@@ -73,6 +85,76 @@ public class DeploymentTests
             Assert.NotEmpty(flags);
             Assert.All(flags, flag => Assert.Contains($"\"{flag}\"", options));
         }
+    }
+
+    /// <summary>
+    /// values.yaml satisfies values.schema.json (the schema Helm checks values against on install), and the schema
+    /// rejects what it should: an unknown worker kind, a port out of range, a misspelt key. The check covers the
+    /// keywords the schema uses (type, required, additionalProperties, enum, minimum/maximum, minLength, pattern).
+    /// </summary>
+    [Fact]
+    public void TheChartsValues_SatisfyItsSchema_WhichRejectsBadValues()
+    {
+        var chart = Path.Combine(Repo.Root, "charts", "orchestrator");
+        var schema = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(chart, "values.schema.json"))).RootElement;
+        var values = Load(Path.Combine(chart, "values.yaml"));
+        Assert.Empty(SchemaErrors(schema, values, "values"));
+
+        YamlMappingNode Changed(string section, string key, YamlNode value)
+        {
+            var copy = Load(Path.Combine(chart, "values.yaml"));
+            ((YamlMappingNode)copy[section]).Children[new YamlScalarNode(key)] = value;
+            return copy;
+        }
+        Assert.Contains(SchemaErrors(schema, Changed("worker", "kind", new YamlScalarNode("StatefulSet")), "values"), e => e.Contains("values.worker.kind"));
+        Assert.Contains(SchemaErrors(schema, Changed("silo", "httpPort", new YamlScalarNode("70000")), "values"), e => e.Contains("values.silo.httpPort"));
+        Assert.Contains(SchemaErrors(schema, Changed("silo", "replica", new YamlScalarNode("2")), "values"), e => e.Contains("values.silo.replica"));
+        Assert.Contains(SchemaErrors(schema, Changed("worker", "devices", new YamlScalarNode("gpu:2")), "values"), e => e.Contains("values.worker.devices"));
+    }
+
+    static List<string> SchemaErrors(System.Text.Json.JsonElement schema, YamlNode node, string path)
+    {
+        var errors = new List<string>();
+        var scalar = (node as YamlScalarNode)?.Value ?? "";
+        bool quoted = node is YamlScalarNode { Style: YamlDotNet.Core.ScalarStyle.DoubleQuoted or YamlDotNet.Core.ScalarStyle.SingleQuoted };
+        double number = double.NaN;
+        var isNumber = !quoted && double.TryParse(scalar, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out number);
+        if (schema.TryGetProperty("type", out var type))
+        {
+            var ok = type.GetString() switch
+            {
+                "object" => node is YamlMappingNode,
+                "string" => node is YamlScalarNode,
+                "integer" => isNumber && number == Math.Floor(number),
+                "number" => isNumber,
+                "boolean" => !quoted && scalar is "true" or "false",
+                _ => false,
+            };
+            if (!ok) return [$"{path}: '{scalar}' is not {type.GetString()}"];
+        }
+        if (schema.TryGetProperty("enum", out var allowed) && allowed.EnumerateArray().All(a => a.GetString() != scalar)) errors.Add($"{path}: '{scalar}' is not one of the allowed values");
+        if (schema.TryGetProperty("minimum", out var min) && number < min.GetDouble()) errors.Add($"{path}: {number} is below {min}");
+        if (schema.TryGetProperty("exclusiveMinimum", out var xmin) && number <= xmin.GetDouble()) errors.Add($"{path}: {number} is not above {xmin}");
+        if (schema.TryGetProperty("maximum", out var max) && number > max.GetDouble()) errors.Add($"{path}: {number} is above {max}");
+        if (schema.TryGetProperty("minLength", out var minLength) && scalar.Length < minLength.GetInt32()) errors.Add($"{path}: shorter than {minLength}");
+        if (schema.TryGetProperty("pattern", out var pattern) && !System.Text.RegularExpressions.Regex.IsMatch(scalar, pattern.GetString()!)) errors.Add($"{path}: '{scalar}' does not match {pattern}");
+        if (node is YamlMappingNode map)
+        {
+            var properties = schema.TryGetProperty("properties", out var p) ? p : default;
+            foreach (var required in schema.TryGetProperty("required", out var r) ? r.EnumerateArray().Select(x => x.GetString()!) : [])
+                if (!map.Children.ContainsKey(required)) errors.Add($"{path}.{required}: required");
+            foreach (var (key, value) in map.Children)
+            {
+                var name = key.ToString();
+                if (properties.ValueKind == System.Text.Json.JsonValueKind.Object && properties.TryGetProperty(name, out var child)) errors.AddRange(SchemaErrors(child, value, $"{path}.{name}"));
+                else if (schema.TryGetProperty("additionalProperties", out var extra))
+                {
+                    if (extra.ValueKind == System.Text.Json.JsonValueKind.False) errors.Add($"{path}.{name}: not allowed by the schema");
+                    else if (extra.ValueKind == System.Text.Json.JsonValueKind.Object) errors.AddRange(SchemaErrors(extra, value, $"{path}.{name}"));
+                }
+            }
+        }
+        return errors;
     }
 
     static YamlMappingNode Load(string path)

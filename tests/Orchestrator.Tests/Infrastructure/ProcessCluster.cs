@@ -34,9 +34,9 @@ public sealed class ProcessCluster(ITestOutputHelper output) : IAsyncDisposable
         return (silo, siloPort);
     }
 
-    public ChildProcess StartWorker(string nodeId, string devices = "cpu:1", int? threads = null) =>
+    public ChildProcess StartWorker(string nodeId, string devices = "cpu:1", int? threads = null, params string[] extra) =>
         Track(ChildProcess.Dotnet($"worker-{nodeId}", Repo.Worker, ["--redis", Redis, "--node-id", nodeId, "--devices", devices,
-            .. threads is { } t ? new[] { "--threads", t.ToString() } : []]));
+            .. threads is { } t ? new[] { "--threads", t.ToString() } : [], .. extra]));
 
     public async Task ConnectClient()
     {

@@ -291,7 +291,7 @@ var data = new Command("data", "Generate data sets") { criteoSynth };
 var root = new RootCommand("orch: submit and watch training jobs on an Orchestrator cluster.\nExit codes: 0 ok, 1 a job failed or the cluster could not be reached, 2 bad arguments or an invalid spec.")
 {
     redis, gateway, submit, jobs, job, EventsCommand("events"), EventsCommand("logs"), cancel, nodes, incidents, demo, up, bench, data,
-    Orchestrator.Cli.Chaos.ChaosCommands.Create(Connection, Run), ReliabilityCommand.Create(Connection, calls, Run),
+    Orchestrator.Cli.Chaos.ChaosCommands.Create(Connection, Run), ReliabilityCommand.Create(Connection, calls, Run), Orchestrator.Cli.Simulation.SimulateCommand.Create(Run),
 };
 return await root.Parse(args).InvokeAsync();
 

@@ -48,6 +48,12 @@ public interface ISchedulingPolicy
     SchedulingDecision Decide(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes);
 }
 
+/// <summary>The policy production runs: the scheduler grain's (registered by the silo) and the simulator's.</summary>
+public static class SchedulingPolicies
+{
+    public static ISchedulingPolicy Production(int maxArrayWidth = PriorityBestFitPolicy.DefaultMaxArrayWidth) => new PriorityBestFitPolicy(maxArrayWidth);
+}
+
 public static class SchedulingPolicyExtensions
 {
     public static IReadOnlyList<Placement> Place(this ISchedulingPolicy policy, IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes) =>
@@ -84,14 +90,18 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         var preemptions = new List<Preemption>();
         if (queue.Count == 0 || nodes.Count == 0) return new SchedulingDecision(placements, preemptions);
         var free = new FreeDeviceIndex(nodes);
-        var ordered = queue.OrderByDescending(j => j.Priority).ThenBy(j => j.SubmitSequence).ToList();
+        var ordered = InOrder(queue);
         var placed = new HashSet<string>();
-        var byKey = ordered.Where(j => j.FusionKey is not null && !j.Gang && j.Devices == 1).GroupBy(j => j.FusionKey!)
-            .ToDictionary(g => g.Key, g => new Queue<PendingJob>(g));
+        var fusable = new FusableIndex(ordered);
         var gangWaiting = false;
         var preempted = new HashSet<string>();
-        foreach (var job in ordered)
+        var lastGang = -1;
+        for (int i = ordered.Count - 1; i >= 0 && lastGang < 0; i--) if (ordered[i].Gang && !ordered[i].Growth) lastGang = i;
+        for (int at = 0; at < ordered.Count; at++)
         {
+            // Nothing later can be placed: stop scanning (a queue of a million costs only what it places).
+            if (gangWaiting ? free.Unreserved <= 0 : free.TotalFree == 0 && at > lastGang) break;
+            var job = ordered[at];
             if (placed.Contains(job.JobId)) continue;
             if (job.Growth)
             {
@@ -124,16 +134,53 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
             if (job.FusionKey is { } key && job.Devices == 1)
             {
                 var width = job.MemoryBytes > 0 ? (int)Math.Min(MaxArrayWidth, taken.DeviceMemory / job.MemoryBytes) : MaxArrayWidth;
-                var candidates = byKey[key];
-                while (members.Count < width && candidates.Count > 0)
-                {
-                    var next = candidates.Dequeue();
+                while (members.Count < width && fusable.Next(key, at) is { } next)
                     if (placed.Add(next.JobId)) members.Add(next.JobId);
-                }
             }
             placements.Add(new Placement(members, taken.NodeId, taken.Devices));
         }
         return new SchedulingDecision(placements, preemptions);
+    }
+
+    /// <summary>Priority first, then submission order (stable). A queue already in that order, as callers that keep
+    /// it sorted pass it, is used as it is: checking costs one comparison per job, sorting a million costs ~1 s.</summary>
+    static IReadOnlyList<PendingJob> InOrder(IReadOnlyList<PendingJob> queue)
+    {
+        for (int i = 1; i < queue.Count; i++)
+            if (Compare(queue[i - 1], queue[i]) > 0)
+                return queue.OrderByDescending(j => j.Priority).ThenBy(j => j.SubmitSequence).ToList();
+        return queue;
+    }
+
+    /// <summary>Queue order: higher priority first, then earlier submission.</summary>
+    public static int Compare(PendingJob a, PendingJob b) =>
+        a.Priority != b.Priority ? b.Priority.CompareTo(a.Priority) : a.SubmitSequence.CompareTo(b.SubmitSequence);
+
+    /// <summary>
+    /// The waiting fusable jobs by key, in queue order, indexed lazily: the queue is read only as far as a key's next
+    /// member requires (a sweep's jobs are usually adjacent, so little beyond what is placed).
+    /// </summary>
+    sealed class FusableIndex(IReadOnlyList<PendingJob> ordered)
+    {
+        readonly Dictionary<string, Queue<PendingJob>> _byKey = [];
+        int _read;
+
+        /// <summary>The next waiting job with <paramref name="key"/> after position <paramref name="after"/>, or null.</summary>
+        public PendingJob? Next(string key, int after)
+        {
+            _read = Math.Max(_read, after + 1);
+            while (true)
+            {
+                if (_byKey.TryGetValue(key, out var waiting) && waiting.Count > 0) return waiting.Dequeue();
+                if (_read >= ordered.Count) return null;
+                var job = ordered[_read++];
+                if (job.FusionKey is { } k && !job.Gang && job.Devices == 1)
+                {
+                    if (!_byKey.TryGetValue(k, out var q)) _byKey[k] = q = new Queue<PendingJob>();
+                    q.Enqueue(job);
+                }
+            }
+        }
     }
 
     /// <summary>The preemptible arrays of lower priority to stop, lowest priority first, if they are enough.</summary>

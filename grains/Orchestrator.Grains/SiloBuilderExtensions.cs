@@ -15,7 +15,7 @@ public static class SiloBuilderExtensions
     {
         silo.Services.Configure<OrchestratorOptions>(o => configure?.Invoke(o));
         silo.Services.AddSingleton<ISchedulingPolicy>(sp =>
-            new PriorityBestFitPolicy(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
+            SchedulingPolicies.Production(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();
         silo.Services.AddHostedService<SiloFailureRecorder>();
         silo.AddIncomingGrainCallFilter<StoreFailureFilter>();

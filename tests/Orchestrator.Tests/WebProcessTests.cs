@@ -46,12 +46,18 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Equal("ok", await _http.GetStringAsync($"http://127.0.0.1:{port}/healthz"));
             Assert.Equal("ready", await _http.GetStringAsync($"http://127.0.0.1:{port}/readyz"));
         }
-        // The worker's probes: alive at once, ready once the cluster answers its heartbeats.
-        Assert.Equal("ok", await _http.GetStringAsync($"http://127.0.0.1:{workerWeb}/healthz"));
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        HttpResponseMessage ready;
-        while ((ready = await _http.GetAsync($"http://127.0.0.1:{workerWeb}/readyz")).StatusCode != System.Net.HttpStatusCode.OK && DateTime.UtcNow < deadline) await Task.Delay(200);
-        Assert.Equal("ready", await ready.Content.ReadAsStringAsync());
+        // The worker's probes: alive once its process serves, ready once the cluster answers its heartbeats.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        async Task<HttpResponseMessage?> Probe(string path)
+        {
+            try { return await _http.GetAsync($"http://127.0.0.1:{workerWeb}{path}"); }
+            catch (HttpRequestException) { return null; } // not listening yet
+        }
+        HttpResponseMessage? alive, ready = null;
+        while ((alive = await Probe("/healthz")) is null && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.Equal("ok", await alive!.Content.ReadAsStringAsync());
+        while ((ready = await Probe("/readyz"))?.StatusCode != System.Net.HttpStatusCode.OK && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.Equal("ready", await ready!.Content.ReadAsStringAsync());
         var id = await _cluster.SubmitWithCli($"""
             name: web
             owner: alice

@@ -192,7 +192,7 @@ public static class SimulateCommand
         var b = s.BigJobCheck;
         var nodes = Math.Ceiling(b.Devices / (double)ReliabilityModel.GpusPerNode);
         AnsiConsole.MarkupLine($"[bold]One {b.Devices:N0}-device job[/], {b.Days:0.#} days, failures only ({s.Failures.PerThousandNodeDays} per 1,000 node-days), restart {b.RestartMinutes:0.#} min, no checkpoint write cost: simulated ETTR against the study's model");
-        var table = new Table().AddColumns("checkpoint interval", "simulated ETTR", "model E[ETTR]", "difference", "failures", "simulated job MTTF", "model job MTTF");
+        var table = new Table().AddColumns("checkpoint interval", "simulated ETTR", "model E[[ETTR]]", "difference", "failures", "simulated job MTTF", "model job MTTF");
         foreach (var minutes in b.IntervalMinutes)
         {
             var r = BigJobRun.Run(b.Devices, b.Days, s.Seed, s.Failures.PerThousandNodeDays, minutes, b.RestartMinutes);

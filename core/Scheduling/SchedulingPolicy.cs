@@ -48,6 +48,18 @@ public interface ISchedulingPolicy
     SchedulingDecision Decide(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes);
 }
 
+/// <summary>
+/// A queue its owner keeps in the policy's order (<see cref="PriorityBestFitPolicy.Compare"/>), e.g. by inserting
+/// each job at its place: the policy then reads only as far as it places, not the whole queue.
+/// </summary>
+public sealed class OrderedQueue(IReadOnlyList<PendingJob> jobs) : IReadOnlyList<PendingJob>
+{
+    public PendingJob this[int index] => jobs[index];
+    public int Count => jobs.Count;
+    public IEnumerator<PendingJob> GetEnumerator() => jobs.GetEnumerator();
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
 /// <summary>The policy production runs: the scheduler grain's (registered by the silo) and the simulator's.</summary>
 public static class SchedulingPolicies
 {
@@ -65,7 +77,8 @@ public static class SchedulingPolicyExtensions
 /// <list type="bullet">
 /// <item>A single-device job goes to the node with the fewest free devices that still fits it (best fit), which
 /// keeps whole nodes free. A fusable job takes with it, onto its device, the next waiting jobs with its fusion
-/// key, up to <see cref="MaxArrayWidth"/> members and as many as the device's memory holds.</item>
+/// key (within <see cref="FusionLookAhead"/> places), up to <see cref="MaxArrayWidth"/> members and as many as the
+/// device's memory holds.</item>
 /// <item>A gang starts only when its minimum number of devices is free at once, and then takes up to its
 /// maximum, from the nodes with the most free devices first (fewer nodes, less traffic). It never holds a
 /// partial gang, so two waiting gangs cannot deadlock.</item>
@@ -82,6 +95,9 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
 {
     public const int DefaultMaxArrayWidth = 8;
 
+    /// <summary>How far behind an array's first job its other members may wait in the queue.</summary>
+    public const int FusionLookAhead = 4096;
+
     public int MaxArrayWidth { get; } = maxArrayWidth >= 1 ? maxArrayWidth : throw new ArgumentOutOfRangeException(nameof(maxArrayWidth), "must be at least 1");
 
     public SchedulingDecision Decide(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes)
@@ -95,12 +111,11 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         var fusable = new FusableIndex(ordered);
         var gangWaiting = false;
         var preempted = new HashSet<string>();
-        var lastGang = -1;
-        for (int i = ordered.Count - 1; i >= 0 && lastGang < 0; i--) if (ordered[i].Gang && !ordered[i].Growth) lastGang = i;
+        int? lastGang = null; // found only if needed: where the last gang waits (it may still preempt with no device free)
         for (int at = 0; at < ordered.Count; at++)
         {
             // Nothing later can be placed: stop scanning (a queue of a million costs only what it places).
-            if (gangWaiting ? free.Unreserved <= 0 : free.TotalFree == 0 && at > lastGang) break;
+            if (gangWaiting ? free.Unreserved <= 0 : free.TotalFree == 0 && at > (lastGang ??= LastGang(ordered))) break;
             var job = ordered[at];
             if (placed.Contains(job.JobId)) continue;
             if (job.Growth)
@@ -142,10 +157,17 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         return new SchedulingDecision(placements, preemptions);
     }
 
-    /// <summary>Priority first, then submission order (stable). A queue already in that order, as callers that keep
-    /// it sorted pass it, is used as it is: checking costs one comparison per job, sorting a million costs ~1 s.</summary>
+    static int LastGang(IReadOnlyList<PendingJob> ordered)
+    {
+        for (int i = ordered.Count - 1; i >= 0; i--) if (ordered[i].Gang && !ordered[i].Growth) return i;
+        return -1;
+    }
+
+    /// <summary>Priority first, then submission order (stable). An <see cref="OrderedQueue"/> is used as it is; any
+    /// other queue is checked (one comparison per job) and sorted if it is out of order.</summary>
     static IReadOnlyList<PendingJob> InOrder(IReadOnlyList<PendingJob> queue)
     {
+        if (queue is OrderedQueue) return queue;
         for (int i = 1; i < queue.Count; i++)
             if (Compare(queue[i - 1], queue[i]) > 0)
                 return queue.OrderByDescending(j => j.Priority).ThenBy(j => j.SubmitSequence).ToList();
@@ -158,7 +180,8 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
 
     /// <summary>
     /// The waiting fusable jobs by key, in queue order, indexed lazily: the queue is read only as far as a key's next
-    /// member requires (a sweep's jobs are usually adjacent, so little beyond what is placed).
+    /// member requires, and at most <see cref="FusionLookAhead"/> places past the array's first job (a sweep's jobs
+    /// arrive together; a queue of a million is never read to its end to find that a sweep has no more).
     /// </summary>
     sealed class FusableIndex(IReadOnlyList<PendingJob> ordered)
     {
@@ -169,10 +192,11 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         public PendingJob? Next(string key, int after)
         {
             _read = Math.Max(_read, after + 1);
+            var until = Math.Min(ordered.Count, after + 1 + FusionLookAhead);
             while (true)
             {
                 if (_byKey.TryGetValue(key, out var waiting) && waiting.Count > 0) return waiting.Dequeue();
-                if (_read >= ordered.Count) return null;
+                if (_read >= until) return null;
                 var job = ordered[_read++];
                 if (job.FusionKey is { } k && !job.Gang && job.Devices == 1)
                 {

@@ -204,7 +204,7 @@ public sealed class ClusterSimulator
         }
         var perNodeSecond = _failures.PerThousandNodeDays / 1000 / 86400;
         for (int n = 0; n < _up.Length; n++) ScheduleFailure(n, 0, perNodeSecond);
-        eventLog?.WriteLine("seconds,event,subject,detail");
+        eventLog?.WriteLine("seconds,event,subject,version");
 
         while (_events.TryDequeue(out var e, out var at) && at.Item1 <= end)
         {
@@ -284,7 +284,7 @@ public sealed class ClusterSimulator
         var candidates = gangWaits ? Enumerable.Range(0, _up.Length).Where(n => _up[n]) : _nodesWithFree.Order();
         var capacity = candidates.Select(n => new NodeCapacity(_nodeNames[n], FreeDevices(n), long.MaxValue, gangWaits ? RunningArrays(n) : null)).ToList();
         var timer = Stopwatch.StartNew();
-        var decision = _policy.Decide(_queue, capacity);
+        var decision = _policy.Decide(new OrderedQueue(_queue), capacity);
         _policySeconds += timer.Elapsed.TotalSeconds;
         _passes++;
         _decisions += decision.Placements.Count;

@@ -23,6 +23,8 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
 
     public IReadOnlyCollection<ArrayRunner> Arrays => _arrays.Values;
 
+    static readonly TimeSpan HeartbeatCallLimit = TimeSpan.FromSeconds(2);
+
     // For the health endpoints: when the cluster last answered a heartbeat, and the lease it gave.
     DateTime _lastReply = DateTime.MinValue;
     TimeSpan? _lease;
@@ -68,7 +70,9 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
                     .Concat(_ranks.Values.Where(r => !r.Ended).Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.Epoch, r.Step)))
                     .ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
-                var directive = await line.ExecuteAsync(async _ => await node.Heartbeat(report), ct);
+                // A heartbeat sent to a gateway that just died would wait out Orleans' 10 s response timeout, longer
+                // than the node's lease: give up on it after 2 s so the next one goes through a live gateway.
+                var directive = await line.ExecuteAsync(async _ => await node.Heartbeat(report).WaitAsync(HeartbeatCallLimit, ct), ct);
                 (lastReply, lease) = (DateTime.UtcNow, directive.Lease);
                 (_lastReply, _lease) = (lastReply, lease);
                 foreach (var fault in directive.Faults ?? []) chaos.Apply(fault);

@@ -73,15 +73,18 @@ public class SimulationTests
     }
 
     [Fact]
-    public void FusionAndRecoveryChoices_ChangeOutcomesTheWayTheyShould()
+    public void FusionAndRecoveryChoices_ChangeOutcomesAsTheirModelsSay()
     {
         var fused = new ClusterSimulator(Small(5), SchedulingPolicies.Production()).Run("fused");
         var alone = new ClusterSimulator(Small(5, fusion: false), SchedulingPolicies.Production()).Run("alone");
         var coded = new ClusterSimulator(Small(5, recovery: LargeJobRecovery.ErasureCoded), SchedulingPolicies.Production()).Run("coded");
 
         Assert.Equal(fused.JobsSubmitted, alone.JobsSubmitted);
-        // Eight jobs on a device (2.07× the throughput of one) finish small jobs sooner than one job per device.
-        Assert.True(fused.QueueingSmall.Mean < alone.QueueingSmall.Mean, $"queueing fused {fused.QueueingSmall.Mean:F3} h, alone {alone.QueueingSmall.Mean:F3} h");
+        // Fused, a sweep shares one device: far fewer placements, and each member trains slower than alone (2.07/8 of
+        // its speed at width 8), so a small job's time on the device is longer.
+        Assert.True(fused.Decisions * 2 < alone.Decisions, $"placements fused {fused.Decisions}, alone {alone.Decisions}");
+        Assert.True(fused.CompletionSmall.P50 - fused.QueueingSmall.P50 > alone.CompletionSmall.P50 - alone.QueueingSmall.P50,
+            $"median small job: fused {fused.CompletionSmall.P50:F2} h, alone {alone.CompletionSmall.P50:F2} h");
         // No rollback: erasure-coded large jobs lose less device time to failures than checkpoint-restart.
         Assert.True(coded.LostDeviceHours.Values.Sum() < fused.LostDeviceHours.Values.Sum(),
             $"lost device-hours: erasure-coded {coded.LostDeviceHours.Values.Sum():F1}, checkpoint {fused.LostDeviceHours.Values.Sum():F1}");

@@ -86,6 +86,9 @@ public sealed class SimScenario
 /// </summary>
 public static class SimulateCommand
 {
+    /// <summary>Slurm's validated scheduling rate, the baseline the cost table compares with.</summary>
+    const double SlurmJobsPerSecond = 500;
+
     public static Command Create(Func<Func<Task<int>>, Task<int>> run)
     {
         var file = new Argument<FileInfo>("SCENARIO") { Description = "Simulation scenario (see examples/sim/)" };
@@ -99,7 +102,7 @@ public static class SimulateCommand
         command.SetAction((p, ct) => run(() =>
         {
             var s = SimScenario.Load(p.GetValue(file)!.FullName);
-            IReadOnlyList<SimJob>? trace = s.Trace is { } path ? WorkloadTrace.Read(File.OpenText(path), Path.GetFileName(path)) : null;
+            IReadOnlyList<SimJob>? trace = s.Trace is { } path ? ReadTrace(path) : null;
             AnsiConsole.MarkupLine($"[bold]{Markup.Escape(s.Name)}[/]: {s.Devices:N0} devices, {s.Days:0.#} simulated days, seed {s.Seed}, {(trace is null ? "workload model" : $"trace of {trace.Count:N0} jobs")}, failures {s.Failures.PerThousandNodeDays} per 1,000 node-days");
             if (p.GetValue(traceOut) is { } outFile)
             {
@@ -115,10 +118,17 @@ public static class SimulateCommand
         return command;
     }
 
+    static IReadOnlyList<SimJob> ReadTrace(string path)
+    {
+        using var reader = File.OpenText(path);
+        try { return WorkloadTrace.Read(reader, Path.GetFileName(path)); }
+        catch (FormatException e) { throw new UsageException($"trace: {e.Message}"); }
+    }
+
     static void Cost(SimScenario s)
     {
         AnsiConsole.MarkupLine("[bold]Scheduler cost[/]: the production policy (PriorityBestFitPolicy) on a steady-state cluster with 2% of devices free, 5 passes each");
-        var table = new Table().AddColumns("devices", "queued jobs", "free devices", "placements", "jobs placed", "policy time", "µs / decision", "decisions / s");
+        var table = new Table().AddColumns("devices", "queued jobs", "free devices", "placements", "jobs placed", "policy time", "µs / decision", "decisions / s", "× Slurm's 500/s");
         var points = new List<SchedulerCostPoint>();
         AnsiConsole.Progress().Start(ctx =>
         {
@@ -132,7 +142,7 @@ public static class SimulateCommand
         });
         foreach (var x in points)
             table.AddRow($"{x.Devices:N0}", $"{x.Queued:N0}", $"{x.FreeDevices:N0}", $"{x.Decisions:N0}", $"{x.JobsPlaced:N0}", $"{x.PolicySeconds * 1000:F1} ms",
-                $"{x.MicrosecondsPerDecision:F2}", $"{x.DecisionsPerSecond:N0}");
+                $"{x.MicrosecondsPerDecision:F2}", $"{x.DecisionsPerSecond:N0}", $"{x.DecisionsPerSecond / SlurmJobsPerSecond:F1}×");
         AnsiConsole.Write(table);
         // The curve: decisions/s against queue length, one bar per point (log-scaled bars).
         var max = points.Max(x => x.DecisionsPerSecond);

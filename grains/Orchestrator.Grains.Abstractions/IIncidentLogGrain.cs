@@ -12,7 +12,12 @@ public sealed record Incident(DateTime At, string Category, string What, string?
 [Alias("incident-log")]
 public interface IIncidentLogGrain : IGrainWithStringKey
 {
+    /// <summary>Fire and forget, for callers that must not wait on the log. Lost if the log's silo dies meanwhile.</summary>
     [Alias("record"), Orleans.Concurrency.OneWay] Task Record(Incident incident);
+
+    /// <summary>Returns once the incident is in the log (persisted, or kept in memory while the store is down), so a
+    /// caller that must not lose it can retry a failed call.</summary>
+    [Alias("append")] Task Append(Incident incident);
 
     /// <summary>The latest <paramref name="max"/> incidents, oldest first.</summary>
     [Alias("list")] Task<IReadOnlyList<Incident>> List(int max);

@@ -26,8 +26,10 @@ public sealed class SiloFailureRecorder(IClusterMembershipService membership, IL
                 {
                     try
                     {
-                        await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Record(new Incident(DateTime.UtcNow, "SiloCrash",
-                            $"silo {silo.SiloAddress} was declared dead while active; its grains reactivate on the survivors", Silo: silo.SiloAddress.ToParsableString()));
+                        // Confirmed and retried: the log's own activation may have been on the silo that died.
+                        var incident = new Incident(DateTime.UtcNow, "SiloCrash",
+                            $"silo {silo.SiloAddress} was declared dead while active; its grains reactivate on the survivors", Silo: silo.SiloAddress.ToParsableString());
+                        await Resilience.Retry(TimeSpan.FromSeconds(30)).ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Append(incident), ct);
                     }
                     catch (Exception e) { log.LogWarning("Could not record the death of silo {Silo}: {Error}", silo.SiloAddress, e.Message); }
                 }

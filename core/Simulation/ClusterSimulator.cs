@@ -218,7 +218,7 @@ public sealed class ClusterSimulator
                 case Kind.Started or Kind.Resume: if (Current(e)) Train(_runs[e.Subject]); break;
                 case Kind.Completed: if (Current(e)) Complete(_runs[e.Subject]); break;
                 case Kind.Requeue: if (Current(e)) Enqueue(_runs[e.Subject]); break;
-                case Kind.NodeFailed: Fail(e.Subject, perNodeSecond); break;
+                case Kind.NodeFailed: Fail(e.Subject); break;
                 case Kind.NodeRepaired: Repair(e.Subject, perNodeSecond); break;
                 case Kind.Pass: _passPending = false; Place(); break;
             }
@@ -455,7 +455,7 @@ public sealed class ClusterSimulator
         r.Array = -1;
     }
 
-    void Fail(int node, double perSecond)
+    void Fail(int node)
     {
         if (!_up[node]) return;
         _failureCount++;

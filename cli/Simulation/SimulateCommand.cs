@@ -127,7 +127,7 @@ public static class SimulateCommand
 
     static void Cost(SimScenario s)
     {
-        AnsiConsole.MarkupLine("[bold]Scheduler cost[/]: the production policy (PriorityBestFitPolicy) on a steady-state cluster with 2% of devices free, 5 passes each");
+        AnsiConsole.MarkupLine("[bold]Scheduler cost[/]: the production policy (PriorityBestFitPolicy) on a steady-state cluster with 2% of devices free, 5 timed passes after an untimed one");
         var table = new Table().AddColumns("devices", "queued jobs", "free devices", "placements", "jobs placed", "policy time", "µs / decision", "decisions / s", "× Slurm's 500/s");
         var points = new List<SchedulerCostPoint>();
         AnsiConsole.Progress().Start(ctx =>

@@ -61,8 +61,9 @@ public sealed class ClusterMetrics
         _arrayUtilization.Set(arrays.Count > 0 ? arrays.Average(a => a.Utilization) : 0);
         _arraySamples.Set(arrays.Sum(a => a.SamplesPerSecond));
 
-        var incidents = await _queries.Incidents(100_000);
-        foreach (var g in incidents.GroupBy(i => i.Incident.Category)) _incidents.WithLabels(g.Key).IncTo(g.Count());
+        // Counts only: the log as it is, without reading every job it names.
+        var incidents = await _queries.IncidentList(100_000);
+        foreach (var g in incidents.GroupBy(i => i.Category)) _incidents.WithLabels(g.Key).IncTo(g.Count());
 
         var timed = jobs.Where(j => j.Time is not null).Select(j => j.Time!).ToList();
         var wall = timed.Sum(t => t.WallSeconds);

@@ -154,7 +154,8 @@ public sealed class ClusterQueries(IGrainFactory grains)
     /// <summary>The whole log (it keeps at most this many).</summary>
     const int AllIncidents = 10_000;
 
-    Task<IReadOnlyList<Incident>> IncidentList(int max) => grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(max);
+    /// <summary>The latest <paramref name="max"/> incidents as logged, without their cost to jobs (no job reads).</summary>
+    public Task<IReadOnlyList<Incident>> IncidentList(int max) => grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(max);
 
     static IncidentJobImpact Impact(string jobId, Incident i, JobHistory h)
     {

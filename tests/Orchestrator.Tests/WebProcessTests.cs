@@ -63,7 +63,7 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
             owner: alice
             model: {"{"}type: mlp, hidden: [256, 128]{"}"}
             data: {"{"}dataset: fashion-mnist{"}"}
-            train: {"{"}epochs: 3, batchSize: 64, lr: 0.05, checkpointEvery: {CheckpointEvery}{"}"}
+            train: {"{"}epochs: 6, batchSize: 64, lr: 0.05, checkpointEvery: {CheckpointEvery}{"}"}
             """);
         var running = await _cluster.WaitFor(id, j => j.CheckpointStep >= CheckpointEvery,
             "checkpointed", TimeSpan.FromSeconds(120));
@@ -81,6 +81,9 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
         AssertCurve(await Page(site, $"job/{id}", "job-running"), "loss");
 
         // A chaos fault kills the job's worker; the other node takes the job over from its checkpoint.
+        // Six epochs leave it thousands of steps to go after the eight Chromium runs above, even on a fast machine.
+        var beforeKill = await _cluster.Grains.GetGrain<IJobGrain>(id).GetInfo();
+        Assert.True(beforeKill.State == JobState.Running, $"the job must still run when its worker is killed, but it is {beforeKill.State}");
         var victim = running.Assignment.NodeId;
         var chaos = _cluster.Track(ChildProcess.Dotnet("orch-chaos", Repo.Cli, "chaos", "kill-worker", victim, "--redis", _cluster.Redis));
         Assert.Equal(0, await chaos.WaitForExit(TimeSpan.FromSeconds(60)));

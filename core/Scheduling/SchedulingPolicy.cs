@@ -45,19 +45,62 @@ public sealed record SchedulingDecision(IReadOnlyList<Placement> Placements, IRe
 /// </summary>
 public interface ISchedulingPolicy
 {
-    SchedulingDecision Decide(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes);
+    SchedulingDecision Decide(IReadOnlyCollection<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes);
 }
 
 /// <summary>
-/// A queue its owner keeps in the policy's order (<see cref="PriorityBestFitPolicy.Compare"/>), e.g. by inserting
-/// each job at its place: the policy then reads only as far as it places, not the whole queue.
+/// A queue its owner keeps in the policy's order (<see cref="PriorityBestFitPolicy.Compare"/>) as jobs arrive and
+/// leave, in two parts: gangs (and growth requests) and the preemptible rest. The policy then reads only as far as
+/// it places, and once a gang waits, no later gang can start, so it stops reading the gangs' part: a million waiting
+/// jobs cost what is placed, not what waits. Adding is a binary search and an insert; enumerating merges the parts.
 /// </summary>
-public sealed class OrderedQueue(IReadOnlyList<PendingJob> jobs) : IReadOnlyList<PendingJob>
+public sealed class OrderedQueue : IReadOnlyCollection<PendingJob>
 {
-    public PendingJob this[int index] => jobs[index];
-    public int Count => jobs.Count;
-    public IEnumerator<PendingJob> GetEnumerator() => jobs.GetEnumerator();
+    readonly List<PendingJob> _gangs = [];
+    readonly List<PendingJob> _others = [];
+
+    public OrderedQueue() { }
+
+    public OrderedQueue(IEnumerable<PendingJob> jobs)
+    {
+        foreach (var job in jobs.Order(Comparer<PendingJob>.Create(PriorityBestFitPolicy.Compare))) Part(job).Add(job);
+    }
+
+    /// <summary>Gangs and growth requests, in order: what stops being placeable once a gang waits.</summary>
+    public IReadOnlyList<PendingJob> Gangs => _gangs;
+
+    /// <summary>Single-device and fusable jobs (preemptible), in order.</summary>
+    public IReadOnlyList<PendingJob> Others => _others;
+
+    public int Count => _gangs.Count + _others.Count;
+
+    /// <summary>Whether a gang (not a growth request) waits, which may preempt with no device free.</summary>
+    public bool HasWaitingGang => _gangs.Exists(j => !j.Growth);
+
+    public void Add(PendingJob job)
+    {
+        var part = Part(job);
+        int lo = 0, hi = part.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) / 2;
+            if (PriorityBestFitPolicy.Compare(part[mid], job) <= 0) lo = mid + 1; else hi = mid;
+        }
+        part.Insert(lo, job);
+    }
+
+    public int RemoveAll(Predicate<PendingJob> match) => _gangs.RemoveAll(match) + _others.RemoveAll(match);
+
+    public IEnumerator<PendingJob> GetEnumerator()
+    {
+        int g = 0, o = 0;
+        while (g < _gangs.Count || o < _others.Count)
+            yield return o >= _others.Count || g < _gangs.Count && PriorityBestFitPolicy.Compare(_gangs[g], _others[o]) <= 0 ? _gangs[g++] : _others[o++];
+    }
+
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    List<PendingJob> Part(PendingJob job) => job.Gang || job.Growth ? _gangs : _others;
 }
 
 /// <summary>The policy production runs: the scheduler grain's (registered by the silo) and the simulator's.</summary>
@@ -68,7 +111,7 @@ public static class SchedulingPolicies
 
 public static class SchedulingPolicyExtensions
 {
-    public static IReadOnlyList<Placement> Place(this ISchedulingPolicy policy, IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes) =>
+    public static IReadOnlyList<Placement> Place(this ISchedulingPolicy policy, IReadOnlyCollection<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes) =>
         policy.Decide(queue, nodes).Placements;
 }
 
@@ -100,49 +143,50 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
 
     public int MaxArrayWidth { get; } = maxArrayWidth >= 1 ? maxArrayWidth : throw new ArgumentOutOfRangeException(nameof(maxArrayWidth), "must be at least 1");
 
-    public SchedulingDecision Decide(IReadOnlyList<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes)
+    public SchedulingDecision Decide(IReadOnlyCollection<PendingJob> queue, IReadOnlyList<NodeCapacity> nodes)
     {
         var placements = new List<Placement>();
         var preemptions = new List<Preemption>();
         if (queue.Count == 0 || nodes.Count == 0) return new SchedulingDecision(placements, preemptions);
         var free = new FreeDeviceIndex(nodes);
-        var ordered = InOrder(queue);
+        var ordered = queue as OrderedQueue ?? new OrderedQueue(queue);
+        var (gangs, others) = (ordered.Gangs, ordered.Others);
         var placed = new HashSet<string>();
-        var fusable = new FusableIndex(ordered);
+        var fusable = new FusableIndex(others);
         var gangWaiting = false;
         var preempted = new HashSet<string>();
-        int? lastGang = null; // found only if needed: where the last gang waits (it may still preempt with no device free)
-        for (int at = 0; at < ordered.Count; at++)
+        int g = 0, o = 0;
+        while (true)
         {
-            // Nothing later can be placed: stop scanning (a queue of a million costs only what it places).
-            if (gangWaiting ? free.Unreserved <= 0 : free.TotalFree == 0 && at > (lastGang ??= LastGang(ordered))) break;
-            var job = ordered[at];
-            if (placed.Contains(job.JobId)) continue;
-            if (job.Growth)
+            // What can still be placed: no later gang once one waits; no single job with no device free (a gang
+            // may still preempt for itself). Nothing: stop reading (a queue of a million costs only what it places).
+            var gangsLeft = !gangWaiting && g < gangs.Count;
+            var othersLeft = o < others.Count && (gangWaiting ? free.Unreserved > 0 : free.TotalFree > 0);
+            if (!gangsLeft && !othersLeft) break;
+            if (gangsLeft && (!othersLeft || Compare(gangs[g], others[o]) <= 0))
             {
-                // Growth is not preemptible: it never takes devices a waiting gang (of higher priority) could use.
-                if (gangWaiting || free.Unreserved <= 0) continue;
-                placements.Add(new Placement([job.JobId], free.TakeSpread(Math.Min(job.Wanted, free.Unreserved))));
-                placed.Add(job.JobId);
-                continue;
-            }
-            if (job.Gang)
-            {
-                if (gangWaiting) continue; // one reservation at a time: a lower gang never jumps a waiting higher one
-                if (free.TotalFree >= job.Devices)
+                var gang = gangs[g++];
+                if (gang.Growth)
                 {
-                    placements.Add(new Placement([job.JobId], free.TakeSpread(Math.Min(job.Wanted, free.TotalFree))));
-                    placed.Add(job.JobId);
-                    continue;
+                    // Growth is not preemptible: it never takes devices a waiting gang (of higher priority) could use.
+                    if (free.Unreserved > 0) placements.Add(new Placement([gang.JobId], free.TakeSpread(Math.Min(gang.Wanted, free.Unreserved))));
                 }
-                gangWaiting = true;
-                var forGang = PreemptFor(job, nodes, free.TotalFree, preempted).ToList();
-                preemptions.AddRange(forGang);
-                // It starts once the preempted arrays have left: keep today's free devices for it meanwhile.
-                if (forGang.Count > 0) free.Reserve(job.Devices);
+                else if (free.TotalFree >= gang.Devices)
+                    placements.Add(new Placement([gang.JobId], free.TakeSpread(Math.Min(gang.Wanted, free.TotalFree))));
+                else
+                {
+                    // One reservation at a time: a lower gang never jumps a waiting higher one.
+                    gangWaiting = true;
+                    var forGang = PreemptFor(gang, nodes, free.TotalFree, preempted).ToList();
+                    preemptions.AddRange(forGang);
+                    // It starts once the preempted arrays have left: keep today's free devices for it meanwhile.
+                    if (forGang.Count > 0) free.Reserve(gang.Devices);
+                }
                 continue;
             }
-            if (free.MaxFree == 0) continue;
+            var at = o++;
+            var job = others[at];
+            if (placed.Contains(job.JobId) || free.MaxFree == 0) continue;
             if (free.TryTake(job.Devices, job.MemoryBytes) is not { } taken) continue;
             var members = new List<string> { job.JobId };
             placed.Add(job.JobId);
@@ -157,33 +201,16 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         return new SchedulingDecision(placements, preemptions);
     }
 
-    static int LastGang(IReadOnlyList<PendingJob> ordered)
-    {
-        for (int i = ordered.Count - 1; i >= 0; i--) if (ordered[i].Gang && !ordered[i].Growth) return i;
-        return -1;
-    }
-
-    /// <summary>Priority first, then submission order (stable). An <see cref="OrderedQueue"/> is used as it is; any
-    /// other queue is checked (one comparison per job) and sorted if it is out of order.</summary>
-    static IReadOnlyList<PendingJob> InOrder(IReadOnlyList<PendingJob> queue)
-    {
-        if (queue is OrderedQueue) return queue;
-        for (int i = 1; i < queue.Count; i++)
-            if (Compare(queue[i - 1], queue[i]) > 0)
-                return queue.OrderByDescending(j => j.Priority).ThenBy(j => j.SubmitSequence).ToList();
-        return queue;
-    }
-
     /// <summary>Queue order: higher priority first, then earlier submission.</summary>
     public static int Compare(PendingJob a, PendingJob b) =>
         a.Priority != b.Priority ? b.Priority.CompareTo(a.Priority) : a.SubmitSequence.CompareTo(b.SubmitSequence);
 
     /// <summary>
-    /// The waiting fusable jobs by key, in queue order, indexed lazily: the queue is read only as far as a key's next
-    /// member requires, and at most <see cref="FusionLookAhead"/> places past the array's first job (a sweep's jobs
+    /// The waiting fusable jobs by key, in queue order, indexed lazily: the preemptible jobs are read only as far as a
+    /// key's next member requires, and at most <see cref="FusionLookAhead"/> places past the array's first job (a sweep's jobs
     /// arrive together; a queue of a million is never read to its end to find that a sweep has no more).
     /// </summary>
-    sealed class FusableIndex(IReadOnlyList<PendingJob> ordered)
+    sealed class FusableIndex(IReadOnlyList<PendingJob> others)
     {
         readonly Dictionary<string, Queue<PendingJob>> _byKey = [];
         int _read;
@@ -192,13 +219,13 @@ public sealed class PriorityBestFitPolicy(int maxArrayWidth = PriorityBestFitPol
         public PendingJob? Next(string key, int after)
         {
             _read = Math.Max(_read, after + 1);
-            var until = Math.Min(ordered.Count, after + 1 + FusionLookAhead);
+            var until = Math.Min(others.Count, after + 1 + FusionLookAhead);
             while (true)
             {
                 if (_byKey.TryGetValue(key, out var waiting) && waiting.Count > 0) return waiting.Dequeue();
                 if (_read >= until) return null;
-                var job = ordered[_read++];
-                if (job.FusionKey is { } k && !job.Gang && job.Devices == 1)
+                var job = others[_read++];
+                if (job.FusionKey is { } k && job.Devices == 1)
                 {
                     if (!_byKey.TryGetValue(k, out var q)) _byKey[k] = q = new Queue<PendingJob>();
                     q.Enqueue(job);

@@ -155,7 +155,7 @@ public sealed class ClusterSimulator
 
     readonly List<JobRun> _runs = [];
     readonly List<ArrayRun> _arrays = [];
-    readonly List<PendingJob> _queue = [];
+    readonly OrderedQueue _queue = new();
     readonly object?[][] _occupant; // per node, per device: a Run (large) or an ArrayRun (small), or null
     readonly bool[] _up;
     readonly int[] _free;
@@ -256,13 +256,7 @@ public sealed class ClusterSimulator
     /// <summary>Keeps the queue in the policy's order, so that it never has to sort it.</summary>
     void Queue(PendingJob entry)
     {
-        int lo = 0, hi = _queue.Count;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) / 2;
-            if (PriorityBestFitPolicy.Compare(_queue[mid], entry) <= 0) lo = mid + 1; else hi = mid;
-        }
-        _queue.Insert(lo, entry);
+        _queue.Add(entry);
         RequestPass();
     }
 
@@ -279,12 +273,12 @@ public sealed class ClusterSimulator
 
     void Place()
     {
-        if (_queue.Count == 0 || _nodesWithFree.Count == 0 && !_queue.Any(q => q.Gang && !q.Growth)) return;
-        var gangWaits = _queue.Any(q => q.Gang && !q.Growth);
+        var gangWaits = _queue.HasWaitingGang;
+        if (_queue.Count == 0 || _nodesWithFree.Count == 0 && !gangWaits) return;
         var candidates = gangWaits ? Enumerable.Range(0, _up.Length).Where(n => _up[n]) : _nodesWithFree.Order();
         var capacity = candidates.Select(n => new NodeCapacity(_nodeNames[n], FreeDevices(n), long.MaxValue, gangWaits ? RunningArrays(n) : null)).ToList();
         var timer = Stopwatch.StartNew();
-        var decision = _policy.Decide(new OrderedQueue(_queue), capacity);
+        var decision = _policy.Decide(_queue, capacity);
         _policySeconds += timer.Elapsed.TotalSeconds;
         _passes++;
         _decisions += decision.Placements.Count;

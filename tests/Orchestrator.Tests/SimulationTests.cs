@@ -119,9 +119,42 @@ public class SimulationTests
         var a = policy.Decide(sorted, nodes);
         Assert.NotEmpty(a.Placements);
         Assert.Equal(Describe(a), Describe(policy.Decide(shuffled, nodes)));
-        Assert.Equal(Describe(a), Describe(policy.Decide(new OrderedQueue(sorted), nodes)));
+        Assert.Equal(Describe(a), Describe(policy.Decide(new OrderedQueue(shuffled), nodes)));
         // A queue fifty times longer behind the same head places exactly the same.
         var longer = sorted.Concat(Enumerable.Range(20_000, 1_000_000).Select(i => new PendingJob($"t{i}", 0, i, 1, $"k{i / 8}"))).ToList();
         Assert.Equal(Describe(a), Describe(policy.Decide(new OrderedQueue(longer), nodes)));
+    }
+
+    [Fact]
+    public void AnOrderedQueue_KeepsThePolicysOrderAsJobsComeAndGo_WithGangsAndGrowthApartFromTheRest()
+    {
+        var random = new Random(5);
+        var queue = new OrderedQueue();
+        var all = new List<PendingJob>();
+        var sequences = Enumerable.Range(0, 3_000).OrderBy(_ => random.Next()).ToArray(); // submitted in any order
+        for (int i = 0; i < 3_000; i++)
+        {
+            var job = (i % 10) switch
+            {
+                0 => new PendingJob($"g{i}", random.Next(3), sequences[i], 16, Gang: true, MaxDevices: 32),
+                1 => new PendingJob($"r{i}", random.Next(3), sequences[i], 1, Gang: true, MaxDevices: 4, Growth: true),
+                _ => new PendingJob($"s{i}", random.Next(3), sequences[i], 1, $"k{i % 7}"),
+            };
+            queue.Add(job);
+            all.Add(job);
+            if (i % 500 == 499)
+            {
+                var leaving = all.Where(_ => random.NextDouble() < 0.2).Select(j => j.JobId).ToHashSet();
+                Assert.Equal(leaving.Count, queue.RemoveAll(j => leaving.Contains(j.JobId)));
+                all.RemoveAll(j => leaving.Contains(j.JobId));
+            }
+        }
+        var expected = all.OrderBy(j => j, Comparer<PendingJob>.Create(PriorityBestFitPolicy.Compare)).Select(j => j.JobId).ToList();
+        Assert.Equal(expected, queue.Select(j => j.JobId).ToList());
+        Assert.Equal(expected.Count, queue.Count);
+        Assert.All(queue.Gangs, j => Assert.True(j.Gang || j.Growth));
+        Assert.All(queue.Others, j => Assert.False(j.Gang || j.Growth));
+        Assert.True(queue.HasWaitingGang);
+        Assert.Equal(expected, new OrderedQueue(all.OrderBy(_ => random.Next())).Select(j => j.JobId).ToList());
     }
 }

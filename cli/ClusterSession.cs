@@ -50,29 +50,34 @@ public sealed class ClusterSession : IAsyncDisposable
         return new ClusterSession(host, embedded: false, connection.ToString());
     }
 
-    /// <summary>Starts a silo and a node agent in this process on the default ports.</summary>
+    /// <summary>Starts a silo and a node agent in this process on the default ports; with <paramref name="httpPort"/>
+    /// the silo also serves its pages, API, dashboard and metrics there.</summary>
     public static async Task<ClusterSession> StartEmbedded(string? devices, CancellationToken ct, bool keepRunning,
-        int maxArrayWidth = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth)
+        int maxArrayWidth = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth, int? httpPort = null)
     {
         IReadOnlyList<string> deviceList;
         try { deviceList = NodeAgent.ParseDevices(devices, () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0); }
         catch (ArgumentException e) { throw new UsageException(e.Message); }
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.SetMinimumLevel(keepRunning ? LogLevel.Information : LogLevel.Error);
-        builder.Logging.AddFilter("Orleans", keepRunning ? LogLevel.Warning : LogLevel.Error);
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.UseOrleans(new SiloSettings(Redis: null, MaxArrayWidth: maxArrayWidth).Configure);
-        builder.Services.AddNodeAgent(new NodeAgentOptions("local", deviceList));
-        var host = builder.Build();
+        if (httpPort is < 1 or > 65535) throw new UsageException($"--http-port {httpPort} is not a port (1 to 65535)");
+        var host = SiloWeb.Build(new SiloSettings(Redis: null, MaxArrayWidth: maxArrayWidth), httpPort, builder =>
+        {
+            builder.Logging.SetMinimumLevel(keepRunning ? LogLevel.Information : LogLevel.Error);
+            builder.Logging.AddFilter("Orleans", keepRunning ? LogLevel.Warning : LogLevel.Error);
+            builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+            builder.Logging.AddFilter("Polly", LogLevel.Warning); // not every retried call
+            builder.Services.AddNodeAgent(new NodeAgentOptions("local", deviceList));
+        });
         try
         {
             await host.StartAsync(ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new CliException($"could not start the embedded cluster: {e.GetBaseException().Message}. Is port {ClusterConnection.DefaultGatewayPort} or {ClusterConnection.DefaultSiloPort} taken?");
+            var ports = $"{ClusterConnection.DefaultGatewayPort} or {ClusterConnection.DefaultSiloPort}{(httpPort is int p ? $" or {p}" : "")}";
+            throw new CliException($"could not start the embedded cluster: {e.GetBaseException().Message}. Is port {ports} taken?");
         }
-        return new ClusterSession(host, embedded: true, $"embedded cluster (node 'local', devices {string.Join(",", deviceList)})");
+        var pages = httpPort is int web ? $", pages at http://127.0.0.1:{web}/" : "";
+        return new ClusterSession(host, embedded: true, $"embedded cluster (node 'local', devices {string.Join(",", deviceList)}{pages})");
     }
 
     public Task WaitForShutdown(CancellationToken ct) => _host.WaitForShutdownAsync(ct);

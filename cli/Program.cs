@@ -42,13 +42,14 @@ submit.SetAction((p, ct) => Run(async () =>
 // demo
 var demoEpochs = new Option<int>("--epochs") { Description = "Epochs to train", DefaultValueFactory = _ => 5 };
 var demoDevices = new Option<string?>("--devices") { Description = "Devices for the embedded node (default cpu:1)" };
-var demo = new Command("demo", "Start an embedded cluster (a silo and a worker in this process), train the Fashion-MNIST MLP example end to end and print its test accuracy") { demoEpochs, demoDevices };
+var demoHttp = new Option<int?>("--http-port") { Description = "Also serve the silo's pages (jobs, curves, nodes), API, Orleans dashboard and metrics on this port while the demo runs" };
+var demo = new Command("demo", "Start an embedded cluster (a silo and a worker in this process), train the Fashion-MNIST MLP example end to end and print its test accuracy") { demoEpochs, demoDevices, demoHttp };
 demo.SetAction((p, ct) => Run(async () =>
 {
     using var reader = new StreamReader(Assembly.GetExecutingAssembly().GetManifestResourceStream("demo.yaml")!);
     var root = SpecDocument.SetPath(JobSpecParser.ParseDocument(await reader.ReadToEndAsync(ct)), "train.epochs", p.GetValue(demoEpochs).ToString());
     var spec = JobSpecParser.FromNode(SpecDocument.SetPath(root, "name", "demo-mlp"));
-    await using var session = await ClusterSession.StartEmbedded(p.GetValue(demoDevices), ct, keepRunning: false);
+    await using var session = await ClusterSession.StartEmbedded(p.GetValue(demoDevices), ct, keepRunning: false, httpPort: p.GetValue(demoHttp));
     AnsiConsole.MarkupLine($"[bold]Orchestrator demo[/]: {Markup.Escape(session.Description)}");
     AnsiConsole.MarkupLine($"Training [bold]{spec.Model.Type.ToString().ToLowerInvariant()} 784-{string.Join("-", spec.Model.Hidden)}-10[/] on Fashion-MNIST ({Markup.Escape(spec.Data.Path)}) for {spec.Train.Epochs} epochs, {spec.Train.Optimizer.ToString().ToLowerInvariant()} lr {spec.Train.Lr}, batch {spec.Train.BatchSize}");
     var ids = await JobSubmitter.SubmitAll(session.Grains, [spec], ct);
@@ -57,10 +58,11 @@ demo.SetAction((p, ct) => Run(async () =>
 
 // up
 var upDevices = new Option<string?>("--devices") { Description = "Devices for the embedded node: cpu:N slots (default cpu:1) or cuda:N" };
-var up = new Command("up", "Run the embedded default cluster (a silo with memory storage and a worker) until Ctrl-C; other orch commands reach it with no flags") { upDevices };
+var upHttp = new Option<int?>("--http-port") { Description = "Serve the silo's pages (jobs, curves, nodes, arrays, incidents, reliability), JSON API, Orleans dashboard (/dashboard) and Prometheus /metrics on this port, e.g. 8080" };
+var up = new Command("up", "Run the embedded default cluster (a silo with memory storage and a worker) until Ctrl-C; other orch commands reach it with no flags") { upDevices, upHttp };
 up.SetAction((p, ct) => Run(async () =>
 {
-    await using var session = await ClusterSession.StartEmbedded(p.GetValue(upDevices), ct, keepRunning: true);
+    await using var session = await ClusterSession.StartEmbedded(p.GetValue(upDevices), ct, keepRunning: true, httpPort: p.GetValue(upHttp));
     AnsiConsole.MarkupLine($"[green]{Markup.Escape(session.Description)} is up[/] at gateway 127.0.0.1:{ClusterConnection.DefaultGatewayPort}. Ctrl-C stops it (its jobs are kept in memory only).");
     await session.WaitForShutdown(ct);
     return 0;
@@ -312,7 +314,7 @@ static async Task<int> FollowAndSummarize(IGrainFactory grains, IReadOnlyList<st
     foreach (var j in final)
     {
         var line = j.State == JobState.Succeeded
-            ? $"[green]{Markup.Escape(j.JobId)} succeeded[/]: test accuracy [bold]{j.Result!.TestAccuracy:F4}[/] after {j.Result.Epochs} epochs ({j.Result.Steps} steps, {j.Result.TrainingSeconds:F1} s training, {j.Result.SamplesPerSecond:F0} samples/s)"
+            ? $"[green]{Markup.Escape(j.JobId)} succeeded[/]: test accuracy [bold]{j.Result!.TestAccuracy:F4}[/] after {j.Result.Epochs} epoch{(j.Result.Epochs == 1 ? "" : "s")} ({j.Result.Steps} steps, {j.Result.TrainingSeconds:F1} s training, {j.Result.SamplesPerSecond:F0} samples/s)"
             : $"[red]{Markup.Escape(j.JobId)} {j.State.ToString().ToLowerInvariant()}[/]: {Markup.Escape(j.FailureReason ?? "")}";
         AnsiConsole.MarkupLine(line);
     }

@@ -1,7 +1,4 @@
 using System.CommandLine;
-using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Orleans.Dashboard;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Grains;
@@ -43,30 +40,7 @@ root.SetAction(async (parse, ct) =>
         Console.Error.WriteLine($"error: --http-port {web} is not a port (1 to 65535)");
         return 2;
     }
-    IHost host;
-    if (web is int port)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        ConfigureLogging(builder);
-        // Loopback unless the silo is reachable from elsewhere (then so are its pages and probes).
-        var listen = settings.AdvertisedAddress == "127.0.0.1" ? IPAddress.Loopback : IPAddress.Any;
-        SiloWeb.AddServices(builder, listen, port);
-        builder.UseOrleans(silo =>
-        {
-            settings.Configure(silo);
-            silo.AddDashboard();
-        });
-        var app = builder.Build();
-        SiloWeb.Map(app);
-        host = app;
-    }
-    else
-    {
-        var builder = Host.CreateApplicationBuilder();
-        ConfigureLogging(builder);
-        builder.UseOrleans(settings.Configure);
-        host = builder.Build();
-    }
+    var host = SiloWeb.Build(settings, web, ConfigureLogging);
     await host.StartAsync(ct);
     Console.WriteLine($"silo ready: silo port {settings.SiloPort}, gateway port {settings.GatewayPort}, {(settings.Redis is null ? "embedded (memory storage)" : $"redis {settings.Redis}")}{(web is int p ? $", pages and dashboard at http://{settings.AdvertisedAddress}:{p}/" : "")}");
     await host.WaitForShutdownAsync(ct);

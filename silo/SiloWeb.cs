@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.FileProviders;
+using Microsoft.Extensions.Hosting;
 using Orchestrator.Grains;
 using Orleans.Dashboard;
 using Prometheus;
@@ -16,7 +17,35 @@ namespace Orchestrator.Silo;
 /// </summary>
 public static class SiloWeb
 {
-    public static void AddServices(WebApplicationBuilder builder, IPAddress listen, int port)
+    /// <summary>
+    /// A silo host: with <paramref name="httpPort"/>, an ASP.NET Core host that also serves the pages, API, dashboard,
+    /// metrics and probes (on loopback unless the silo is reachable from elsewhere); without, a plain host.
+    /// <paramref name="more"/> adds what else runs in the process (logging, the embedded default's node agent), after
+    /// the silo, so that it starts once the silo has.
+    /// </summary>
+    public static IHost Build(SiloSettings settings, int? httpPort, Action<IHostApplicationBuilder> more)
+    {
+        if (httpPort is not int port)
+        {
+            var plain = Host.CreateApplicationBuilder();
+            plain.UseOrleans(settings.Configure);
+            more(plain);
+            return plain.Build();
+        }
+        var builder = WebApplication.CreateSlimBuilder();
+        AddServices(builder, settings.AdvertisedAddress == "127.0.0.1" ? IPAddress.Loopback : IPAddress.Any, port);
+        builder.UseOrleans(silo =>
+        {
+            settings.Configure(silo);
+            silo.AddDashboard();
+        });
+        more(builder);
+        var app = builder.Build();
+        Map(app);
+        return app;
+    }
+
+    static void AddServices(WebApplicationBuilder builder, IPAddress listen, int port)
     {
         builder.WebHost.UseKestrel(k => k.Listen(listen, port));
         builder.Services.AddSingleton<ClusterQueries>(sp => new ClusterQueries(sp.GetRequiredService<IGrainFactory>()));
@@ -24,7 +53,7 @@ public static class SiloWeb
         builder.Services.ConfigureHttpJsonOptions(o => ApiJson.Configure(o.SerializerOptions));
     }
 
-    public static void Map(WebApplication app)
+    static void Map(WebApplication app)
     {
         app.Services.GetRequiredService<ClusterMetrics>(); // registers its scrape-time refresh
         var pages = new PhysicalFileProvider(Path.Combine(AppContext.BaseDirectory, "wwwroot"));

@@ -138,7 +138,7 @@ public sealed partial class JobGrain
         {
             case SuspectVerdict.Remove:
                 var silent = node.LastHeartbeat is { } hb ? $"its node silent for {(now - hb).TotalSeconds:F1} s" : "its node never heard from";
-                await RemoveRank(suspect, Reporter(epoch), $"{who} removed at step {step}: {detail}; {silent}");
+                await RemoveRank(suspect, Reporter(epoch), $"{who} removed at step {step}: {detail}; {silent}", foundDead: true);
                 break;
             case SuspectVerdict.ReForm:
                 Apply(Rules(), m => m.ReForm());
@@ -153,12 +153,14 @@ public sealed partial class JobGrain
     }
 
     /// <summary>Removes a rank (dead, not taken by its node, or lost with its node); returns the queue entry when
-    /// the whole job must be placed again (no rank left, or a gang that has not formed fell below its minimum).</summary>
-    async Task<QueuedJob?> RemoveRank(long epoch, string who, string what)
+    /// the whole job must be placed again (no rank left, or a gang that has not formed fell below its minimum).
+    /// <paramref name="foundDead"/>: its peers found it dead (its node may turn out lost: the node's incident names this job).</summary>
+    async Task<QueuedJob?> RemoveRank(long epoch, string who, string what, bool foundDead = false)
     {
         var rank = S.Ranks.First(r => r.Epoch == epoch);
         S.Ranks.Remove(rank);
-        await GrainFactory.GetGrain<INodeGrain>(rank.NodeId).Unassign(JobId, rank.Epoch);
+        var node = GrainFactory.GetGrain<INodeGrain>(rank.NodeId);
+        await (foundDead ? node.RankLost(JobId, rank.Epoch) : node.Unassign(JobId, rank.Epoch));
         if (G.Formed && G.Ranks.Any(r => r.Rank == epoch)) Apply(Rules(), m => m.Remove(Id(epoch)));
         G.Waiting.RemoveAll(w => w.Rank == epoch);
         var left = G.Formed ? G.Ranks.Count : S.Ranks.Count;

@@ -29,22 +29,26 @@ public sealed class NodeGrain(
     bool _heardFrom;
     // Chaos faults waiting for the next heartbeat (not persisted: a fault is an experiment, not state).
     readonly List<NodeFault> _faults = [];
+    // Jobs whose ranks here were found dead by their peers since the last heartbeat: lost with the node, if it is.
+    readonly HashSet<string> _ranksLostSinceHeartbeat = [];
 
     public async Task<NodeDirective> Heartbeat(NodeReport report)
     {
         var silent = DateTime.UtcNow - _lastHeartbeat;
         _lastHeartbeat = DateTime.UtcNow;
         _heardFrom = true;
+        var ranksLost = _ranksLostSinceHeartbeat.ToList();
+        _ranksLostSinceHeartbeat.Clear();
         var changed = !store.RecordExists || S.Health == NodeHealth.Dead || S.Incarnation != report.Incarnation
                       || !S.Devices.SequenceEqual(report.Devices) || S.MemoryBytes != report.MemoryBytes;
         if (changed)
         {
             if (S.Health == NodeHealth.Dead) logger.LogInformation("Node {Node} is back (incarnation {Incarnation})", NodeId, report.Incarnation);
-            else if (S.Incarnation is { } before && before != report.Incarnation && S.Assignments.Count > 0)
+            else if (S.Incarnation is { } before && before != report.Incarnation && (S.Assignments.Count > 0 || ranksLost.Count > 0))
                 // Its worker process restarted before the heartbeat timeout: its work restarts from checkpoints.
                 await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.WorkerCrash),
-                    $"the worker of node {NodeId} restarted (new process) with {S.Assignments.Count} assignment(s); they start again from their checkpoints",
-                    NodeId, string.Join(", ", S.Assignments.Select(a => a.JobId).Distinct()), DetectionSeconds: silent.TotalSeconds));
+                    $"the worker of node {NodeId} restarted (new process) with {S.Assignments.Count} assignment(s){RanksNote(ranksLost)}; they start again from their checkpoints",
+                    NodeId, JobList(S.Assignments, ranksLost), DetectionSeconds: silent.TotalSeconds));
             S.Health = NodeHealth.Healthy;
             S.Devices = report.Devices.ToList();
             S.MemoryBytes = report.MemoryBytes;
@@ -93,6 +97,12 @@ public sealed class NodeGrain(
             await store.WriteStateAsync();
     }
 
+    public async Task RankLost(string jobId, long epoch)
+    {
+        await Unassign(jobId, epoch);
+        _ranksLostSinceHeartbeat.Add(jobId);
+    }
+
     public async Task<IReadOnlyList<Assignment>> CheckLiveness(TimeSpan timeout)
     {
         if (!store.RecordExists || S.Health == NodeHealth.Dead || DateTime.UtcNow - _lastHeartbeat <= timeout) return [];
@@ -101,10 +111,21 @@ public sealed class NodeGrain(
         S.Health = NodeHealth.Dead;
         S.Assignments.Clear();
         await store.WriteStateAsync();
-        var jobs = string.Join(", ", lost.Select(a => a.JobId).Distinct());
+        var ranksLost = _ranksLostSinceHeartbeat.ToList();
+        _ranksLostSinceHeartbeat.Clear();
         await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.NodeLost),
-            $"node {NodeId} sent no heartbeat for {timeout.TotalSeconds:0.#} s: declared dead, {lost.Count} assignment(s) rescheduled", NodeId,
-            jobs.Length > 0 ? jobs : null, DetectionSeconds: (DateTime.UtcNow - _lastHeartbeat).TotalSeconds));
+            $"node {NodeId} sent no heartbeat for {timeout.TotalSeconds:0.#} s: declared dead, {lost.Count} assignment(s) rescheduled{RanksNote(ranksLost)}", NodeId,
+            JobList(lost, ranksLost), DetectionSeconds: (DateTime.UtcNow - _lastHeartbeat).TotalSeconds));
         return lost;
+    }
+
+    static string RanksNote(IReadOnlyList<string> ranksLost) =>
+        ranksLost.Count == 0 ? "" : $", and data-parallel ranks of {string.Join(", ", ranksLost)} already removed by their peers";
+
+    /// <summary>The jobs an incident hit: what the node still ran and the ranks its peers had removed first; null if none.</summary>
+    static string? JobList(IEnumerable<Assignment> held, IEnumerable<string> ranksLost)
+    {
+        var jobs = string.Join(", ", held.Select(a => a.JobId).Concat(ranksLost).Distinct());
+        return jobs.Length > 0 ? jobs : null;
     }
 }

@@ -390,7 +390,7 @@ public class GrainTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AReportedRank_IsReFormedWhileItsProcessLives_AndRemovedOnceItsNodeIsSilent()
+    public async Task AReportedRank_IsReFormedWhileItsProcessLives_AndRemovedOnceItsNodeIsSilent_WhichItsNodeLostIncidentNames()
     {
         var (a, b) = (NewId("a"), NewId("b"));
         var id = NewId("dp");
@@ -425,6 +425,12 @@ public class GrainTests : IAsyncLifetime
         Assert.Contains(events, e => e.What.Contains("re-formed") && e.What.Contains("alive"));
         Assert.Contains(events, e => e.What.Contains("removed at step 7"));
         Assert.True(afterSilence.CanTrain); // min 1: the survivor goes on
+
+        // The silent node is then declared lost: its incident names the job whose rank its peers removed first.
+        var suspectNode = placed.Ranks!.Single(r => r.Epoch == second).NodeId;
+        var lost = await WaitForIncident(i => i.Category == "NodeLost" && i.NodeId == suspectNode);
+        Assert.Equal(id, lost.JobId);
+        Assert.Contains("already removed by their peers", lost.What);
         foreach (var keeper in alive.Values) await keeper.DisposeAsync();
     }
 

@@ -31,12 +31,26 @@ public sealed record ParityShardCopy(bool Available, byte[] Bytes, long[] Applie
 [GenerateSerializer, Immutable, Alias("shard-status")]
 public sealed record ShardStatus(string Silo, long Version, bool Rebuilt, double RebuildMilliseconds, long BytesRead);
 
+/// <summary>What every shard answers, data or parity (reached by its grain id, which names its kind).</summary>
+[Alias("shard")]
+public interface IShardGrain : IGrainWithStringKey
+{
+    [Alias("status"), Orleans.Concurrency.AlwaysInterleave] Task<ShardStatus> Status();
+
+    /// <summary>
+    /// Leaves this silo so that the shard's next activation goes where its coding group now places it, rebuilt there
+    /// from its siblings as after a loss (bit-exact). False, and nothing changes, for a shard its group cannot rebuild
+    /// (no parity: a checkpointed shard would roll its job back).
+    /// </summary>
+    [Alias("relocate")] Task<bool> Relocate();
+}
+
 /// <summary>
 /// A data shard of a recommendation job's embedding (key: job/group/member, member &lt; k): rows of weights and
 /// Adagrad state, kept in memory only. Row traffic is packed bytes: one call per shard per step.
 /// </summary>
 [Alias("embedding-shard")]
-public interface IEmbeddingShardGrain : IGrainWithStringKey
+public interface IEmbeddingShardGrain : IShardGrain
 {
     /// <summary>The weights (dim little-endian floats per row) of the shard's local rows (little-endian int32s), for
     /// training step <paramref name="step"/>.</summary>
@@ -53,8 +67,6 @@ public interface IEmbeddingShardGrain : IGrainWithStringKey
 
     /// <summary>For a sibling's rebuild: a copy of this shard, taken between two turns (it never waits on an update in flight).</summary>
     [Alias("copy"), Orleans.Concurrency.AlwaysInterleave] Task<DataShardCopy> Copy(ShardConfig config);
-
-    [Alias("status"), Orleans.Concurrency.AlwaysInterleave] Task<ShardStatus> Status();
 
     /// <summary>Checkpoint baseline: saves the shard as of step <paramref name="step"/> (it keeps this and the previous one).</summary>
     [Alias("checkpoint")] Task Checkpoint(ShardConfig config, long step);
@@ -79,16 +91,18 @@ public sealed class StaleWriterException(string message) : Exception(message);
 
 /// <summary>A parity shard of a coding group (key: job/group/member, member ≥ k).</summary>
 [Alias("parity-shard")]
-public interface IParityShardGrain : IGrainWithStringKey
+public interface IParityShardGrain : IShardGrain
 {
     /// <summary>Applies data shard <paramref name="member"/>'s delta of step <paramref name="step"/> (ignored if already applied).</summary>
     [Alias("apply")] Task ApplyDelta(ShardConfig config, int member, long step, byte[] rows, byte[] delta);
 
     /// <summary>For a sibling's rebuild: a copy of this parity, taken between two turns.</summary>
     [Alias("copy"), Orleans.Concurrency.AlwaysInterleave] Task<ParityShardCopy> Copy(ShardConfig config);
-
-    [Alias("status"), Orleans.Concurrency.AlwaysInterleave] Task<ShardStatus> Status();
 }
+
+/// <summary>A member of a coding group to move: its grain, from and to which silo.</summary>
+[GenerateSerializer, Immutable, Alias("member-move")]
+public sealed record MemberMove(int Member, GrainId Shard, SiloAddress From, SiloAddress To);
 
 /// <summary>
 /// Where the shards of one coding group live (key: job/group), persisted: every shard of a group on a different
@@ -97,10 +111,32 @@ public interface IParityShardGrain : IGrainWithStringKey
 [Alias("coding-group")]
 public interface ICodingGroupGrain : IGrainWithStringKey
 {
-    /// <summary>Chooses the silo for <paramref name="member"/> among <paramref name="candidates"/> (live silos):
-    /// where it was if that silo lives, else a silo that holds no live sibling (if any).</summary>
-    [Alias("place")] Task<SiloAddress> Place(int member, SiloAddress[] candidates);
+    /// <summary>Chooses the silo for <paramref name="member"/> (grain <paramref name="shard"/>) among
+    /// <paramref name="candidates"/> (live silos): where it was if that silo lives, else a silo that holds no live
+    /// sibling; if none does, a shared one, and the group is listed for <see cref="IShardProtectionGrain"/>.</summary>
+    [Alias("place")] Task<SiloAddress> Place(int member, GrainId shard, SiloAddress[] candidates);
 
     /// <summary>Which silo each member was placed on.</summary>
     [Alias("placements")] Task<Dictionary<int, SiloAddress>> Placements();
+
+    /// <summary>Records moves that give members sharing a silo one of <paramref name="live"/> that holds none of
+    /// them (the caller then relocates those shards); empty when the group is spread or no such silo lives.</summary>
+    [Alias("spread")] Task<IReadOnlyList<MemberMove>> Spread(SiloAddress[] live);
+
+    /// <summary>A move its shard refused: the member stays on <paramref name="silo"/>.</summary>
+    [Alias("undo")] Task Undo(int member, SiloAddress silo);
+}
+
+/// <summary>
+/// The coding groups with two members on one silo (key: "cluster"), persisted. When a silo joins, members move
+/// onto silos of their own again and the group has the protection its code promises.
+/// </summary>
+[Alias("shard-protection")]
+public interface IShardProtectionGrain : IGrainWithStringKey
+{
+    /// <summary>A group placed a member on a silo a sibling holds (one-way: called while placing a shard).</summary>
+    [Alias("reduced"), Orleans.Concurrency.OneWay] Task Reduced(string group);
+
+    /// <summary>Moves members of the listed groups onto live silos that hold none of their siblings; returns what moved.</summary>
+    [Alias("restore")] Task<IReadOnlyList<string>> Restore();
 }

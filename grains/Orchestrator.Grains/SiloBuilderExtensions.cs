@@ -17,7 +17,7 @@ public static class SiloBuilderExtensions
         silo.Services.AddSingleton<ISchedulingPolicy>(sp =>
             SchedulingPolicies.Production(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();
-        silo.Services.AddHostedService<SiloFailureRecorder>();
+        silo.Services.AddHostedService<MembershipWatcher>();
         silo.AddIncomingGrainCallFilter<StoreFailureFilter>();
         silo.Services.AddPlacementDirector<CodingGroupPlacement, CodingGroupPlacementDirector>();
         silo.Services.AddPlacementDirector<SiloNamedByKey, SiloNamedByKeyDirector>();

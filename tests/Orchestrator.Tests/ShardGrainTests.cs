@@ -121,11 +121,11 @@ public sealed class ShardGrainTests : IAsyncLifetime
         await Task.WhenAll(Enumerable.Range(0, Config.Groups).Select(g => Grains.GetGrain<ICodingGroupGrain>($"{Config.JobId}/{g}").Placements()));
 
     [Fact]
-    public async Task AKilledSilo_ItsShardsAreRebuiltElsewhere_AndTheTablesEndBitIdenticalToAFailureFreeRun()
+    public async Task AKilledSilo_ItsShardsAreRebuiltElsewhere_AJoiningSiloSpreadsThemAgain_AndTheTablesEndBitIdenticalToAFailureFreeRun()
     {
         var layout = new EmbeddingLayout([(int)Config.TotalRows], Config.Dim, Config.Shards);
         var reference = new LocalEmbeddingStore(layout, Config.Seed, Config.Lr);
-        for (long s = 1; s <= 30; s++)
+        for (long s = 1; s <= 45; s++)
         {
             var (ids, gradients) = Batch(s);
             await reference.Update(s, ids, gradients);
@@ -139,6 +139,16 @@ public sealed class ShardGrainTests : IAsyncLifetime
         for (long s = 13; s <= 30; s++) await GrainStep(layout, s);
         var after = await Placements();
         var rebuilt = await Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status();
+
+        // A silo joins: each group moves one of the two members sharing a silo onto it, and training goes on.
+        var joined = (await _cluster.StartAdditionalSiloAsync()).SiloAddress;
+        var spread = after;
+        for (var deadline = DateTime.UtcNow.AddSeconds(60); DateTime.UtcNow < deadline && !spread.All(g => g.Values.Distinct().Count() == 4); await Task.Delay(250))
+            spread = await Placements();
+        var shards = Enumerable.Range(0, Config.Groups).SelectMany(g => Enumerable.Range(0, Config.K + Config.R).Select(m => ShardConfig.Key(Config.JobId, g, m))).ToList();
+        for (long s = 31; s <= 45; s++) await GrainStep(layout, s);
+        var statuses = await Task.WhenAll(shards.Select(key => key.EndsWith($"/{Config.K}", StringComparison.Ordinal)
+            ? Grains.GetGrain<IParityShardGrain>(key).Status() : Grains.GetGrain<IEmbeddingShardGrain>(key).Status()));
         var tables = await Task.WhenAll(Enumerable.Range(0, Config.Shards).Select(s =>
             Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(Config.JobId, s / Config.K, s % Config.K)).Copy(Config)));
 
@@ -148,6 +158,12 @@ public sealed class ShardGrainTests : IAsyncLifetime
         Assert.DoesNotContain(victimSilo, after.SelectMany(g => g.Values));
         Assert.True(rebuilt.Rebuilt, "the victim's shard should have been rebuilt");
         Assert.True(rebuilt.BytesRead >= Config.K * layout.ShardBytes);
+        Assert.All(spread, group => Assert.Equal(4, group.Values.Distinct().Count()));
+        Assert.All(spread, group => Assert.Contains(joined, group.Values));
+        // Each shard answers from the silo its group records, and the one moved to the new silo was rebuilt there.
+        var recorded = spread.SelectMany((g, i) => g.Select(kv => (Key: ShardConfig.Key(Config.JobId, i, kv.Key), Silo: kv.Value.ToParsableString()))).ToDictionary(x => x.Key, x => x.Silo);
+        Assert.All(shards.Zip(statuses), x => Assert.Equal(recorded[x.First], x.Second.Silo));
+        Assert.All(shards.Zip(statuses).Where(x => x.Second.Silo == joined.ToParsableString()), x => Assert.True(x.Second.Rebuilt, $"{x.First} moved without a rebuild"));
         for (int s = 0; s < Config.Shards; s++)
         {
             Assert.True(reference.Data[s].Bytes.AsSpan().SequenceEqual(tables[s].Bytes), $"shard {s} differs from the failure-free run");

@@ -91,12 +91,14 @@ public sealed class EmbeddingShardGrain(
     long _writer;
     /// <summary>Checkpoint baseline: the step this shard came back from after a loss, until the job rolls back to it.</summary>
     long? _restoredFrom;
+    ShardConfig? _config;
     string Silo => GrainContext.Address.SiloAddress!.ToParsableString();
     (string Job, int Group, int Member)? _key;
     (string Job, int Group, int Member) Key => _key ??= Shard.Parse(this.GetPrimaryKeyString());
 
     async Task<DataShard> Ready(ShardConfig c)
     {
+        _config = c;
         if (_shard is not null) return _shard;
         var (_, group, member) = Key;
         if (!marker.State.Created)
@@ -212,6 +214,16 @@ public sealed class EmbeddingShardGrain(
     }
 
     public Task<ShardStatus> Status() => Task.FromResult(_status ?? new ShardStatus(Silo, -1, false, 0, 0));
+
+    public Task<bool> Relocate()
+    {
+        // Rows that no parity protects (the checkpoint baseline) would come back from a checkpoint: they stay.
+        if (_shard is not null && _config is not { R: > 0 }) return Task.FromResult(false);
+        // Placed by the director (its group), unlike a plain deactivation, which the next caller's cached address
+        // would bring back to this silo. Nothing travels: the next activation rebuilds from the siblings.
+        MigrateOnIdle();
+        return Task.FromResult(true);
+    }
 }
 
 /// <summary>A parity shard: created by encoding the group's initial data (from the seed, no messages); rebuilt from
@@ -262,4 +274,10 @@ public sealed class ParityShardGrain(
     }
 
     public Task<ShardStatus> Status() => Task.FromResult(_status ?? new ShardStatus(Silo, -1, false, 0, 0));
+
+    public Task<bool> Relocate()
+    {
+        MigrateOnIdle(); // to where its group places it; rebuilt there from the siblings
+        return Task.FromResult(true);
+    }
 }

@@ -313,6 +313,31 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         return differences;
     }
 
+    /// <summary>
+    /// Coding groups of erasure-coded jobs with two members on one live silo although at least k + r silos live: a
+    /// silo that joined should have received one of them (given up to 20 s, since joins may be recent).
+    /// </summary>
+    async Task<List<string>> CrowdedGroups(IGrainFactory grains)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var groups = _jobs.Values.Where(j => j.ErasureCoded && j.Info?.Shards is not null)
+            .SelectMany(j => Enumerable.Range(0, j.Info!.Shards!.Groups).Select(g => (Key: $"{j.Id}/{g}", Members: j.Info.Shards!.K + j.Info.Shards.R))).ToList();
+        while (true)
+        {
+            var live = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true))).Keys.Select(s => s.ToParsableString()).ToHashSet();
+            var crowded = new List<string>();
+            foreach (var (key, members) in groups.Where(g => live.Count >= g.Members))
+            {
+                var placements = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<ICodingGroupGrain>(key).Placements()))
+                    .ToDictionary(kv => kv.Key, kv => kv.Value.ToParsableString());
+                if (!Core.Coding.GroupSpread.IsSpread(placements, live))
+                    crowded.Add($"{key}: {string.Join(", ", placements.OrderBy(p => p.Key).Select(p => $"{p.Key}@{p.Value}"))} with {live.Count} silos live");
+            }
+            if (crowded.Count == 0 || DateTime.UtcNow > deadline) return crowded;
+            await Task.Delay(Poll);
+        }
+    }
+
     async Task<Report> Score(IGrainFactory grains, bool timedOut, double seconds, List<string> differences)
     {
         // Let the last reports and placements settle before checking that queue, nodes and jobs agree.
@@ -329,6 +354,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         }
         foreach (var job in _jobs.Values.Where(j => j.StepBack is not null)) job.Backwards.Add($"{job.StepBack!.Value.From} → {job.StepBack.Value.To} at {job.StepBack.Value.At:F1} s, never undone");
         await CountStepsLost(grains);
+        var crowded = await CrowdedGroups(grains);
         var recorded = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(10_000));
         // Every crash the run injected must be in the cluster's own incident log (a killed worker: its node lost, or
         // its restart seen; a hang longer than the node timeout: its node lost).
@@ -365,6 +391,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             ("the queue and the nodes agree with the jobs' states", disagreements.Count == 0, string.Join("; ", disagreements)),
             ("every job's state reads back whole from the store", unreadable.Count == 0, string.Join("; ", unreadable)),
             ("every detected crash is in the cluster's incident log", unrecorded.Count == 0, Join(string.Join("; ", unrecorded), $"recorded: {_recordedCounts}")),
+            ("erasure-coded groups end with no two members on one live silo, where enough silos live", crowded.Count == 0, string.Join("; ", crowded)),
         };
         var incidents = _incidents.Select(i => new[]
         {

@@ -119,6 +119,7 @@ public sealed class ChaosScenarioProcessTests(ITestOutputHelper output)
     [InlineData("hang-worker")]
     [InlineData("redis-outage")]
     [InlineData("two-silo-failures")]
+    [InlineData("silo-rejoins")]
     [InlineData("nan-gradients")]
     [InlineData("random")]
     public async Task TheScenario_PassesEveryInvariant(string scenario)

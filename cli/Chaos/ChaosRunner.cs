@@ -66,6 +66,8 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         /// (parameter server) failures; a worker fault changes the computation (an elastic job trains on with fewer
         /// ranks, a single-worker job resumes its dense model from a checkpoint), so such a job is not compared.</summary>
         public bool HitOnItsWorker { get; set; }
+        /// <summary>Why its tables are not compared with a failure-free run's (it trained with other ranks), or null.</summary>
+        public string? NotCompared { get; set; }
 
         public bool RunsOn(string node) => Info is { } i && (i.Assignment?.NodeId == node || i.Ranks?.Any(r => r.NodeId == node) == true);
     }
@@ -280,12 +282,18 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         var differences = new List<string>();
         foreach (var job in _jobs.Values.Where(j => j.ErasureCoded && !j.HitOnItsWorker && j.Info?.State == JobState.Succeeded).ToList())
         {
-            // Dropped or slowed calls can get a rank removed from a data-parallel membership: the job then trains on
-            // with fewer ranks, a different (and correct) computation, so it is not compared either.
+            // Dropped or slowed calls can get a rank removed from a data-parallel membership, and a device freed by
+            // a fault can let a rank join: the job then trains on with another number of ranks, a different (and
+            // correct) computation, so it is not compared either.
             var events = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(job.Id).GetEvents(), ct);
             if (events.Any(e => e.What.Contains("rank(s) left")))
             {
                 job.HitOnItsWorker = true;
+                continue;
+            }
+            if (events.Any(e => e.What.Contains("rank(s) joined at step")))
+            {
+                job.NotCompared = "a rank joined it mid-run (it trained with more ranks from then on)";
                 continue;
             }
             progress($"{job.Id}: the same job again without faults, to compare its tables");
@@ -300,6 +308,15 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             if (reference.State != JobState.Succeeded || job.Info!.Shards is not { } mine || reference.Shards is not { } theirs)
             {
                 differences.Add($"{job.Id}: the failure-free run {reference.State} {reference.FailureReason}");
+                continue;
+            }
+            // The failure-free run starts on an idle cluster: a gang that formed there with another number of ranks
+            // computed something else.
+            static string? Formed(IEnumerable<JobEvent> e) => e.FirstOrDefault(x => x.What.StartsWith("gang formed: ", StringComparison.Ordinal))?.What.Split(',')[0];
+            var referenceEvents = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(id).GetEvents(), ct);
+            if (Formed(events) != Formed(referenceEvents))
+            {
+                job.NotCompared = $"its gang formed as \"{Formed(events)}\", the failure-free run's as \"{Formed(referenceEvents)}\"";
                 continue;
             }
             for (int shard = 0; shard < mine.Shards; shard++)
@@ -377,6 +394,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
             .Select(j => $"{j.Id}: {j.Info?.State.ToString() ?? "unknown"} {j.Info?.FailureReason}").ToList();
         var ecLost = _jobs.Values.Where(j => j.ErasureCoded && !j.HitOnItsWorker && (j.Info?.Recoveries > 0 || j.Backwards.Count > 0)).Select(j => $"{j.Id}: {j.Info?.Recoveries} recoveries").ToList();
         var exempt = string.Join("; ", _jobs.Values.Where(j => j.ErasureCoded && j.HitOnItsWorker).Select(j => $"{j.Id} not judged: a worker fault hit its node or a rank left its membership"));
+        var notCompared = string.Join("; ", _jobs.Values.Where(j => j.NotCompared is not null).Select(j => $"{j.Id} not compared: {j.NotCompared}"));
         static string Join(params string[] parts) => string.Join("; ", parts.Where(p => p.Length > 0));
         var invariants = new List<(string, bool, string)>
         {
@@ -386,7 +404,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                 string.Join("; ", _jobs.Values.Where(j => j.Backwards.Count > 0).Select(j => $"{j.Id}: {string.Join(", ", j.Backwards)}"))),
             ("erasure-coded jobs lose no step (no rollback, no restart)", ecLost.Count == 0, Join(string.Join("; ", ecLost), exempt)),
             ("erasure-coded jobs end bit-identical to a failure-free run with the same seed", differences.Count == 0 && !timedOut,
-                timedOut ? "not compared: the run timed out" : Join(string.Join("; ", differences), exempt)),
+                timedOut ? "not compared: the run timed out" : Join(string.Join("; ", differences), exempt, notCompared)),
             ("no assignment is placed twice at once", _doubleAssignments.Count == 0, string.Join("; ", _doubleAssignments.Distinct().Take(5))),
             ("the queue and the nodes agree with the jobs' states", disagreements.Count == 0, string.Join("; ", disagreements)),
             ("every job's state reads back whole from the store", unreadable.Count == 0, string.Join("; ", unreadable)),

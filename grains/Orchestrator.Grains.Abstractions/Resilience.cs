@@ -11,7 +11,21 @@ public static class Resilience
     /// <summary>Failures that mean "the silo or connection went away", worth retrying once the cluster re-forms.</summary>
     public static bool IsTransient(Exception e) =>
         e is OrleansMessageRejectionException or TimeoutException or SiloUnavailableException or StateStoreUnavailableException
+        || FromTheStore(e)
         || (e is OrleansException && e.InnerException is { } inner && IsTransient(inner));
+
+    /// <summary>
+    /// A state-store failure (Redis client or Orleans storage provider), on the silo or as a caller receives it: a
+    /// grain whose state cannot be read while the store is down fails its activation with the provider's own
+    /// exception, which no grain call filter sees.
+    /// </summary>
+    public static bool FromTheStore(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e.GetType().FullName is { } name && (name.StartsWith("StackExchange.Redis.", StringComparison.Ordinal) || name.StartsWith("Orleans.Persistence.", StringComparison.Ordinal)))
+                return true;
+        return false;
+    }
 
     /// <summary>Exponential backoff with jitter for about <paramref name="budget"/>, then the last error surfaces.</summary>
     public static ResiliencePipeline Retry(TimeSpan budget) =>

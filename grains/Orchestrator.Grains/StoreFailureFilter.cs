@@ -22,7 +22,7 @@ public sealed class StoreFailureFilter(IGrainFactory grains) : IIncomingGrainCal
             context.TargetContext.Deactivate(new DeactivationReason(DeactivationReasonCode.ApplicationRequested, "its state changed in the store under it"));
             throw new StateStoreUnavailableException($"{context.InterfaceName}.{context.MethodName}: the stored state changed under this activation ({e.Message}); it reloads, retry");
         }
-        catch (Exception e) when (FromTheStore(e))
+        catch (Exception e) when (Resilience.FromTheStore(e))
         {
             RecordIncident(context, e);
             throw new StateStoreUnavailableException($"the state store did not answer {context.InterfaceName}.{context.MethodName}: {FirstSentence(e.GetBaseException().Message)}; retry when it is back");
@@ -42,12 +42,4 @@ public sealed class StoreFailureFilter(IGrainFactory grains) : IIncomingGrainCal
 
     /// <summary>Redis client messages carry a page of diagnostics after the first sentence.</summary>
     static string FirstSentence(string message) => message.Split(" (", 2)[0];
-
-    static bool FromTheStore(Exception? e)
-    {
-        for (; e is not null; e = e.InnerException)
-            if (e.GetType().FullName is { } name && (name.StartsWith("StackExchange.Redis.", StringComparison.Ordinal) || name.StartsWith("Orleans.Persistence.", StringComparison.Ordinal)))
-                return true;
-        return false;
-    }
 }

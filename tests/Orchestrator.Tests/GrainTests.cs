@@ -125,7 +125,13 @@ public class GrainTests : IAsyncLifetime
             if (condition(info)) return info;
             await Task.Delay(50);
         } while (DateTime.UtcNow < deadline);
-        throw new TimeoutException($"job {id} never became {what}; last state {info.State}");
+        // What the scheduler and the job saw, so that a failure says why.
+        var scheduler = await _grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo();
+        var nodes = await Task.WhenAll(scheduler.Nodes.Select(n => _grains.GetGrain<INodeGrain>(n).GetInfo()));
+        var events = await _grains.GetGrain<IJobGrain>(id).GetEvents();
+        throw new TimeoutException($"job {id} never became {what}; last state {info.State}. Scheduler queue: {string.Join(", ", scheduler.Queue.Select(q => $"{q.JobId} p{q.Priority}"))}; " +
+            $"nodes: {string.Join(", ", nodes.Select(n => $"{n.NodeId} {n.Health} heartbeat {n.LastHeartbeat:HH:mm:ss.fff} assignments {n.Assignments.Count}"))}; placements made {scheduler.PlacementsMade}; " +
+            $"now {DateTime.UtcNow:HH:mm:ss.fff}; job events: {string.Join(" | ", events.Select(e => $"{e.At:HH:mm:ss.fff} {e.Who}: {e.What}"))}");
     }
 
     [Fact]

@@ -39,6 +39,12 @@ public sealed class CodingGroupGrain(
     [PersistentState("coding-group", StorageNames.State)] IPersistentState<CodingGroupState> store,
     ILogger<CodingGroupGrain> log) : Grain, ICodingGroupGrain
 {
+    /// <summary>When members were moved (in memory: after a reactivation of the group, placement is as usual).</summary>
+    readonly Dictionary<int, DateTime> _movedAt = [];
+
+    /// <summary>How long a moved member waits for its new silo to be known where it is placed.</summary>
+    static readonly TimeSpan MoveLimit = TimeSpan.FromSeconds(30);
+
     public async Task<SiloAddress> Place(int member, GrainId shard, SiloAddress[] candidates)
     {
         if (candidates.Length == 0) throw new InvalidOperationException("no silo can host the shard");
@@ -73,12 +79,6 @@ public sealed class CodingGroupGrain(
 
     public Task<Dictionary<int, SiloAddress>> Placements() =>
         Task.FromResult(store.State.Silos.ToDictionary(kv => kv.Key, kv => SiloAddress.FromParsableString(kv.Value)));
-
-    /// <summary>When members were moved (in memory: after a reactivation of the group, placement is as usual).</summary>
-    readonly Dictionary<int, DateTime> _movedAt = [];
-
-    /// <summary>How long a moved member waits for its new silo to be known where it is placed.</summary>
-    static readonly TimeSpan MoveLimit = TimeSpan.FromSeconds(30);
 
     public async Task<IReadOnlyList<MemberMove>> Spread(SiloAddress[] live)
     {

@@ -35,6 +35,7 @@ public sealed class ShardProtectionGrain(
         var known = manifest.Current.Silos;
         var live = membership.CurrentSnapshot.Members.Values
             .Where(m => m.Status == SiloStatus.Active && known.ContainsKey(m.SiloAddress)).Select(m => m.SiloAddress).ToArray();
+        var liveNames = live.Select(s => s.ToParsableString()).ToHashSet();
         var done = new List<string>();
         foreach (var key in store.State.ReducedGroups.ToList())
         {
@@ -42,7 +43,7 @@ public sealed class ShardProtectionGrain(
             foreach (var move in await group.Spread(live))
                 if (await Move(key, group, move) is { } what) done.Add(what);
             var placements = (await group.Placements()).ToDictionary(kv => kv.Key, kv => kv.Value.ToParsableString());
-            if (GroupSpread.IsSpread(placements, live.Select(s => s.ToParsableString()).ToHashSet())) store.State.ReducedGroups.Remove(key);
+            if (GroupSpread.IsSpread(placements, liveNames)) store.State.ReducedGroups.Remove(key);
         }
         await store.WriteStateAsync();
         return done;

@@ -70,10 +70,10 @@ public static class JobWatcher
     public static string ProgressText(JobInfo i)
     {
         if (i.Result is { } r) return $"accuracy {r.TestAccuracy:F4}  loss {r.FinalLoss:F4}  {r.Steps} steps in {r.TrainingSeconds:F0}s";
-        if (i.State == JobState.Failed) return i.FailureReason ?? "failed";
+        if (i.State == JobState.Failed) return i.Failure?.Message ?? "failed";
         if (i.Progress is not { } p) return i.State is JobState.Pending or JobState.Recovering ? "waiting for a device" : "starting";
         var acc = p.TestAccuracy is { } a ? $"  acc {a:F4}" : "";
-        return $"step {p.Step}/{p.TotalSteps}  epoch {p.Epoch}  loss {p.Loss:F4}{acc}  {p.SamplesPerSecond:F0} samples/s";
+        return $"step {p.Step}/{p.TotalSteps}  epoch {p.TrainingEpoch}  loss {p.Loss:F4}{acc}  {p.SamplesPerSecond:F0} samples/s";
     }
 
     public static string StateMarkup(JobState s) => s switch

@@ -314,8 +314,8 @@ static async Task<int> FollowAndSummarize(IGrainFactory grains, IReadOnlyList<st
     foreach (var j in final)
     {
         var line = j.State == JobState.Succeeded
-            ? $"[green]{Markup.Escape(j.JobId)} succeeded[/]: test accuracy [bold]{j.Result!.TestAccuracy:F4}[/] after {j.Result.Epochs} epoch{(j.Result.Epochs == 1 ? "" : "s")} ({j.Result.Steps} steps, {j.Result.TrainingSeconds:F1} s training, {j.Result.SamplesPerSecond:F0} samples/s)"
-            : $"[red]{Markup.Escape(j.JobId)} {j.State.ToString().ToLowerInvariant()}[/]: {Markup.Escape(j.FailureReason ?? "")}";
+            ? $"[green]{Markup.Escape(j.JobId)} succeeded[/]: test accuracy [bold]{j.Result!.TestAccuracy:F4}[/] after {j.Result.TrainingEpochs} epoch{(j.Result.TrainingEpochs == 1 ? "" : "s")} ({j.Result.Steps} steps, {j.Result.TrainingSeconds:F1} s training, {j.Result.SamplesPerSecond:F0} samples/s)"
+            : $"[red]{Markup.Escape(j.JobId)} {j.State.ToString().ToLowerInvariant()}[/]: {Markup.Escape(j.Failure?.Message ?? "")}";
         AnsiConsole.MarkupLine(line);
     }
     return final.All(j => j.State == JobState.Succeeded) ? 0 : 1;

@@ -75,8 +75,8 @@ public static class ReliabilityCommand
         var categories = new Table().Border(TableBorder.Simple).AddColumns("CATEGORY", "INCIDENTS", "MTTF");
         foreach (var (name, count) in r.IncidentCounts.OrderByDescending(c => c.Value))
         {
-            var line = r.Categories.FirstOrDefault(c => c.Name == name);
-            categories.AddRow(Markup.Escape(name), count.ToString(CultureInfo.InvariantCulture), line?.Mttf is { } t ? Duration(t) : MeasuredReliability.IsInfrastructure(Enum.Parse<FailureCategory>(name)) ? "–" : "(not a cluster failure)");
+            var line = r.Categories.FirstOrDefault(c => c.Name == name.ToString());
+            categories.AddRow(name.ToString(), count.ToString(CultureInfo.InvariantCulture), line?.Mttf is { } t ? Duration(t) : MeasuredReliability.IsInfrastructure(name) ? "–" : "(not a cluster failure)");
         }
         if (r.IncidentCounts.Count > 0) AnsiConsole.Write(categories);
         var nodes = new Table().Border(TableBorder.Simple).AddColumns("NODE", "NODE-DAYS", "FAILURES", "MTTF");
@@ -87,7 +87,7 @@ public static class ReliabilityCommand
             AnsiConsole.MarkupLine("[bold]Incidents[/] (latest; recovery: until each job it hit trained again)");
             var table = new Table().Border(TableBorder.Simple).AddColumns("TIME", "CATEGORY", "NODE/SILO", "JOBS", "DETECTED AFTER", "RECOVERY", "STEPS LOST");
             foreach (var v in latest)
-                table.AddRow($"{v.Incident.At.ToLocalTime():HH:mm:ss}", Markup.Escape(v.Incident.Category), Markup.Escape(v.Incident.NodeId ?? v.Incident.Silo ?? ""), Markup.Escape(v.Incident.JobId ?? ""),
+                table.AddRow($"{v.Incident.At.ToLocalTime():HH:mm:ss}", v.Incident.Category.ToString(), Markup.Escape(v.Incident.NodeId ?? v.Incident.Silo ?? ""), Markup.Escape(string.Join(", ", v.Incident.Jobs)),
                     v.Incident.DetectionSeconds is { } s ? $"{s:F1} s" : "–",
                     v.Jobs.Count > 0 ? string.Join(", ", v.Jobs.Select(j => j.RecoverySeconds is { } x ? $"{x:F1} s" : "–")) : "–",
                     v.Jobs.Count > 0 ? string.Join(", ", v.Jobs.Select(j => j.LostSteps.ToString(CultureInfo.InvariantCulture))) : "–");

@@ -54,7 +54,7 @@ public static class Views
         Row("submitted", $"{j.SubmittedAt.ToLocalTime():u}");
         if (j.Gang is { } g)
         {
-            var byEpoch = (j.Ranks ?? []).ToDictionary(r => r.Epoch);
+            var byEpoch = (j.Ranks ?? []).ToDictionary(r => r.AssignmentEpoch);
             var members = g.Ranks.Select((epoch, rank) => byEpoch.TryGetValue(epoch, out var r) ? $"{rank}: {r.NodeId}/{r.Device}" : $"{rank}: ?");
             var state = j.State.IsTerminal() ? "ended" : g.CanTrain ? "training" : j.State == JobState.Running ? "paused (below its minimum)" : "forming";
             Row("gang", Markup.Escape($"{g.Ranks.Count} rank(s), membership epoch {g.MembershipEpoch}, {state}{(g.Waiting > 0 ? $", {g.Waiting} joining" : "")}"));
@@ -62,7 +62,7 @@ public static class Views
         }
         else if (j.Assignment is { } a)
         {
-            Row("placement", Markup.Escape($"{a.NodeId}/{a.Device} (epoch {a.Epoch})"));
+            Row("placement", Markup.Escape($"{a.NodeId}/{a.Device} (assignment epoch {a.AssignmentEpoch})"));
             if (a.ArrayWidth > 1) Row("fused array", Markup.Escape($"{a.ArrayId}, {a.ArrayWidth} jobs trained as one"));
         }
         Row("progress", Markup.Escape(JobWatcher.ProgressText(j)));
@@ -71,10 +71,10 @@ public static class Views
         if (j.Result is { } r)
         {
             var click = r.Auc is { } auc ? $", AUC [green]{auc:F4}[/], log loss {r.LogLoss:F4}" : "";
-            Row("result", $"test accuracy [green]{r.TestAccuracy:F4}[/]{click}, loss {r.FinalLoss:F4}, {r.Steps} steps, {r.Epochs} epochs, {r.TrainingSeconds:F1} s, {r.SamplesPerSecond:F0} samples/s");
+            Row("result", $"test accuracy [green]{r.TestAccuracy:F4}[/]{click}, loss {r.FinalLoss:F4}, {r.Steps} steps, {r.TrainingEpochs} epochs, {r.TrainingSeconds:F1} s, {r.SamplesPerSecond:F0} samples/s");
             if (r.Split is { } split) Row("per step", Markup.Escape(split.ToString()["per step: ".Length..]));
         }
-        if (j.FailureReason is { } f) Row("failure", $"[red]{Markup.Escape(f)}[/]");
+        if (j.Failure is { } f) Row("failure", $"[red]{Markup.Escape(f.Message)}[/] ({f.Cause}, {f.Category})");
         AnsiConsole.Write(grid);
         AnsiConsole.WriteLine();
         Events(events, last: 15);
@@ -82,9 +82,9 @@ public static class Views
 
     public static void Events(IReadOnlyList<JobEvent> events, int? last = null)
     {
-        var table = new Table().Border(TableBorder.Simple).AddColumns("TIME", "WHO", "WHAT");
+        var table = new Table().Border(TableBorder.Simple).AddColumns("TIME", "SOURCE", "KIND", "WHAT");
         foreach (var e in last is { } n ? events.TakeLast(n) : events)
-            table.AddRow($"{e.At.ToLocalTime():HH:mm:ss.fff}", Markup.Escape(e.Who), Markup.Escape(e.What));
+            table.AddRow($"{e.At.ToLocalTime():HH:mm:ss.fff}", Markup.Escape(e.Source), e.Kind.ToString(), Markup.Escape(e.Message));
         AnsiConsole.Write(table);
     }
 
@@ -97,8 +97,8 @@ public static class Views
         }
         var table = new Table().Border(TableBorder.Simple).AddColumns("TIME", "CATEGORY", "WHAT", "NODE", "JOB", "DETECTED AFTER");
         foreach (var i in incidents)
-            table.AddRow($"{i.At.ToLocalTime():MM-dd HH:mm:ss}", Markup.Escape(i.Category), Markup.Escape(i.What), Markup.Escape(i.NodeId ?? ""),
-                Markup.Escape(i.JobId ?? ""), i.DetectionSeconds is { } d ? $"{d:F1} s" : "");
+            table.AddRow($"{i.At.ToLocalTime():MM-dd HH:mm:ss}", i.Category.ToString(), Markup.Escape(i.Message), Markup.Escape(i.NodeId ?? ""),
+                Markup.Escape(string.Join(", ", i.Jobs)), i.DetectionSeconds is { } d ? $"{d:F1} s" : "");
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine(Markup.Escape(string.Join(", ", incidents.GroupBy(i => i.Category).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count()}"))));
     }

@@ -3,7 +3,7 @@ using Orchestrator.Core.Specs;
 namespace Orchestrator.Core;
 
 /// <summary>Step arithmetic shared by workers (what to run) and the CLI (how far along a job is).</summary>
-public sealed record TrainingPlan(long StepsPerEpoch, long TotalSteps, int Epochs)
+public sealed record TrainingPlan(long StepsPerEpoch, long TotalSteps, int TrainingEpochs)
 {
     public static TrainingPlan For(JobSpec spec)
     {

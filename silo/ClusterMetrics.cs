@@ -63,7 +63,7 @@ public sealed class ClusterMetrics
 
         // Counts only: the log as it is, without reading every job it names.
         var incidents = await _queries.IncidentList(100_000);
-        foreach (var g in incidents.GroupBy(i => i.Category)) _incidents.WithLabels(g.Key).IncTo(g.Count());
+        foreach (var g in incidents.GroupBy(i => i.Category)) _incidents.WithLabels(g.Key.ToString()).IncTo(g.Count());
 
         var timed = jobs.Where(j => j.Time is not null).Select(j => j.Time!).ToList();
         var wall = timed.Sum(t => t.WallSeconds);

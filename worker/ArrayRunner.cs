@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Specs;
 using Orchestrator.Grains;
 using Orchestrator.Worker.Training;
@@ -117,7 +118,7 @@ public sealed class ArrayRunner
                 var channel = channels[m.Id];
                 if (!float.IsFinite(losses[k]))
                 {
-                    channel.End(MemberOutcome.Failed($"non-finite loss ({losses[k]}) at step {m.Step}; lower train.lr (now {m.Spec.Train.Lr})"));
+                    channel.End(MemberOutcome.Failed(new JobFailure(FailureCause.NonFiniteLoss, $"loss {losses[k]}; lower train.lr (now {m.Spec.Train.Lr})", m.Step)));
                     leaving.Add(m.Id);
                     continue;
                 }
@@ -125,7 +126,7 @@ public sealed class ArrayRunner
                 if (boundary) accuracy[m.Id] = evaluated![k];
                 if (boundary || windowSteps == 0)
                 {
-                    channel.Post(new JobProgress(m.Step, m.Plan.TotalSteps, m.Epoch, losses[k],
+                    channel.Post(new JobProgress(m.Step, m.Plan.TotalSteps, m.TrainingEpoch, losses[k],
                         accuracy.TryGetValue(m.Id, out var a) ? a : null, stepsPerSecond * batch, DateTime.UtcNow));
                 }
                 if (m.Done)
@@ -133,7 +134,7 @@ public sealed class ArrayRunner
                     // Throughput while training: test-set evaluations are not training time.
                     var seconds = clock.Elapsed.TotalSeconds;
                     var throughput = (m.Step - firstStep[m.Id]) * batch / Math.Max(1e-9, seconds - evaluating.Elapsed.TotalSeconds);
-                    channel.End(MemberOutcome.Succeeded(new JobResult(accuracy[m.Id], losses[k], m.Step, m.Plan.Epochs, seconds, throughput)));
+                    channel.End(MemberOutcome.Succeeded(new JobResult(accuracy[m.Id], losses[k], m.Step, m.Plan.TrainingEpochs, seconds, throughput)));
                     leaving.Add(m.Id);
                 }
                 else if (m.Step % m.Spec.Train.CheckpointEvery == 0)
@@ -145,10 +146,13 @@ public sealed class ArrayRunner
         }
     }
 
-    internal static string Describe(Exception e) => e switch
+    /// <summary>The cause of a training run that threw.</summary>
+    internal static JobFailure Describe(Exception e) => e switch
     {
-        FileNotFoundException or InvalidDataException or SpecValidationException => e.Message,
-        OutOfMemoryException => "out of memory on the worker; use a smaller batch size or model",
-        _ => $"{e.GetType().Name}: {e.Message}",
+        FileNotFoundException or InvalidDataException => new(FailureCause.InvalidData, e.Message),
+        SpecValidationException => new(FailureCause.InvalidSpec, e.Message),
+        OutOfMemoryException => new(FailureCause.OutOfMemory, "use a smaller batch size or model"),
+        EmbeddingShardLostException => new(FailureCause.EmbeddingLost, e.Message),
+        _ => new(FailureCause.WorkerError, $"{e.GetType().Name}: {e.Message}"),
     };
 }

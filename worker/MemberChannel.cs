@@ -50,11 +50,11 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
     {
         try
         {
-            var reply = await _retry.ExecuteAsync(async _ => await Job.Start(assignment.Epoch, assignment.NodeId));
-            if (reply.Accepted) return reply;
-            log.LogInformation("Job {Job} epoch {Epoch} refused: {Reason}", JobId, assignment.Epoch, reply.Reason);
+            var reply = await _retry.ExecuteAsync(async _ => await Job.Start(assignment.AssignmentEpoch, assignment.NodeId));
+            if (reply.Refused is not { } why) return reply;
+            log.LogInformation("Job {Job} assignment epoch {Epoch} refused: {Reason}", JobId, assignment.AssignmentEpoch, why.Message);
             Settled = true;
-            await grains.GetGrain<INodeGrain>(assignment.NodeId).Unassign(JobId, assignment.Epoch);
+            await grains.GetGrain<INodeGrain>(assignment.NodeId).Unassign(JobId, assignment.AssignmentEpoch);
         }
         catch (Exception e)
         {
@@ -81,7 +81,7 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
     /// <summary>Reports until the member ends, then delivers its outcome.</summary>
     public async Task Run()
     {
-        var epoch = assignment.Epoch;
+        var epoch = assignment.AssignmentEpoch;
         JobProgress? sentProgress = null;
         JobCheckpoint? sentCheckpoint = null;
         while (true)
@@ -114,9 +114,9 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
 
     void Apply(WorkAck ack)
     {
-        if (ack.Continue) return;
+        if (ack.Stop is not { } stop) return;
         YieldRequested |= ack.Yield;
-        RequestStop(ack.Reason ?? "stopped by the cluster");
+        RequestStop(stop.Message);
     }
 
     /// <summary>The member was preempted: on leaving, it hands its latest checkpoint back (see <see cref="IJobGrain.Yield"/>).</summary>
@@ -124,7 +124,7 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
 
     async Task Deliver(MemberOutcome outcome)
     {
-        var epoch = assignment.Epoch;
+        var epoch = assignment.AssignmentEpoch;
         try
         {
             switch (outcome)
@@ -133,9 +133,9 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
                     await _retry.ExecuteAsync(async _ => await Job.Complete(epoch, result));
                     log.LogInformation("Job {Job} succeeded: accuracy {Accuracy:F4}", JobId, result.TestAccuracy);
                     break;
-                case { FailureReason: { } reason }:
-                    await _retry.ExecuteAsync(async _ => await Job.Fail(epoch, reason));
-                    log.LogWarning("Job {Job} failed: {Reason}", JobId, reason);
+                case { Failure: { } failure }:
+                    await _retry.ExecuteAsync(async _ => await Job.Fail(epoch, failure));
+                    log.LogWarning("Job {Job} failed ({Cause}): {Reason}", JobId, failure.Cause, failure.Message);
                     break;
                 case { StopReason: { } reason } when YieldRequested && _checkpoint is { } cp:
                     await _retry.ExecuteAsync(async _ => await Job.Yield(epoch, cp));
@@ -156,10 +156,10 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
     }
 }
 
-/// <summary>How a member left its array: succeeded with a result, failed with a reason, or stopped (moved, cancelled).</summary>
-public sealed record MemberOutcome(JobResult? Result, string? FailureReason, string? StopReason)
+/// <summary>How a member left its array: succeeded with a result, failed with a cause, or stopped (moved, cancelled).</summary>
+public sealed record MemberOutcome(JobResult? Result, JobFailure? Failure, string? StopReason)
 {
     public static MemberOutcome Succeeded(JobResult r) => new(r, null, null);
-    public static MemberOutcome Failed(string reason) => new(null, reason, null);
+    public static MemberOutcome Failed(JobFailure failure) => new(null, failure, null);
     public static MemberOutcome Stopped(string reason) => new(null, null, reason);
 }

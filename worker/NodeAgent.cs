@@ -66,8 +66,8 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
             try
             {
                 var running = _arrays.Values.SelectMany(a => a.Members).Where(m => !m.Ended)
-                    .Select(m => new RunningWork(m.JobId, m.Assignment.Epoch, m.Step))
-                    .Concat(_ranks.Values.Where(r => !r.Ended).Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.Epoch, r.Step)))
+                    .Select(m => new RunningWork(m.JobId, m.Assignment.AssignmentEpoch, m.Step))
+                    .Concat(_ranks.Values.Where(r => !r.Ended).Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.AssignmentEpoch, r.Step)))
                     .ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
                 // A heartbeat sent to a gateway that just died would wait out Orleans' 10 s response timeout, longer
@@ -129,8 +129,8 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
         {
             foreach (var m in runner.Members.Where(m => !m.Ended))
             {
-                if (!wanted.TryGetValue(m.JobId, out var a) || a.Epoch != m.Assignment.Epoch)
-                    runner.Stop(m.JobId, a is null ? "assignment removed from this node" : $"replaced by epoch {a.Epoch}");
+                if (!wanted.TryGetValue(m.JobId, out var a) || a.AssignmentEpoch != m.Assignment.AssignmentEpoch)
+                    runner.Stop(m.JobId, a is null ? "assignment removed from this node" : $"replaced by assignment epoch {a.AssignmentEpoch}");
             }
             if (runner.Completion.IsCompleted && desired.All(a => a.ArrayId != arrayId)) _arrays.Remove(arrayId);
         }

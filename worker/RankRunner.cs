@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Specs;
 using Orchestrator.Grains;
 using Orchestrator.Worker.Training;
@@ -47,7 +48,7 @@ public sealed class RankRunner
         Completion = Task.Run(async () =>
         {
             try { await RunAsync(); }
-            catch (Exception e) { log.LogError(e, "Job {Job} rank {Epoch}: the rank runner ended unexpectedly; the next reconcile runs it again", assignment.JobId, assignment.Epoch); }
+            catch (Exception e) { log.LogError(e, "Job {Job} rank {Epoch}: the rank runner ended unexpectedly; the next reconcile runs it again", assignment.JobId, assignment.AssignmentEpoch); }
         });
     }
 
@@ -59,7 +60,7 @@ public sealed class RankRunner
     /// <summary>True once the cluster knows how this rank ended (or refused it), so it must not run again here.</summary>
     public bool Settled => _refused || _channel.Settled;
 
-    long Epoch => Assignment.Epoch;
+    long Epoch => Assignment.AssignmentEpoch;
     IJobGrain Job => _grains.GetGrain<IJobGrain>(Assignment.JobId);
 
     public void Stop(string reason, bool runAgainIfWanted = false)
@@ -82,9 +83,9 @@ public sealed class RankRunner
             _log.LogWarning("Job {Job} rank {Epoch}: could not join ({Error}); the next reconcile tries again", Assignment.JobId, Epoch, e.Message);
             return;
         }
-        if (!start.Accepted)
+        if (start.Refused is { } refused)
         {
-            _log.LogInformation("Job {Job} rank {Epoch} refused: {Reason}", Assignment.JobId, Epoch, start.Reason);
+            _log.LogInformation("Job {Job} rank {Epoch} refused: {Reason}", Assignment.JobId, Epoch, refused.Message);
             _refused = true;
             await _grains.GetGrain<INodeGrain>(Assignment.NodeId).Unassign(Assignment.JobId, Epoch);
             return;
@@ -145,7 +146,7 @@ public sealed class RankRunner
                 var suspect = view.Ranks[e.Peer];
                 _log.LogWarning("Job {Job}: rank {Rank} lost rank {Peer} in membership epoch {Membership} at step {Step}: {Error}",
                     Assignment.JobId, me, e.Peer, view.MembershipEpoch, rank.Step, e.Message);
-                view = await ReportFailure(view, suspect, rank.Step, e.Message);
+                view = await ReportFailure(view, suspect, rank.Step, e);
             }
         }
     }
@@ -169,7 +170,7 @@ public sealed class RankRunner
             if (_channel.StopReason is not null) _stop.Cancel();
             _stop.Token.ThrowIfCancellationRequested();
             var started = clock.Elapsed;
-            var dataEpoch = rank.DataEpoch;
+            var trainingEpoch = rank.TrainingEpoch;
             if (_chaos.TakePoison(Assignment.JobId)) rank.PoisonNextStep();
             var loss = await rank.TrainStep(_stop.Token);
             _deadline.Observe(clock.Elapsed - started);
@@ -184,22 +185,22 @@ public sealed class RankRunner
             }
             if (!float.IsFinite(loss))
             {
-                _channel.End(MemberOutcome.Failed($"non-finite loss ({loss}) at step {rank.Step} on rank {me}; lower train.lr (now {spec.Train.Lr}) or use gradients: adasum"));
+                _channel.End(MemberOutcome.Failed(new JobFailure(FailureCause.NonFiniteLoss, $"loss {loss} on rank {me}; lower train.lr (now {spec.Train.Lr}) or use gradients: adasum", rank.Step)));
                 return null;
             }
-            var epochEnded = rank.DataEpoch != dataEpoch || rank.Done;
+            var epochEnded = rank.TrainingEpoch != trainingEpoch || rank.Done;
             if (epochEnded) metrics = await rank.Evaluate(_stop.Token);
             if (me == 0 && (epochEnded || clock.Elapsed - lastReport >= ProgressPeriod))
             {
                 lastReport = clock.Elapsed;
                 var samplesPerSecond = (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                _channel.Post(new JobProgress(rank.Step, rank.TotalSteps, rank.DataEpoch, loss, metrics?.Accuracy, samplesPerSecond, DateTime.UtcNow));
+                _channel.Post(new JobProgress(rank.Step, rank.TotalSteps, rank.TrainingEpoch, loss, metrics?.Accuracy, samplesPerSecond, DateTime.UtcNow));
             }
             if (rank.Done)
             {
                 var seconds = clock.Elapsed.TotalSeconds;
                 _channel.End(me == 0
-                    ? MemberOutcome.Succeeded(new JobResult(metrics!.Accuracy, loss, rank.Step, rank.DataEpoch, seconds,
+                    ? MemberOutcome.Succeeded(new JobResult(metrics!.Accuracy, loss, rank.Step, rank.TrainingEpoch, seconds,
                         (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / seconds, Split(rank, firstStep),
                         metrics.Auc, metrics.LogLoss, _longestStep))
                     : MemberOutcome.Stopped("finished; rank 0 reports the result"));
@@ -218,12 +219,12 @@ public sealed class RankRunner
     /// <summary>Every rank skipped a step for non-finite gradients: rank 0 tells the job; too many in a row end the job.</summary>
     async Task<MemberOutcome?> SkippedForNonFinite(IGangRank rank, int me)
     {
-        var ranks = string.Join(", ", rank.NonFiniteRanks);
         if (++_nonFiniteInARow >= MaxNonFiniteSteps)
             return me == 0
-                ? MemberOutcome.Failed($"rank(s) {ranks} sent non-finite gradients for {_nonFiniteInARow} steps in a row (every rank skipped them; nothing was applied); check the data and lower train.lr")
+                ? MemberOutcome.Failed(new JobFailure(FailureCause.NonFiniteGradients,
+                    $"rank(s) {string.Join(", ", rank.NonFiniteRanks)} sent non-finite gradients for {_nonFiniteInARow} steps in a row (every rank skipped them; nothing was applied); check the data and lower train.lr", rank.Step))
                 : MemberOutcome.Stopped("the job failed on non-finite gradients; rank 0 reports it");
-        if (me == 0) await Job.Note(Assignment.NodeId, $"step {rank.Step}: rank(s) {ranks} sent non-finite gradients; every rank skipped the step, nothing was applied");
+        if (me == 0) await Job.Note(JobEvent.NonFiniteStepSkipped(Assignment.NodeId, rank.Step, rank.NonFiniteRanks));
         return null;
     }
 
@@ -241,7 +242,7 @@ public sealed class RankRunner
         {
             if (view.Stop is { } why)
             {
-                _channel.End(MemberOutcome.Stopped(why));
+                _channel.End(MemberOutcome.Stopped(why.Message));
                 return null;
             }
             if (view.RankOf(Epoch) >= 0 && view.CanTrain) return view;
@@ -251,11 +252,11 @@ public sealed class RankRunner
     }
 
     /// <summary>Reports a lost peer until the job grain answers with a new membership (or tells this rank to stop).</summary>
-    async Task<GangView> ReportFailure(GangView view, long suspect, long step, string detail)
+    async Task<GangView> ReportFailure(GangView view, long suspect, long step, PeerFailedException failure)
     {
         while (true)
         {
-            var next = await _retry.ExecuteAsync(async _ => await Job.ReportPeerFailure(Epoch, view.MembershipEpoch, suspect, step, detail), _stop.Token);
+            var next = await _retry.ExecuteAsync(async _ => await Job.ReportPeerFailure(Epoch, view.MembershipEpoch, suspect, step, failure.Failure, failure.Message), _stop.Token);
             if (next.Stop is not null || next.MembershipEpoch != view.MembershipEpoch) return next;
             await Task.Delay(ReportAgainAfter, _stop.Token);
         }

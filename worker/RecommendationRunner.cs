@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Orchestrator.Core.Recommendation;
+using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Specs;
 using Orchestrator.Grains;
 using Orchestrator.Worker.Training;
@@ -17,7 +18,7 @@ public static class RecommendationRunner
     public static async Task Run(IGrainFactory grains, MemberChannel channel, StartReply reply)
     {
         var spec = JobSpecParser.Parse(reply.SpecJson);
-        var (dlrmModel, store) = OpenModel(grains, spec, reply.Shards, channel.Assignment.Epoch);
+        var (dlrmModel, store) = OpenModel(grains, spec, reply.Shards, channel.Assignment.AssignmentEpoch);
         await store.Fence(); // a worker that ran this job before (and may thaw) can no longer write its rows
         using var dlrm = dlrmModel;
         var tables = dlrm.Shape.TableRows;
@@ -63,7 +64,7 @@ public static class RecommendationRunner
             }
             if (!float.IsFinite(loss))
             {
-                channel.End(MemberOutcome.Failed($"non-finite loss ({loss}) at step {dlrm.Step}; lower train.lr (now {spec.Train.Lr}) or embedding.lr"));
+                channel.End(MemberOutcome.Failed(new JobFailure(FailureCause.NonFiniteLoss, $"loss {loss}; lower train.lr (now {spec.Train.Lr}) or embedding.lr", dlrm.Step)));
                 return;
             }
             var epochEnded = dlrm.Step % stepsPerEpoch == 0 || dlrm.Step == total;
@@ -84,7 +85,7 @@ public static class RecommendationRunner
                 channel.Post(new JobCheckpoint(dlrm.Step, dlrm.CaptureDense(), DateTime.UtcNow));
         }
         if (data.Skipped > 0)
-            await grains.GetGrain<IJobGrain>(channel.JobId).Note(channel.Assignment.NodeId, $"skipped {data.Skipped} malformed lines of {spec.Data.Path}; the first: {data.FirstProblem}");
+            await grains.GetGrain<IJobGrain>(channel.JobId).Note(JobEvent.MalformedDataSkipped(channel.Assignment.NodeId, spec.Data.Path, data.Skipped, data.FirstProblem));
         var final = metrics ?? await dlrm.Evaluate(test);
         var seconds = clock.Elapsed.TotalSeconds;
         channel.End(MemberOutcome.Succeeded(new JobResult(final.Accuracy, loss, dlrm.Step, (int)((dlrm.Step + stepsPerEpoch - 1) / stepsPerEpoch), seconds,
@@ -113,7 +114,6 @@ public static class RecommendationRunner
         await store.Restore(e.Step);
         dlrm.RestoreDense(saved.State);
         dense.RemoveAll(d => d.Step > e.Step);
-        await grains.GetGrain<IJobGrain>(channel.JobId).Note(channel.Assignment.NodeId,
-            $"rolled back from step {at} to the checkpoint at step {e.Step} in {clock.Elapsed.TotalMilliseconds:F0} ms: {at - e.Step} steps to train again ({e.Message})");
+        await grains.GetGrain<IJobGrain>(channel.JobId).Note(JobEvent.RolledBack(channel.Assignment.NodeId, at, e.Step, clock.Elapsed, e.Message));
     }
 }

@@ -48,7 +48,7 @@ public sealed class EcrmBenchmark(int tableRows)
             var info = await Resilience.Retry(TimeSpan.FromSeconds(60)).ExecuteAsync(async _ => await job.GetInfo());
             if (watch is not null) await watch(info);
             if (info.State == JobState.Succeeded) return info;
-            if (info.State.IsTerminal()) throw new CliException($"benchmark job {id} ended {info.State}: {info.FailureReason}");
+            if (info.State.IsTerminal()) throw new CliException($"benchmark job {id} ended {info.State}: {info.Failure?.Message}");
             await Task.Delay(100);
         }
     }
@@ -116,8 +116,6 @@ public sealed class EcrmBenchmark(int tableRows)
         return Median(times);
     }
 
-    static double Milliseconds(string what) => double.Parse(what.Split(" in ")[1].Split(" ms")[0], System.Globalization.CultureInfo.InvariantCulture);
-
     async Task<Failure> KillASilo(LocalCluster cluster, string data, int steps, Mode mode, double msPerStep, Action<string> progress)
     {
         long stepAtKill = -1;
@@ -141,12 +139,12 @@ public sealed class EcrmBenchmark(int tableRows)
             });
             if (double.IsNaN(recovered)) recovered = clock.Elapsed.TotalSeconds;
             var events = await cluster.Grains.GetGrain<IJobGrain>(info.JobId).GetEvents();
-            var rollback = events.FirstOrDefault(e => e.What.StartsWith("rolled back from step"));
-            var lost = rollback is null ? 0 : long.Parse(rollback.What.Split(' ')[4]) - long.Parse(rollback.What.Split(' ')[10]);
-            var bytes = events.Where(e => e.What.Contains(" bytes of its coding group")).Sum(e => long.Parse(e.What.Split(" from ")[1].Split(' ')[0].Replace(",", "")));
-            if (rollback is not null) bytes = Shards * (long)Layout.ShardBytes; // every shard restores its checkpoint
-            var rebuilds = events.Where(e => e.What.Contains(" rebuilt on silo ")).Select(e => Milliseconds(e.What)).DefaultIfEmpty(0).Max();
-            var work = rollback is not null ? (Milliseconds(rollback.What) + lost * msPerStep) / 1000 : rebuilds / 1000;
+            var rollback = events.FirstOrDefault(e => e.Kind == JobEventKind.RolledBack);
+            var lost = rollback is { Step: { } from, ResumeStep: { } to } ? from - to : 0;
+            var rebuilt = events.Where(e => e.Kind is JobEventKind.ShardRebuilt or JobEventKind.ParityRebuilt).ToList();
+            // A rollback restores every shard's checkpoint; a rebuild reads the group's survivors.
+            var bytes = rollback is not null ? Shards * (long)Layout.ShardBytes : rebuilt.Sum(e => e.Bytes ?? 0);
+            var work = rollback is not null ? (rollback.Seconds ?? 0) + lost * msPerStep / 1000 : rebuilt.Select(e => e.Seconds ?? 0).DefaultIfEmpty(0).Max();
             return new Failure(mode, recovered, info.Result!.LongestStepSeconds ?? double.NaN, work, lost, bytes, null);
         }
         catch (CliException e)

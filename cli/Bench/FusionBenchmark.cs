@@ -90,7 +90,7 @@ public static class FusionBenchmark
             if (infos.All(i => i.State.IsTerminal()))
             {
                 if (infos.Any(i => i.State != JobState.Succeeded))
-                    throw new CliException($"a benchmark job did not succeed: {infos.First(i => i.State != JobState.Succeeded).FailureReason}");
+                    throw new CliException($"a benchmark job did not succeed: {infos.First(i => i.State != JobState.Succeeded).Failure?.Message}");
                 if (infos.Select(i => i.Assignment!.ArrayId).Distinct().Count() != 1)
                     throw new CliException("the benchmark jobs were not fused into one array; is another job using the embedded node?");
                 return infos.Sum(i => i.Result!.SamplesPerSecond);

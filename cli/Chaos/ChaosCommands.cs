@@ -83,7 +83,7 @@ public static class ChaosCommands
             AnsiConsole.MarkupLine($"[bold]{Markup.Escape(scenario.Name)}[/]: seed {chosen}");
             if (p.GetValue(web) is < 1 or > 65535) throw new UsageException($"--http-port {p.GetValue(web)}: give a port from 1 to 65535");
             var report = await new ChaosRunner(scenario, chosen, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]")).Run(ct, p.GetValue(web));
-            ChaosRunner.Print(report, p.GetValue(file)!.ToString());
+            report.Print(p.GetValue(file)!.ToString());
             if (p.GetValue(reportFile) is { } json)
             {
                 await File.WriteAllTextAsync(json.FullName, System.Text.Json.JsonSerializer.Serialize(new { report.Scenario, report.Seed, report.Summary, report.Logged, report.Histories }, ApiJson.Options), ct);

@@ -22,7 +22,6 @@ public sealed class ChaosScenario
     /// <summary>Seconds after a silo or worker died before the runner starts a replacement (as Kubernetes would).</summary>
     public double RestartAfter { get; set; } = 5;
 
-    public static readonly string[] FaultKinds = ["kill-silo", "kill-worker", "hang-worker", "slow-node", "drop-calls", "redis-outage", "nan-gradients"];
 
     public static ChaosScenario Load(string path)
     {
@@ -56,15 +55,16 @@ public sealed class ChaosScenario
         for (int i = 0; i < Faults.Count; i++)
         {
             var f = Faults[i];
-            if (!FaultKinds.Contains(f.Fault)) problems.Add($"faults[{i}].fault: '{f.Fault}', one of {string.Join(", ", FaultKinds)}");
+            if (ChaosFaults.Parse(f.Fault) is not { } kind) problems.Add($"faults[{i}].fault: '{f.Fault}', one of {string.Join(", ", ChaosFaults.Names)}");
+            else if (kind == ChaosFault.NanGradients && (f.Job < 0 || f.Job >= Jobs.Count)) problems.Add($"faults[{i}].job: {f.Job}, the index of a job in jobs");
             if (f.At < 0) problems.Add($"faults[{i}].at: {f.At}, give seconds ≥ 0");
-            if (f.Fault == "nan-gradients" && (f.Job < 0 || f.Job >= Jobs.Count)) problems.Add($"faults[{i}].job: {f.Job}, the index of a job in jobs");
         }
         if (Random is { } r)
         {
             if (r.Faults is < 1 or > 1000) problems.Add($"random.faults: {r.Faults}, give 1 to 1000");
             if (r.Over <= 0) problems.Add($"random.over: {r.Over}, give the seconds to spread them over");
-            foreach (var k in r.Kinds.Where(k => !FaultKinds.Contains(k) || k == "nan-gradients")) problems.Add($"random.kinds: '{k}', one of {string.Join(", ", FaultKinds.SkipLast(1))}");
+            foreach (var k in r.Kinds.Where(k => ChaosFaults.Parse(k) is null or ChaosFault.NanGradients))
+                problems.Add($"random.kinds: '{k}', one of {string.Join(", ", ChaosFaults.Names.Where(n => n != ChaosFaults.Name(ChaosFault.NanGradients)))}");
         }
         if (Timeout <= 0) problems.Add($"timeout: {Timeout}, give seconds");
         if (problems.Count > 0) throw new UsageException($"invalid chaos scenario {file}:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Select(p => "  " + p)));
@@ -77,7 +77,7 @@ public sealed class ChaosScenario
         if (Random is { } r)
         {
             var rng = new System.Random(seed);
-            var kinds = r.Kinds.Count > 0 ? r.Kinds : ["kill-silo", "kill-worker", "hang-worker"];
+            var kinds = r.Kinds.Count > 0 ? r.Kinds : [ChaosFaults.Name(ChaosFault.KillSilo), ChaosFaults.Name(ChaosFault.KillWorker), ChaosFaults.Name(ChaosFault.HangWorker)];
             for (int i = 0; i < r.Faults; i++)
                 faults.Add(new ScenarioFault { At = Math.Round(rng.NextDouble() * r.Over, 1), Fault = kinds[rng.Next(kinds.Count)], Target = "random", For = 8 });
         }
@@ -107,7 +107,10 @@ public sealed class ScenarioJob
 public sealed class ScenarioFault
 {
     public double At { get; set; }
+    /// <summary>The fault as written (kill-silo, …); see <see cref="Kind"/>.</summary>
     public string Fault { get; set; } = "";
+    /// <summary>The fault's kind, read from <see cref="Fault"/> (validated when the scenario loads).</summary>
+    [YamlIgnore] public ChaosFault Kind => ChaosFaults.Parse(Fault) ?? throw new InvalidOperationException($"unknown fault '{Fault}'");
     /// <summary>A node id (w1), a silo index (0 = the lowest port), "job:N" (the node running job N of jobs; rank 0 of a
     /// data-parallel job), or "random".</summary>
     public string Target { get; set; } = "random";
@@ -120,13 +123,13 @@ public sealed class ScenarioFault
     public int Rank { get; set; }
     public int Steps { get; set; } = 3;
 
-    public override string ToString() => Fault switch
+    public override string ToString() => Kind switch
     {
-        "hang-worker" => $"hang-worker {Target} for {For:0.#} s",
-        "slow-node" => $"slow-node {Target} +{Delay:0} ms for {For:0.#} s",
-        "drop-calls" => $"drop-calls {Target} {Rate:P0} for {For:0.#} s",
-        "redis-outage" => $"redis-outage for {For:0.#} s",
-        "nan-gradients" => $"nan-gradients job {Job} rank {Rank} for {Steps} steps",
+        ChaosFault.HangWorker => $"hang-worker {Target} for {For:0.#} s",
+        ChaosFault.SlowNode => $"slow-node {Target} +{Delay:0} ms for {For:0.#} s",
+        ChaosFault.DropCalls => $"drop-calls {Target} {Rate:P0} for {For:0.#} s",
+        ChaosFault.RedisOutage => $"redis-outage for {For:0.#} s",
+        ChaosFault.NanGradients => $"nan-gradients job {Job} rank {Rank} for {Steps} steps",
         _ => $"{Fault} {Target}",
     };
 }
@@ -136,4 +139,20 @@ public sealed class RandomFaults
     public int Faults { get; set; }
     public double Over { get; set; }
     public List<string> Kinds { get; set; } = [];
+}
+
+/// <summary>The faults a scenario can inject.</summary>
+public enum ChaosFault { KillSilo, KillWorker, HangWorker, SlowNode, DropCalls, RedisOutage, NanGradients }
+
+/// <summary>Fault kinds as scenario files write them (kebab-case).</summary>
+public static class ChaosFaults
+{
+    public static IEnumerable<string> Names => Enum.GetValues<ChaosFault>().Select(Name);
+
+    public static string Name(ChaosFault kind) => string.Concat(kind.ToString().Select((c, i) => char.IsUpper(c) && i > 0 ? $"-{char.ToLowerInvariant(c)}" : char.ToLowerInvariant(c).ToString()));
+
+    public static ChaosFault? Parse(string name) => Enum.GetValues<ChaosFault>().Cast<ChaosFault?>().FirstOrDefault(k => Name(k!.Value) == name);
+
+    /// <summary>Crashes and hangs: the cluster must notice them (a dead silo, a lost node or a restarted worker).</summary>
+    public static bool IsDetectable(this ChaosFault kind) => kind is ChaosFault.KillSilo or ChaosFault.KillWorker or ChaosFault.HangWorker;
 }

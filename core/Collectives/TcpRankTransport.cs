@@ -3,6 +3,8 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 
+using Orchestrator.Core.Reliability;
+
 namespace Orchestrator.Core.Collectives;
 
 /// <summary>Who takes part in one membership epoch of a job's collective, and where each rank listens.</summary>
@@ -22,10 +24,11 @@ public sealed record RankMembership(string JobId, long Epoch, IReadOnlyList<IPEn
     }
 }
 
-/// <summary>A peer failed, timed out or spoke for another epoch: the membership must change.</summary>
-public sealed class PeerFailedException(int peer, string message, Exception? inner = null) : Exception(message, inner)
+/// <summary>A peer failed, timed out or spoke for another epoch: the membership must change. <see cref="Failure"/> says how.</summary>
+public sealed class PeerFailedException(int peer, PeerFailure failure, string message, Exception? inner = null) : Exception(message, inner)
 {
     public int Peer { get; } = peer;
+    public PeerFailure Failure { get; } = failure;
 }
 
 /// <summary>
@@ -97,7 +100,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            throw new PeerFailedException(peer, $"rank {Rank}: sending to rank {peer} failed: {e.Message}", e);
+            throw new PeerFailedException(peer, PeerFailure.ConnectionLost, $"rank {Rank}: sending to rank {peer} failed: {e.Message}", e);
         }
         finally
         {
@@ -119,14 +122,14 @@ public sealed class TcpRankTransport : IAsyncDisposable
                 if (queue.Count == 0) _arrived.Remove(key);
             }
             else if (_lost.Contains(peer))
-                throw new PeerFailedException(peer, $"rank {Rank}: connection to rank {peer} closed");
+                throw new PeerFailedException(peer, PeerFailure.ConnectionLost, $"rank {Rank}: connection to rank {peer} closed");
             else
                 _posted[key] = (destination, posted);
         }
         if (frame is not null)
         {
             if (frame.Length != destination.Length)
-                throw new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {frame.Length} bytes for step {step} tag {tag}, expected {destination.Length}");
+                throw new PeerFailedException(peer, PeerFailure.BadFrame, $"rank {Rank}: rank {peer} sent {frame.Length} bytes for step {step} tag {tag}, expected {destination.Length}");
             frame.CopyTo(destination.Span);
             return;
         }
@@ -138,7 +141,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new PeerFailedException(peer, $"rank {Rank}: nothing from rank {peer} for step {step} (tag {tag}) within {ReceiveTimeout.TotalSeconds:0.#} s");
+            throw new PeerFailedException(peer, PeerFailure.Silent, $"rank {Rank}: nothing from rank {peer} for step {step} (tag {tag}) within {ReceiveTimeout.TotalSeconds:0.#} s");
         }
         finally
         {
@@ -175,7 +178,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
             var deadline = DateTime.UtcNow + ReceiveTimeout;
             while (!_peers.TryGetValue(peer, out existing))
             {
-                if (DateTime.UtcNow > deadline) throw new PeerFailedException(peer, $"rank {Rank}: rank {peer} never connected");
+                if (DateTime.UtcNow > deadline) throw new PeerFailedException(peer, PeerFailure.Unreachable, $"rank {Rank}: rank {peer} never connected");
                 await Task.Delay(2, ct);
             }
             return existing;
@@ -194,7 +197,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
         catch (Exception e)
         {
             client.Dispose();
-            throw new PeerFailedException(peer, $"rank {Rank}: cannot connect to rank {peer} at {_membership.Endpoints[peer]}: {e.Message}", e);
+            throw new PeerFailedException(peer, PeerFailure.Unreachable, $"rank {Rank}: cannot connect to rank {peer} at {_membership.Endpoints[peer]}: {e.Message}", e);
         }
         var connection = new Peer(client);
         // Hello: who we are, for this job and epoch.
@@ -253,7 +256,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
                 {
                     if (_posted.Remove(key, out waiter) && waiter.Destination.Length != length)
                     {
-                        waiter.Done.TrySetException(new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {waiter.Destination.Length}"));
+                        waiter.Done.TrySetException(new PeerFailedException(peer, PeerFailure.BadFrame, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {waiter.Destination.Length}"));
                         waiter = default;
                     }
                 }
@@ -277,7 +280,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
                     {
                         if (!_arrived.TryGetValue(key, out var queue)) _arrived[key] = queue = new Queue<byte[]>();
                         queue.Enqueue(payload);
-                        late.Done?.TrySetException(new PeerFailedException(peer, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {late.Destination.Length}"));
+                        late.Done?.TrySetException(new PeerFailedException(peer, PeerFailure.BadFrame, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {late.Destination.Length}"));
                     }
                 }
             }
@@ -291,7 +294,7 @@ public sealed class TcpRankTransport : IAsyncDisposable
         {
             _lost.Add(peer);
             foreach (var (key, waiter) in _posted)
-                if (key.Peer == peer) waiter.Done.TrySetException(new PeerFailedException(peer, $"rank {Rank}: connection to rank {peer} closed"));
+                if (key.Peer == peer) waiter.Done.TrySetException(new PeerFailedException(peer, PeerFailure.ConnectionLost, $"rank {Rank}: connection to rank {peer} closed"));
         }
         connection.Client.Dispose();
     }

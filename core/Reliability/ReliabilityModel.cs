@@ -1,23 +1,6 @@
 namespace Orchestrator.Core.Reliability;
 
 /// <summary>
-/// What failed, after the taxonomy of Meta's study of two large ML clusters ("Revisiting Reliability in Large-Scale
-/// Machine Learning Research Clusters"): infrastructure failures by component, and the job's own causes apart.
-/// </summary>
-public enum FailureCategory
-{
-    NodeLost,
-    SiloCrash,
-    WorkerCrash,
-    WorkerHang,
-    NetworkTimeout,
-    StateStoreOutage,
-    OutOfMemory,
-    UserError,
-    Preemption,
-}
-
-/// <summary>
 /// The study's reliability model, and the checkpoint-interval rules it builds on. A job on N nodes fails at
 /// N·r_f per day (r_f: failures per node-day); each failure costs the restart overhead u0 plus, on average, half a
 /// checkpoint interval of lost work; each checkpoint costs its write time w. Times are in any one unit (the
@@ -83,26 +66,3 @@ public static class ReliabilityModel
 
 /// <summary>A projected job: its MTTF, Daly-optimal checkpoint interval and expected ETTR under both recoveries.</summary>
 public sealed record Projection(int Devices, double Nodes, TimeSpan JobMttf, TimeSpan CheckpointInterval, double EttrCheckpoint, double EttrErasureCoded);
-
-/// <summary>Sorts a failure's stated cause into the taxonomy (by the words Orchestrator's own messages use).</summary>
-public static class FailureTaxonomy
-{
-    static readonly (FailureCategory Category, string[] Words)[] Rules =
-    [
-        (FailureCategory.UserError, ["non-finite", "invalid job spec", "malformed", "no full batch", "does not exist"]),
-        (FailureCategory.OutOfMemory, ["out of memory", "OutOfMemory"]),
-        (FailureCategory.StateStoreOutage, ["state store", "Redis"]),
-        (FailureCategory.SiloCrash, ["lost with its silo", "shards of the group are lost", "silo"]),
-        (FailureCategory.NodeLost, ["lost its node", "heartbeat"]),
-        (FailureCategory.NetworkTimeout, ["timed out", "did not answer", "unreachable", "nothing from rank"]),
-        (FailureCategory.Preemption, ["preempted"]),
-    ];
-
-    /// <summary>The first rule whose words the cause contains; a cause no rule names is a worker crash.</summary>
-    public static FailureCategory Classify(string cause)
-    {
-        foreach (var (category, words) in Rules)
-            if (words.Any(w => cause.Contains(w, StringComparison.OrdinalIgnoreCase))) return category;
-        return FailureCategory.WorkerCrash;
-    }
-}

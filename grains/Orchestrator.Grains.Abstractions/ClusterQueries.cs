@@ -31,7 +31,7 @@ public sealed record ReliabilityReport(
     double? ClusterMttfHours,
     IReadOnlyList<MttfLine> Nodes,
     IReadOnlyList<MttfLine> Categories,
-    IReadOnlyDictionary<string, int> IncidentCounts,
+    IReadOnlyDictionary<FailureCategory, int> IncidentCounts,
     IReadOnlyList<JobEttr> Jobs,
     double? MedianRecoverySeconds,
     TimeSpan CheckpointWrite,
@@ -74,7 +74,7 @@ public sealed class ClusterQueries(IGrainFactory grains)
         var job = grains.GetGrain<IJobGrain>(jobId);
         var info = await job.GetInfo();
         var (events, history) = (await job.GetEvents(), await job.GetHistory());
-        var incidents = (await IncidentList(AllIncidents)).Where(i => JobIdsOf(i).Contains(jobId))
+        var incidents = (await IncidentList(AllIncidents)).Where(i => i.Jobs.Contains(jobId))
             .Select(i => new IncidentView(i, [Impact(jobId, i, history)])).ToList();
         return new JobDetail(info, events, history, incidents);
     }
@@ -108,7 +108,7 @@ public sealed class ClusterQueries(IGrainFactory grains)
         foreach (var i in incidents)
         {
             var impacts = new List<IncidentJobImpact>();
-            foreach (var jobId in JobIdsOf(i))
+            foreach (var jobId in i.Jobs)
             {
                 if (!histories.TryGetValue(jobId, out var h))
                 {
@@ -133,7 +133,7 @@ public sealed class ClusterQueries(IGrainFactory grains)
         var now = DateTime.UtcNow;
         var (nodes, jobs, incidents) = (await Nodes(), await Jobs(), await Incidents(AllIncidents));
         var nodeTime = nodes.Where(n => n.FirstSeen is not null).ToDictionary(n => n.NodeId, n => now - n.FirstSeen!.Value);
-        var failures = incidents.Select(v => new FailureRecord(v.Incident.At, Category(v.Incident.Category), v.Incident.NodeId));
+        var failures = incidents.Select(v => new FailureRecord(v.Incident.At, v.Incident.Category, v.Incident.NodeId));
         var measured = MeasuredReliability.Measure(nodeTime, failures);
         var recoveries = incidents.SelectMany(v => v.Jobs).Where(j => j.RecoverySeconds is not null).Select(j => j.RecoverySeconds!.Value).Order().ToList();
         double? medianRecovery = recoveries.Count > 0 ? recoveries[recoveries.Count / 2] : null;
@@ -146,7 +146,7 @@ public sealed class ClusterQueries(IGrainFactory grains)
         sets.Add(Set("RSC-1 (the study)", ReliabilityModel.Rsc1PerThousandNodeDays));
         sets.Add(Set("RSC-2 (the study)", ReliabilityModel.Rsc2PerThousandNodeDays));
         return new ReliabilityReport(now, measured.NodeDays, measured.Failures, measured.FailuresPerNodeDay * 1000, measured.ClusterMttf?.TotalHours,
-            measured.Nodes, measured.Categories, measured.Counts.Where(c => c.Value > 0).ToDictionary(c => c.Key.ToString(), c => c.Value),
+            measured.Nodes, measured.Categories, measured.Counts.Where(c => c.Value > 0).ToDictionary(c => c.Key, c => c.Value),
             jobs.Where(j => j.Time is not null).Select(j => new JobEttr(j.JobId, j.Name, j.State, j.Time!)).ToList(),
             medianRecovery, w, u0, rb, sets, Study);
     }
@@ -164,11 +164,6 @@ public sealed class ClusterQueries(IGrainFactory grains)
         var impact = IncidentImpact.Of(failedAt, h.Marks.Select(m => m.ToPhaseMark()));
         return new IncidentJobImpact(jobId, impact.Recovery?.TotalSeconds, impact.LostSteps);
     }
-
-    static string[] JobIdsOf(Incident i) =>
-        i.JobId?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
-
-    static FailureCategory Category(string name) => Enum.TryParse<FailureCategory>(name, out var c) ? c : FailureCategory.WorkerCrash;
 }
 
 /// <summary>How the views above are written as JSON, by the silo's /api and by reports: camelCase, enums by name.</summary>

@@ -14,12 +14,12 @@ public interface INodeGrain : IGrainWithStringKey
     /// <summary>Adds an array's assignments (one device, one array id) if the device is free and the node healthy.</summary>
     [Alias("assign")] Task<bool> Assign(IReadOnlyList<Assignment> members);
 
-    /// <summary>Removes the job's assignment if it still has this epoch (or any epoch when null).</summary>
-    [Alias("unassign")] Task Unassign(string jobId, long? epoch);
+    /// <summary>Removes the job's assignment if it still has this assignment epoch (or any when null).</summary>
+    [Alias("unassign")] Task Unassign(string jobId, long? assignmentEpoch);
 
     /// <summary>Removes a data-parallel rank its peers found dead. If the node then turns out lost (or its worker
     /// restarted) without a heartbeat in between, the incident names the rank's job too.</summary>
-    [Alias("rank-lost")] Task RankLost(string jobId, long epoch);
+    [Alias("rank-lost")] Task RankLost(string jobId, long assignmentEpoch);
 
     /// <summary>Chaos testing: the fault goes to the worker with its next heartbeat reply.</summary>
     [Alias("inject-fault")] Task InjectFault(NodeFault fault);

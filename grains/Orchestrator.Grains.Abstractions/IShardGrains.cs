@@ -85,6 +85,11 @@ public sealed class ShardRolledBackException(long step, string message) : Except
     [Id(0)] public long Step { get; } = step;
 }
 
+/// <summary>An embedding shard was lost with its silo and cannot be rebuilt (no parity, or more of its coding group lost
+/// than the code tolerates): the job has lost part of its model.</summary>
+[GenerateSerializer, Alias("embedding-shard-lost")]
+public sealed class EmbeddingShardLostException(string message) : Exception(message);
+
 /// <summary>A write from an assignment older than the shard's writer fence: that worker's job has moved on.</summary>
 [GenerateSerializer, Alias("stale-writer")]
 public sealed class StaleWriterException(string message) : Exception(message);

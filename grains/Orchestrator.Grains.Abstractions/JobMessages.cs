@@ -1,13 +1,6 @@
+using Orchestrator.Core.Reliability;
+
 namespace Orchestrator.Grains;
-
-/// <summary>Job life cycle. Recovering: the job lost its node or array and waits to be placed again.</summary>
-public enum JobState { Pending, Scheduled, Running, Recovering, Succeeded, Failed, Cancelled }
-
-public static class JobStates
-{
-    public static bool IsTerminal(this JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled;
-    public static bool IsQueued(this JobState s) => s is JobState.Pending or JobState.Recovering;
-}
 
 /// <param name="SpecJson">The canonical spec (see Orchestrator.Core.Specs.JobSpecJson); validated again by the grain.</param>
 /// <param name="DeferEnqueue">Leave queueing to the caller, who enqueues a batch at once (see
@@ -16,22 +9,31 @@ public static class JobStates
 public sealed record JobSubmission(string SpecJson, string SubmittedBy, bool DeferEnqueue = false);
 
 /// <summary>
-/// One placement of a job on a device. <see cref="Epoch"/> is a cluster-wide fencing token: it grows with every
+/// One placement of a job on a device. <see cref="AssignmentEpoch"/> is a cluster-wide fencing token: it grows with every
 /// placement, and a worker holding an older epoch than the job's current one is refused everywhere.
 /// Jobs placed together on one device form a fused array (<see cref="ArrayId"/>, <see cref="ArrayWidth"/>
 /// members when placed); a job alone is an array of width 1. A data-parallel job has one assignment per rank
 /// (<see cref="Gang"/>), each with its own epoch and array id; the epoch identifies the rank in the membership.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("assignment")]
-public sealed record Assignment(string JobId, string NodeId, string Device, long Epoch, DateTime AssignedAt, string ArrayId, int ArrayWidth,
+public sealed record Assignment(string JobId, string NodeId, string Device, long AssignmentEpoch, DateTime AssignedAt, string ArrayId, int ArrayWidth,
     bool Gang = false, int Priority = 0);
 
+/// <param name="TrainingEpoch">Passes over the training data completed.</param>
 [GenerateSerializer, Immutable, Alias("job-progress")]
-public sealed record JobProgress(long Step, long TotalSteps, int Epoch, double Loss, double? TestAccuracy, double SamplesPerSecond, DateTime At);
+public sealed record JobProgress(long Step, long TotalSteps, int TrainingEpoch, double Loss, double? TestAccuracy, double SamplesPerSecond, DateTime At);
 
-/// <param name="Who">The component that caused it: user, scheduler, node id, worker, job grain.</param>
-[GenerateSerializer, Immutable, Alias("job-event")]
-public sealed record JobEvent(DateTime At, string Who, string What);
+/// <summary>Why a job failed: a cause (an enum programs read), the step it failed at where known, and words for people.</summary>
+[GenerateSerializer, Immutable, Alias("job-failure")]
+public sealed record JobFailure(FailureCause Cause, string Detail, long? Step = null)
+{
+    public FailureCategory Category => FailureTaxonomy.CategoryOf(Cause);
+    public string Message => JobEventText.Render(this);
+}
+
+/// <summary>A refusal or stop order: its cause, and words for the worker's log.</summary>
+[GenerateSerializer, Immutable, Alias("refusal")]
+public sealed record Refusal(StopCause Cause, string Message);
 
 /// <param name="TrainingSeconds">Wall time of the run that finished the job, evaluations included.</param>
 /// <param name="SamplesPerSecond">The job's own training throughput in that run, test-set evaluations excluded.</param>
@@ -41,7 +43,7 @@ public sealed record JobEvent(DateTime At, string Who, string What);
 /// <param name="Auc">Recommendation jobs: area under the ROC curve on the held-out examples (with <paramref name="LogLoss"/>).</param>
 /// <param name="LongestStepSeconds">Recommendation jobs: the longest single training step, i.e. the longest stall
 /// (waiting for a shard to come back after its silo died shows here).</param>
-public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int Epochs, double TrainingSeconds, double SamplesPerSecond,
+public sealed record JobResult(double TestAccuracy, double FinalLoss, long Steps, int TrainingEpochs, double TrainingSeconds, double SamplesPerSecond,
     StepSplit? Split = null, double? Auc = null, double? LogLoss = null, double? LongestStepSeconds = null);
 
 [GenerateSerializer, Immutable, Alias("step-split")]
@@ -69,7 +71,7 @@ public sealed record JobInfo(
     Assignment? Assignment,
     JobProgress? Progress,
     JobResult? Result,
-    string? FailureReason,
+    JobFailure? Failure,
     long? CheckpointStep,
     int Recoveries,
     string? HostSilo,
@@ -81,18 +83,22 @@ public sealed record JobInfo(
 /// <summary>A worker's answer for starting an assignment: the spec, and where to resume from (for a rank of a
 /// data-parallel job, also the membership it is in or waits to join).</summary>
 [GenerateSerializer, Immutable, Alias("start-reply")]
-public sealed record StartReply(bool Accepted, string? Reason, string SpecJson, JobCheckpoint? Checkpoint, GangView? Gang = null, ShardConfig? Shards = null);
+public sealed record StartReply(Refusal? Refused, string SpecJson, JobCheckpoint? Checkpoint, GangView? Gang = null, ShardConfig? Shards = null)
+{
+    public bool Accepted => Refused is null;
+    public static StartReply Refuse(Refusal why) => new(why, "", null);
+}
 
 /// <summary>
-/// A data-parallel job's membership as its ranks see it: rank r is the assignment with epoch
+/// A data-parallel job's membership as its ranks see it: rank r is the assignment with assignment epoch
 /// <c>Ranks[r]</c>, listening at <c>Endpoints[r]</c>. <see cref="Step"/> is the latest step boundary the
 /// membership knows. <see cref="CanTrain"/> is false while the job has fewer ranks than its minimum (or has
 /// not formed yet). <see cref="Stop"/> is set when the asking rank must stop (removed, job ended).
-/// <see cref="Waiting"/> lists placed ranks not in the membership yet.
+/// <see cref="Waiting"/> counts placed ranks not in the membership yet.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("gang-view")]
 public sealed record GangView(long MembershipEpoch, IReadOnlyList<long> Ranks, IReadOnlyList<string> Endpoints, long Step, bool CanTrain,
-    int Waiting, string? Stop = null)
+    int Waiting, Refusal? Stop = null)
 {
     public int RankOf(long assignmentEpoch)
     {
@@ -104,10 +110,10 @@ public sealed record GangView(long MembershipEpoch, IReadOnlyList<long> Ranks, I
 /// <summary>The reply to every worker report: go on, or stop (cancelled, or the assignment is no longer current).
 /// <see cref="Yield"/>: stop after handing a checkpoint back (<see cref="IJobGrain.Yield"/>), for preemption.</summary>
 [GenerateSerializer, Immutable, Alias("work-ack")]
-public sealed record WorkAck(bool Continue, string? Reason, bool Yield = false)
+public sealed record WorkAck(Refusal? Stop = null, bool Yield = false)
 {
-    public static readonly WorkAck Go = new(true, null);
-    public static WorkAck Stop(string reason) => new(false, reason);
+    public bool Continue => Stop is null;
+    public static readonly WorkAck Go = new();
 }
 
 /// <summary>From <see cref="At"/> the job is in <see cref="Phase"/> (see <see cref="Orchestrator.Core.Reliability.PhaseMark"/>).</summary>

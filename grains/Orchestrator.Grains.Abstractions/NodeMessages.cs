@@ -4,7 +4,7 @@ public enum NodeHealth { Healthy, Dead }
 
 /// <summary>What a worker runs right now, as reported in its heartbeat.</summary>
 [GenerateSerializer, Immutable, Alias("running-work")]
-public sealed record RunningWork(string JobId, long Epoch, long Step);
+public sealed record RunningWork(string JobId, long AssignmentEpoch, long Step);
 
 /// <param name="Incarnation">Changes every time the worker process starts, so a restart is visible.</param>
 [GenerateSerializer, Immutable, Alias("node-report")]

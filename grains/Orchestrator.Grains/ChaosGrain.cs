@@ -48,7 +48,7 @@ public sealed class ChaosGrain(IOptions<OrchestratorOptions> options, IClusterMe
         var job = await GrainFactory.GetGrain<IJobGrain>(jobId).GetInfo();
         if (job.Gang is not { } gang || rank < 0 || rank >= gang.Ranks.Count)
             throw new ArgumentException($"job {jobId} has no rank {rank} (it has {job.Gang?.Ranks.Count ?? 0} ranks in training)");
-        var node = job.Ranks!.First(a => a.Epoch == gang.Ranks[rank]).NodeId;
+        var node = job.Ranks!.First(a => a.AssignmentEpoch == gang.Ranks[rank]).NodeId;
         return await FaultNode(node, new NodeFault(FaultKind.NanGradients, JobId: jobId, Steps: steps));
     }
 }

@@ -43,8 +43,7 @@ public sealed class MembershipWatcher(IClusterMembershipService membership, IClu
         try
         {
             // Confirmed and retried: the log's own activation may have been on the silo that died.
-            var incident = new Incident(DateTime.UtcNow, "SiloCrash",
-                $"silo {silo} was declared dead while active; its grains reactivate on the survivors", Silo: silo.ToParsableString());
+            var incident = Incident.SiloCrashed(silo.ToParsableString());
             await Resilience.Retry(TimeSpan.FromSeconds(30)).ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Append(incident), ct);
         }
         catch (Exception e) when (e is not OperationCanceledException) { log.LogWarning("Could not record the death of silo {Silo}: {Error}", silo, e.Message); }

@@ -46,9 +46,7 @@ public sealed class NodeGrain(
             if (S.Health == NodeHealth.Dead) logger.LogInformation("Node {Node} is back (incarnation {Incarnation})", NodeId, report.Incarnation);
             else if (S.Incarnation is { } before && before != report.Incarnation && (S.Assignments.Count > 0 || ranksLost.Count > 0))
                 // Its worker process restarted before the heartbeat timeout: its work restarts from checkpoints.
-                await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.WorkerCrash),
-                    $"the worker of node {NodeId} restarted (new process) with {S.Assignments.Count} assignment(s){RanksNote(ranksLost)}; they start again from their checkpoints",
-                    NodeId, JobList(S.Assignments, ranksLost), DetectionSeconds: silent.TotalSeconds));
+                await IncidentLogGrain.Of(GrainFactory).Record(Incident.WorkerRestarted(NodeId, S.Assignments.Count, JobsHit(S.Assignments, ranksLost), ranksLost, silent));
             S.Health = NodeHealth.Healthy;
             S.Devices = report.Devices.ToList();
             S.MemoryBytes = report.MemoryBytes;
@@ -91,15 +89,15 @@ public sealed class NodeGrain(
         return true;
     }
 
-    public async Task Unassign(string jobId, long? epoch)
+    public async Task Unassign(string jobId, long? assignmentEpoch)
     {
-        if (S.Assignments.RemoveAll(x => x.JobId == jobId && (epoch is null || x.Epoch == epoch)) > 0)
+        if (S.Assignments.RemoveAll(x => x.JobId == jobId && (assignmentEpoch is null || x.AssignmentEpoch == assignmentEpoch)) > 0)
             await store.WriteStateAsync();
     }
 
-    public async Task RankLost(string jobId, long epoch)
+    public async Task RankLost(string jobId, long assignmentEpoch)
     {
-        await Unassign(jobId, epoch);
+        await Unassign(jobId, assignmentEpoch);
         _ranksLostSinceHeartbeat.Add(jobId);
     }
 
@@ -113,19 +111,11 @@ public sealed class NodeGrain(
         await store.WriteStateAsync();
         var ranksLost = _ranksLostSinceHeartbeat.ToList();
         _ranksLostSinceHeartbeat.Clear();
-        await IncidentLogGrain.Of(GrainFactory).Record(new Incident(DateTime.UtcNow, nameof(Core.Reliability.FailureCategory.NodeLost),
-            $"node {NodeId} sent no heartbeat for {timeout.TotalSeconds:0.#} s: declared dead, {lost.Count} assignment(s) rescheduled{RanksNote(ranksLost)}", NodeId,
-            JobList(lost, ranksLost), DetectionSeconds: (DateTime.UtcNow - _lastHeartbeat).TotalSeconds));
+        await IncidentLogGrain.Of(GrainFactory).Record(Incident.NodeLost(NodeId, timeout, lost.Count, JobsHit(lost, ranksLost), ranksLost, DateTime.UtcNow - _lastHeartbeat));
         return lost;
     }
 
-    static string RanksNote(IReadOnlyList<string> ranksLost) =>
-        ranksLost.Count == 0 ? "" : $", and data-parallel ranks of {string.Join(", ", ranksLost)} already removed by their peers";
-
-    /// <summary>The jobs an incident hit: what the node still ran and the ranks its peers had removed first; null if none.</summary>
-    static string? JobList(IEnumerable<Assignment> held, IEnumerable<string> ranksLost)
-    {
-        var jobs = string.Join(", ", held.Select(a => a.JobId).Concat(ranksLost).Distinct());
-        return jobs.Length > 0 ? jobs : null;
-    }
+    /// <summary>The jobs an incident hit: what the node still ran and the ranks its peers had removed first.</summary>
+    static IReadOnlyList<string> JobsHit(IEnumerable<Assignment> held, IEnumerable<string> ranksLost) =>
+        held.Select(a => a.JobId).Concat(ranksLost).Distinct().ToList();
 }

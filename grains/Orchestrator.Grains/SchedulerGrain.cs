@@ -9,8 +9,8 @@ public sealed class SchedulerState
 {
     [Id(0)] public List<QueuedJob> Queue { get; set; } = [];
     [Id(1)] public List<string> Nodes { get; set; } = [];
-    /// <summary>The fencing token of the latest placement; persisted so it never goes backwards.</summary>
-    [Id(2)] public long LastEpoch { get; set; }
+    /// <summary>The assignment epoch (fencing token) of the latest placement; persisted so it never goes backwards.</summary>
+    [Id(2)] public long LastAssignmentEpoch { get; set; }
     [Id(3)] public long PlacementsMade { get; set; }
     /// <summary>Placements being made: written before the jobs accept, cleared once the node has them.</summary>
     [Id(4)] public List<Assignment> InFlight { get; set; } = [];
@@ -102,8 +102,7 @@ public sealed class SchedulerGrain(
             var lost = await GrainFactory.GetGrain<INodeGrain>(nodeId).CheckLiveness(timeout);
             foreach (var a in lost)
             {
-                var reason = $"node {nodeId} sent no heartbeat for {timeout.TotalSeconds:0.#} s";
-                if (await GrainFactory.GetGrain<IJobGrain>(a.JobId).MarkLost(a.Epoch, reason) is { } entry
+                if (await GrainFactory.GetGrain<IJobGrain>(a.JobId).MarkLost(a.AssignmentEpoch, timeout) is { } entry
                     && S.Queue.All(q => q.JobId != entry.JobId))
                 {
                     S.Queue.Add(entry);
@@ -124,8 +123,7 @@ public sealed class SchedulerGrain(
         }
         foreach (var a in accepted)
         {
-            var reason = $"node {a.NodeId} could not take it on {a.Device}";
-            if (await GrainFactory.GetGrain<IJobGrain>(a.JobId).Unschedule(a.Epoch, reason) is { } entry && S.Queue.All(q => q.JobId != entry.JobId))
+            if (await GrainFactory.GetGrain<IJobGrain>(a.JobId).Unschedule(a.AssignmentEpoch) is { } entry && S.Queue.All(q => q.JobId != entry.JobId))
                 S.Queue.Add(entry);
         }
     }
@@ -140,8 +138,8 @@ public sealed class SchedulerGrain(
             foreach (var a in array)
             {
                 var info = await GrainFactory.GetGrain<IJobGrain>(a.JobId).GetInfo();
-                var taken = a.Gang ? info.Ranks?.Any(r => r.Epoch == a.Epoch) == true
-                    : info.State == JobState.Scheduled && info.Assignment?.Epoch == a.Epoch;
+                var taken = a.Gang ? info.Ranks?.Any(r => r.AssignmentEpoch == a.AssignmentEpoch) == true
+                    : info.State == JobState.Scheduled && info.Assignment?.AssignmentEpoch == a.AssignmentEpoch;
                 if (taken) accepted.Add(a);
             }
             await GiveToNode(accepted);
@@ -199,8 +197,8 @@ public sealed class SchedulerGrain(
                 await PlaceGang(p, gang);
                 continue;
             }
-            var firstEpoch = S.LastEpoch + 1;
-            var members = p.JobIds.Select(id => new Assignment(id, p.NodeId, p.Devices[0], ++S.LastEpoch, DateTime.UtcNow, $"array-{firstEpoch}", p.JobIds.Count)).ToList();
+            var firstEpoch = S.LastAssignmentEpoch + 1;
+            var members = p.JobIds.Select(id => new Assignment(id, p.NodeId, p.Devices[0], ++S.LastAssignmentEpoch, DateTime.UtcNow, $"array-{firstEpoch}", p.JobIds.Count)).ToList();
             S.InFlight.AddRange(members);
             await store.WriteStateAsync();
             var accepted = new List<Assignment>();
@@ -219,7 +217,7 @@ public sealed class SchedulerGrain(
     /// goes to its node (a rank a node cannot take is removed from the job again).</summary>
     async Task PlaceGang(Placement p, QueuedJob entry)
     {
-        var ranks = p.Slots.Select(slot => new Assignment(p.JobId, slot.NodeId, slot.Device, ++S.LastEpoch, DateTime.UtcNow, $"rank-{S.LastEpoch}", 1,
+        var ranks = p.Slots.Select(slot => new Assignment(p.JobId, slot.NodeId, slot.Device, ++S.LastAssignmentEpoch, DateTime.UtcNow, $"rank-{S.LastAssignmentEpoch}", 1,
             Gang: true, Priority: entry.Priority)).ToList();
         S.InFlight.AddRange(ranks);
         await store.WriteStateAsync();
@@ -239,7 +237,7 @@ public sealed class SchedulerGrain(
         foreach (var p in preemptions)
         {
             foreach (var jobId in p.JobIds)
-                await GrainFactory.GetGrain<IJobGrain>(jobId).Preempt($"preempted for data-parallel job {p.ForJobId} (higher priority)");
+                await GrainFactory.GetGrain<IJobGrain>(jobId).Preempt(p.ForJobId);
         }
     }
 }

@@ -35,9 +35,8 @@ public sealed class StoreFailureFilter(IGrainFactory grains) : IIncomingGrainCal
         var last = Interlocked.Read(ref _lastIncidentTicks);
         if (now - last < IncidentEvery.Ticks || Interlocked.CompareExchange(ref _lastIncidentTicks, now, last) != last) return;
         // One-way; while the store is down the log keeps it in memory and writes it with the next one.
-        _ = grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Record(new Incident(DateTime.UtcNow, "StateStoreOutage",
-            $"the state store did not answer {context.InterfaceName}.{context.MethodName}: {FirstSentence(e.GetBaseException().Message)}",
-            Silo: context.TargetContext.Address.SiloAddress?.ToParsableString()));
+        _ = grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Record(Incident.StateStoreUnavailable(
+            context.TargetContext.Address.SiloAddress?.ToParsableString(), $"{context.InterfaceName}.{context.MethodName}: {FirstSentence(e.GetBaseException().Message)}"));
     }
 
     /// <summary>Redis client messages carry a page of diagnostics after the first sentence.</summary>

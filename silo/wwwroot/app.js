@@ -70,7 +70,7 @@ const pages = {
       const from = new Date(m.at), to = i + 1 < marks.length ? new Date(marks[i + 1].at) : end;
       return `<tr><td>${time(m.at)}</td><td><span style="color:${PHASE_COLORS[m.phase]}">${esc(m.phase)}</span></td><td class="num">${m.step}</td><td class="num">${m.phase === 'Ended' ? '' : secs((to - from) / 1000)}</td></tr>`;
     }).join('');
-    const members = (j.ranks || []).map((r, i) => `<tr><td>${i}</td><td>${esc(r.nodeId)}/${esc(r.device)}</td><td>${r.epoch}</td><td>${time(r.assignedAt)}</td></tr>`).join('');
+    const members = (j.ranks || []).map((r, i) => `<tr><td>${i}</td><td>${esc(r.nodeId)}/${esc(r.device)}</td><td>${r.assignmentEpoch}</td><td>${time(r.assignedAt)}</td></tr>`).join('');
     const incidents = d.incidents.map(v => incidentRow(v)).join('');
     return `<h1>Job ${esc(j.jobId)} <span class="muted">${esc(j.name)}</span></h1>
       <div class="cards">
@@ -81,7 +81,7 @@ const pages = {
         <div class="card"><div class="value">${j.recoveries}</div><div class="label">recoveries</div></div>
         <div class="card"><div class="value">${esc(j.model)}</div><div class="label">${kindOf(j)}, owner ${esc(j.owner)}</div></div>
       </div>
-      ${j.failureReason ? `<p class="error">Failed: ${esc(j.failureReason)}</p>` : ''}
+      ${j.failure ? `<p class="error">Failed (${esc(j.failure.cause)}, ${esc(j.failure.category)}): ${esc(j.failure.message)}</p>` : ''}
       <div class="charts" id="curves">
         ${Charts.line('Training loss', [{ name: 'loss', color: '#c0392b', points: loss }], { xLabel: 'step' })}
         ${Charts.line('Test accuracy', [{ name: 'test accuracy', color: '#2e9e5b', points: acc }], { xLabel: 'step', yMin: 0, yMax: 1 })}
@@ -93,7 +93,7 @@ const pages = {
       <h2>Incidents</h2>
       ${incidents ? `<table>${incidentHeader()}${incidents}</table>` : '<p class="muted">none</p>'}
       <h2>Events</h2>
-      <table><tr><th>Time</th><th>Who</th><th>What</th></tr>${d.events.slice().reverse().map(e => `<tr><td>${time(e.at)}</td><td>${esc(e.who)}</td><td>${esc(e.what)}</td></tr>`).join('')}</table>`;
+      <table><tr><th>Time</th><th>Source</th><th>Kind</th><th>What</th></tr>${d.events.slice().reverse().map(e => `<tr data-kind="${esc(e.kind)}"><td>${time(e.at)}</td><td>${esc(e.source)}</td><td>${esc(e.kind)}</td><td>${esc(e.message)}</td></tr>`).join('')}</table>`;
   },
 
   async nodes() {
@@ -125,7 +125,7 @@ const pages = {
   async incidents() {
     const incidents = await api('incidents?last=500');
     const categories = [...new Set(incidents.map(v => v.incident.category))].sort();
-    const events = incidents.map(v => ({ at: new Date(v.incident.at).getTime(), row: v.incident.category, label: `${v.incident.category}: ${v.incident.what}` }));
+    const events = incidents.map(v => ({ at: new Date(v.incident.at).getTime(), row: v.incident.category, label: `${v.incident.category}: ${v.incident.message}` }));
     const counts = categories.map((c, i) => ({ label: esc(c), value: incidents.filter(v => v.incident.category === c).length, color: CATEGORY_COLORS[i % CATEGORY_COLORS.length] }));
     return `<h1>Incidents</h1>
       <p class="muted">Every failure the cluster noticed, in the taxonomy of Meta's reliability study; recovery: until each job it hit trained again.</p>
@@ -181,8 +181,8 @@ function incidentHeader() {
 
 function incidentRow(v) {
   const i = v.incident, jobs = v.jobs;
-  return `<tr data-category="${esc(i.category)}"><td>${time(i.at)}</td><td>${esc(i.category)}</td><td>${esc(i.what)}</td><td>${esc(i.nodeId || i.silo || '')}</td>
-    <td>${(i.jobId || '').split(',').filter(x => x.trim()).map(x => `<a href="#/job/${encodeURIComponent(x.trim())}">${esc(x.trim())}</a>`).join(', ')}</td>
+  return `<tr data-category="${esc(i.category)}"><td>${time(i.at)}</td><td>${esc(i.category)}</td><td>${esc(i.message)}</td><td>${esc(i.nodeId || i.silo || '')}</td>
+    <td>${i.jobs.map(x => `<a href="#/job/${encodeURIComponent(x)}">${esc(x)}</a>`).join(', ')}</td>
     <td class="num">${secs(i.detectionSeconds)}</td><td class="num">${jobs.map(j => secs(j.recoverySeconds)).join(', ') || '–'}</td><td class="num">${jobs.map(j => j.lostSteps).join(', ') || '–'}</td></tr>`;
 }
 

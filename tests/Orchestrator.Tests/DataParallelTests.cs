@@ -171,11 +171,11 @@ public class DataParallelTests
                 await original.TrainStep();
                 await restored.TrainStep();
             }
-            return (Flatten(original.Model), Flatten(restored.Model), original.DataEpoch, restored.Step);
+            return (Flatten(original.Model), Flatten(restored.Model), original.TrainingEpoch, restored.Step);
         });
 
         Assert.Equal(results[0].Item1, results[0].Item2);
-        Assert.Equal(1, results[0].DataEpoch);
+        Assert.Equal(1, results[0].TrainingEpoch);
         Assert.Equal(160, results[0].Step);
     }
 }

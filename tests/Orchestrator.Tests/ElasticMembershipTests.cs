@@ -1,4 +1,5 @@
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.Membership;
 
 namespace Orchestrator.Tests;
 
@@ -14,7 +15,7 @@ public class ElasticMembershipTests
 
         var view = m.Remove("b")!;
 
-        Assert.Equal(2, view.Epoch);
+        Assert.Equal(2, view.MembershipEpoch);
         Assert.Equal(["a", "c"], view.Ranks.Select(r => r.Id).ToArray());
         Assert.Equal(120, view.Step);
         Assert.True(view.CanTrain);
@@ -26,7 +27,7 @@ public class ElasticMembershipTests
         var m = new ElasticMembership(1, 2, [R("a")]);
 
         Assert.Null(m.Remove("zombie"));
-        Assert.Equal(1, m.Epoch);
+        Assert.Equal(1, m.MembershipEpoch);
     }
 
     [Fact]
@@ -35,10 +36,10 @@ public class ElasticMembershipTests
         var m = new ElasticMembership(2, 3, [R("a"), R("b")]);
 
         Assert.True(m.RequestJoin(R("c")));
-        Assert.Equal(1, m.Epoch);
+        Assert.Equal(1, m.MembershipEpoch);
         var view = m.CompleteStep(10)!;
 
-        Assert.Equal(2, view.Epoch);
+        Assert.Equal(2, view.MembershipEpoch);
         Assert.Equal(["a", "b", "c"], view.Ranks.Select(r => r.Id).ToArray());
         Assert.Equal("c", Assert.Single(view.Joined).Id);
         Assert.Equal("a", view.Ranks[0].Id); // the broadcast source
@@ -70,7 +71,7 @@ public class ElasticMembershipTests
         Assert.True(resumed.CanTrain);
         Assert.Equal(["b", "d"], resumed.Ranks.Select(r => r.Id).ToArray());
         Assert.Equal(50, resumed.Step);
-        Assert.Equal(3, resumed.Epoch);
+        Assert.Equal(3, resumed.MembershipEpoch);
     }
 
     [Fact]
@@ -94,11 +95,11 @@ public class ElasticMembershipTests
     [Fact]
     public void ReForm_StartsANewEpochWithTheSameRanks()
     {
-        var m = new ElasticMembership(2, 3, [R("a"), R("b")], epoch: 4, step: 30);
+        var m = new ElasticMembership(2, 3, [R("a"), R("b")], membershipEpoch: 4, step: 30);
 
         var view = m.ReForm();
 
-        Assert.Equal(5, view.Epoch);
+        Assert.Equal(5, view.MembershipEpoch);
         Assert.Equal(["a", "b"], view.Ranks.Select(r => r.Id).ToArray());
         Assert.Equal(30, view.Step);
     }
@@ -106,13 +107,13 @@ public class ElasticMembershipTests
     [Fact]
     public void RestoredWaitingRanks_JoinAtTheNextBoundary_AndCountTowardsMax()
     {
-        var m = new ElasticMembership(1, 3, [R("a"), R("b")], epoch: 2, step: 10, waiting: [R("c")]);
+        var m = new ElasticMembership(1, 3, [R("a"), R("b")], membershipEpoch: 2, step: 10, waiting: [R("c")]);
 
         Assert.False(m.RequestJoin(R("d")));
         var view = m.CompleteStep(20)!;
 
         Assert.Equal(["a", "b", "c"], view.Ranks.Select(r => r.Id).ToArray());
-        Assert.Equal(3, view.Epoch);
+        Assert.Equal(3, view.MembershipEpoch);
         Assert.Throws<ArgumentException>(() => new ElasticMembership(1, 3, [R("a")], waiting: [R("a")]));
     }
 }

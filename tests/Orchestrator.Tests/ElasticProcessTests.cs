@@ -55,7 +55,7 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
     {
         var (workers, id, steps, running) = await ThreeRanksTraining();
 
-        var victim = running.Ranks!.First(r => r.Epoch == running.Gang!.Ranks[2]).NodeId;
+        var victim = running.Ranks!.First(r => r.AssignmentEpoch == running.Gang!.Ranks[2]).NodeId;
         workers[int.Parse(victim[1..]) - 1].Kill();
         var shrunk = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 }, "down to 2 ranks", TimeSpan.FromSeconds(30), steps.Observe);
         var afterShrink = await _cluster.WaitFor(id, j => j.Progress?.Step >= shrunk.Progress!.Step + 100, "training on 2 ranks", TimeSpan.FromSeconds(60), steps.Observe);
@@ -69,9 +69,9 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.Equal(2500, done.Result!.Steps);
         Assert.True(done.Result.TestAccuracy > 0.75, $"accuracy {done.Result.TestAccuracy}");
         Assert.True(done.Result.Split is { ComputeMs: > 0, CombineMs: > 0, OptimizerMs: > 0 }, $"{done.Result.Split}");
-        Assert.Contains(events, e => e.What.Contains("removed at step") && e.What.Contains(victim));
-        Assert.Contains(events, e => e.What.Contains("joined at step") && e.What.Contains("w4"));
-        Assert.DoesNotContain(events, e => e.What.Contains("requeued"));
+        Assert.Contains(events, e => e.Kind == JobEventKind.RankRemoved && e.Removal == RankRemoval.FoundDead && e.Node == victim);
+        Assert.Contains(events, e => e.Kind == JobEventKind.RanksJoined && e.Devices!.Any(d => d.StartsWith("w4/")));
+        Assert.DoesNotContain(events, e => e.Kind == JobEventKind.GangRequeued);
         Assert.True(afterShrink.Progress!.Step > running.Progress!.Step);
     }
 
@@ -80,7 +80,7 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
     {
         var (workers, id, steps, running) = await ThreeRanksTraining();
 
-        var frozenRank = running.Ranks!.First(r => r.Epoch == running.Gang!.Ranks[1]);
+        var frozenRank = running.Ranks!.First(r => r.AssignmentEpoch == running.Gang!.Ranks[1]);
         var frozen = workers[int.Parse(frozenRank.NodeId[1..]) - 1];
         frozen.Freeze();
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -96,9 +96,10 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
         steps.AssertNeverBackwards();
         Assert.Equal(0, done.Recoveries);
         Assert.Equal(2500, done.Result!.Steps);
-        Assert.Contains(events, e => e.What.Contains("removed at step") && e.What.Contains(frozenRank.NodeId));
-        // The thawed worker's old rank was refused everywhere: it never reported for the job again.
-        Assert.DoesNotContain(events.SkipWhile(e => !e.What.Contains("removed at step")), e => e.Who == frozenRank.NodeId && e.What.Contains("lost contact"));
+        Assert.Contains(events, e => e.Kind == JobEventKind.RankRemoved && e.Removal == RankRemoval.FoundDead && e.Node == frozenRank.NodeId);
+        // The thawed worker's old rank was refused everywhere: it never reported a peer of the job again.
+        Assert.DoesNotContain(events.SkipWhile(e => e.Kind != JobEventKind.RankRemoved).Skip(1),
+            e => e.Source == frozenRank.NodeId && e.Kind is JobEventKind.RankRemoved or JobEventKind.MembershipReFormed);
     }
 
     [Fact]
@@ -119,10 +120,10 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
 
         steps.AssertNeverBackwards();
         Assert.NotEqual(running.HostSilo, done.HostSilo);
-        Assert.Contains(events, e => e.What.StartsWith("recovered from storage"));
+        Assert.Contains(events, e => e.Kind == JobEventKind.RecoveredFromStorage);
         Assert.Equal(0, done.Recoveries);
         Assert.Equal(2000, done.Result!.Steps);
-        Assert.DoesNotContain(events, e => e.What.Contains("removed at step"));
+        Assert.DoesNotContain(events, e => e.Kind == JobEventKind.RankRemoved);
     }
 
     [Fact]
@@ -143,10 +144,9 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
         var singleDone = await _cluster.WaitFor(single, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(180));
         var events = await _cluster.Events(single);
 
-        var yielded = events.Single(e => e.What.StartsWith("preempted at step"));
-        var yieldStep = long.Parse(yielded.What.Split(' ')[3].TrimEnd(':'));
-        var resumed = events.Single(e => e.What.Contains("resuming from checkpoint at step"));
-        Assert.Equal(yieldStep, long.Parse(resumed.What.Split("step ")[1])); // no work lost
+        var yielded = events.Single(e => e.Kind == JobEventKind.Preempted);
+        var resumed = events.Single(e => e.Kind == JobEventKind.Started && e.ResumeStep > 0);
+        Assert.Equal(yielded.Step, resumed.ResumeStep); // no work lost
         Assert.True(resumed.At > gangDone.EndedAt, "the preempted job came back after the gang");
         Assert.Equal(20000, singleDone.Result!.Steps);
         Assert.Equal(300, gangDone.Result!.Steps);

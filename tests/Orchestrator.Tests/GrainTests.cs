@@ -131,7 +131,7 @@ public class GrainTests : IAsyncLifetime
         var events = await _grains.GetGrain<IJobGrain>(id).GetEvents();
         throw new TimeoutException($"job {id} never became {what}; last state {info.State}. Scheduler queue: {string.Join(", ", scheduler.Queue.Select(q => $"{q.JobId} p{q.Priority}"))}; " +
             $"nodes: {string.Join(", ", nodes.Select(n => $"{n.NodeId} {n.Health} heartbeat {n.LastHeartbeat:HH:mm:ss.fff} assignments {n.Assignments.Count}"))}; placements made {scheduler.PlacementsMade}; " +
-            $"now {DateTime.UtcNow:HH:mm:ss.fff}; job events: {string.Join(" | ", events.Select(e => $"{e.At:HH:mm:ss.fff} {e.Who}: {e.What}"))}");
+            $"now {DateTime.UtcNow:HH:mm:ss.fff}; job events: {string.Join(" | ", events.Select(e => $"{e.At:HH:mm:ss.fff} {e.Source}: {e.Message}"))}");
     }
 
     [Fact]
@@ -145,7 +145,7 @@ public class GrainTests : IAsyncLifetime
         var scheduled = await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled");
         var directive = await WaitForDirective(node, d => d.Desired.Any(a => a.JobId == id), "cpu:0");
         var job = _grains.GetGrain<IJobGrain>(id);
-        var epoch = scheduled.Assignment!.Epoch;
+        var epoch = scheduled.Assignment!.AssignmentEpoch;
         var start = await job.Start(epoch, node);
         var ack = await job.ReportProgress(epoch, new JobProgress(10, 100, 0, 1.5, null, 1000, DateTime.UtcNow));
         await job.SaveCheckpoint(epoch, new JobCheckpoint(10, [1, 2, 3], DateTime.UtcNow));
@@ -167,9 +167,12 @@ public class GrainTests : IAsyncLifetime
         Assert.DoesNotContain(nodeInfo.Assignments, a => a.JobId == id);
         Assert.Equal(JobState.Succeeded, listed.State);
         var events = await job.GetEvents();
-        Assert.Contains(events, e => e.What.StartsWith("submitted"));
-        Assert.Contains(events, e => e.What.StartsWith("placed on"));
-        Assert.Contains(events, e => e.What.StartsWith("succeeded"));
+        Assert.Equal([JobEventKind.Submitted, JobEventKind.Placed, JobEventKind.Started, JobEventKind.Succeeded], events.Select(e => e.Kind));
+        var placed = events.Single(e => e.Kind == JobEventKind.Placed);
+        Assert.Equal((node, "cpu:0", epoch, "scheduler"), (placed.Node, placed.Device, placed.AssignmentEpoch, placed.Source));
+        Assert.Equal(0.9, events.Single(e => e.Kind == JobEventKind.Succeeded).Result!.TestAccuracy);
+        Assert.Equal("test", events[0].Source);
+        Assert.Equal("mlp 256-128", events[0].Summary!.Model);
     }
 
     [Fact]
@@ -179,7 +182,7 @@ public class GrainTests : IAsyncLifetime
         var id = NewId("stale");
         await using var alive = KeepAlive(node, "cpu:0");
         await Submit(id);
-        var epoch = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!.Epoch;
+        var epoch = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!.AssignmentEpoch;
         var job = _grains.GetGrain<IJobGrain>(id);
 
         var start = await job.Start(epoch - 1, node);
@@ -187,7 +190,8 @@ public class GrainTests : IAsyncLifetime
         var complete = await job.Complete(epoch - 1, new JobResult(1, 0, 1, 1, 1, 1));
 
         Assert.False(start.Accepted);
-        Assert.Contains("stale", start.Reason);
+        Assert.Equal(StopCause.StaleAssignment, start.Refused!.Cause);
+        Assert.Equal(StopCause.StaleAssignment, progress.Stop!.Cause);
         Assert.False(progress.Continue);
         Assert.False(complete.Continue);
         Assert.Equal(JobState.Scheduled, (await job.GetInfo()).State);
@@ -205,30 +209,35 @@ public class GrainTests : IAsyncLifetime
         {
             await Submit(id);
             firstAssignment = (await WaitFor(id, j => j.State == JobState.Scheduled && j.Assignment!.NodeId == first, "scheduled on the first node")).Assignment!;
-            await job.Start(firstAssignment.Epoch, first);
-            await job.SaveCheckpoint(firstAssignment.Epoch, new JobCheckpoint(40, [9, 9], DateTime.UtcNow));
+            await job.Start(firstAssignment.AssignmentEpoch, first);
+            await job.SaveCheckpoint(firstAssignment.AssignmentEpoch, new JobCheckpoint(40, [9, 9], DateTime.UtcNow));
         }
         // The first node stops heartbeating; a second one joins.
         await using var alive = KeepAlive(second, "cpu:0");
 
         var moved = await WaitFor(id, j => j.Assignment?.NodeId == second, "placed on the second node");
-        var start = await job.Start(moved.Assignment!.Epoch, second);
-        var zombie = await job.ReportProgress(firstAssignment.Epoch, new JobProgress(50, 100, 0, 1, null, 1, DateTime.UtcNow));
+        var start = await job.Start(moved.Assignment!.AssignmentEpoch, second);
+        var zombie = await job.ReportProgress(firstAssignment.AssignmentEpoch, new JobProgress(50, 100, 0, 1, null, 1, DateTime.UtcNow));
         var firstNode = await _grains.GetGrain<INodeGrain>(first).GetInfo();
 
-        Assert.True(moved.Assignment.Epoch > firstAssignment.Epoch);
+        Assert.True(moved.Assignment.AssignmentEpoch > firstAssignment.AssignmentEpoch);
         Assert.Equal(1, moved.Recoveries);
         Assert.Equal(40, start.Checkpoint!.Step);
         Assert.False(zombie.Continue);
         Assert.Equal(NodeHealth.Dead, firstNode.Health);
         Assert.Empty(firstNode.Assignments);
-        Assert.Contains(await job.GetEvents(), e => e.What.Contains($"node {first} sent no heartbeat"));
-        var lost = await WaitForIncident(i => i.Category == "NodeLost" && i.NodeId == first);
-        Assert.Equal(id, lost.JobId);
+        var nodeLost = Assert.Single(await job.GetEvents(), e => e.Kind == JobEventKind.NodeLost);
+        Assert.Equal((first, 40L, ClusterFixture.HeartbeatTimeout.TotalSeconds), (nodeLost.Node, nodeLost.ResumeStep, nodeLost.Seconds));
+        var lost = await WaitForIncident(i => i.Kind == IncidentKind.NodeLost && i.NodeId == first);
+        Assert.Equal(FailureCategory.NodeLost, lost.Category);
+        Assert.Equal([id], lost.Jobs);
         Assert.True(lost.DetectionSeconds >= ClusterFixture.HeartbeatTimeout.TotalSeconds, $"detected after {lost.DetectionSeconds} s");
 
-        await job.Fail(moved.Assignment.Epoch, "non-finite loss (NaN) at step 3; lower train.lr");
-        Assert.Equal(second, (await WaitForIncident(i => i.Category == "UserError" && i.JobId == id)).NodeId);
+        await job.Fail(moved.Assignment.AssignmentEpoch, new JobFailure(FailureCause.NonFiniteLoss, "loss NaN; lower train.lr", 3));
+        var failed = await WaitForIncident(i => i.Kind == IncidentKind.JobFailed && i.Jobs.Contains(id));
+        Assert.Equal((second, FailureCategory.UserError, FailureCause.NonFiniteLoss, 3L), (failed.NodeId, failed.Category, failed.Cause, failed.Step));
+        var info = await job.GetInfo();
+        Assert.Equal((JobState.Failed, FailureCause.NonFiniteLoss, FailureCategory.UserError), (info.State, info.Failure!.Cause, info.Failure.Category));
     }
 
     /// <summary>Incidents are recorded one-way: waits until one matching is in the log.</summary>
@@ -250,7 +259,7 @@ public class GrainTests : IAsyncLifetime
         var id = NewId("cancel");
         await using var alive = KeepAlive(node, "cpu:0");
         await Submit(id);
-        var epoch = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!.Epoch;
+        var epoch = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!.AssignmentEpoch;
         var job = _grains.GetGrain<IJobGrain>(id);
         await job.Start(epoch, node);
 
@@ -258,12 +267,12 @@ public class GrainTests : IAsyncLifetime
         var ack = await job.ReportProgress(epoch, new JobProgress(5, 100, 0, 1, null, 1, DateTime.UtcNow));
         var directive = await Heartbeat(node, "cpu:0");
 
-        var history = string.Join("\n", (await job.GetEvents()).Select(e => $"{e.At:HH:mm:ss.fff} {e.Who}: {e.What}"));
+        var history = string.Join("\n", (await job.GetEvents()).Select(e => $"{e.At:HH:mm:ss.fff} {e.Source}: {e.Message}"));
         Assert.Equal(JobState.Cancelled, cancelled.State);
         Assert.False(ack.Continue);
-        Assert.Contains("cancelled", ack.Reason);
+        Assert.Equal(StopCause.Cancelled, ack.Stop!.Cause);
         Assert.True(directive.Desired.All(a => a.JobId != id), history);
-        Assert.Contains(await job.GetEvents(), e => e.Who == "alice" && e.What == "cancelled");
+        Assert.Contains(await job.GetEvents(), e => e.Source == "alice" && e.Kind == JobEventKind.Cancelled);
     }
 
     [Fact]
@@ -299,9 +308,9 @@ public class GrainTests : IAsyncLifetime
         Assert.Single(infos.Select(i => i.Assignment!.ArrayId).Distinct());
         Assert.Single(infos.Select(i => i.Assignment!.Device).Distinct());
         Assert.All(infos, i => Assert.Equal(3, i.Assignment!.ArrayWidth));
-        Assert.Equal(3, infos.Select(i => i.Assignment!.Epoch).Distinct().Count());
+        Assert.Equal(3, infos.Select(i => i.Assignment!.AssignmentEpoch).Distinct().Count());
         Assert.Equal(3, directive.Desired.Count);
-        Assert.Contains(await _grains.GetGrain<IJobGrain>(ids[0]).GetEvents(), e => e.What.Contains("in fused array"));
+        Assert.Contains(await _grains.GetGrain<IJobGrain>(ids[0]).GetEvents(), e => e.Kind == JobEventKind.Placed && e.ArrayWidth == 3 && e.ArrayId == infos[0].Assignment!.ArrayId);
     }
 
     [Fact]
@@ -318,8 +327,8 @@ public class GrainTests : IAsyncLifetime
             {
                 var a = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!;
                 before.Add(a);
-                await _grains.GetGrain<IJobGrain>(id).Start(a.Epoch, first);
-                await _grains.GetGrain<IJobGrain>(id).SaveCheckpoint(a.Epoch, new JobCheckpoint(100 + k, [(byte)k], DateTime.UtcNow));
+                await _grains.GetGrain<IJobGrain>(id).Start(a.AssignmentEpoch, first);
+                await _grains.GetGrain<IJobGrain>(id).SaveCheckpoint(a.AssignmentEpoch, new JobCheckpoint(100 + k, [(byte)k], DateTime.UtcNow));
             }
         }
         await using var alive = KeepAlive(second, "cpu:0");
@@ -327,7 +336,7 @@ public class GrainTests : IAsyncLifetime
         var after = new List<JobInfo>();
         foreach (var id in ids) after.Add(await WaitFor(id, j => j.Assignment?.NodeId == second, "placed on the second node"));
         var starts = new List<StartReply>();
-        foreach (var j in after) starts.Add(await _grains.GetGrain<IJobGrain>(j.JobId).Start(j.Assignment!.Epoch, second));
+        foreach (var j in after) starts.Add(await _grains.GetGrain<IJobGrain>(j.JobId).Start(j.Assignment!.AssignmentEpoch, second));
 
         Assert.Single(before.Select(a => a.ArrayId).Distinct());
         Assert.Single(after.Select(j => j.Assignment!.ArrayId).Distinct());
@@ -359,8 +368,8 @@ public class GrainTests : IAsyncLifetime
         GangView view = null!;
         foreach (var r in ranks)
         {
-            var reply = await _grains.GetGrain<IJobGrain>(id).JoinGang(r.Epoch, r.NodeId, $"127.0.0.1:{20000 + r.Epoch}");
-            Assert.True(reply.Accepted, reply.Reason);
+            var reply = await _grains.GetGrain<IJobGrain>(id).JoinGang(r.AssignmentEpoch, r.NodeId, $"127.0.0.1:{20000 + r.AssignmentEpoch}");
+            Assert.True(reply.Accepted, reply.Refused?.Message);
             view = reply.Gang!;
         }
         return view;
@@ -390,8 +399,8 @@ public class GrainTests : IAsyncLifetime
         Assert.All(placed.Ranks!, r => Assert.True(r.Gang));
         Assert.False(beforeLast.CanTrain);
         Assert.True(formed.CanTrain);
-        Assert.Equal(placed.Ranks!.Select(r => r.Epoch), formed.Ranks);
-        Assert.Equal(placed.Ranks!.Select(r => $"127.0.0.1:{20000 + r.Epoch}"), formed.Endpoints);
+        Assert.Equal(placed.Ranks!.Select(r => r.AssignmentEpoch), formed.Ranks);
+        Assert.Equal(placed.Ranks!.Select(r => $"127.0.0.1:{20000 + r.AssignmentEpoch}"), formed.Endpoints);
         Assert.Equal(JobState.Running, info.State);
     }
 
@@ -408,15 +417,15 @@ public class GrainTests : IAsyncLifetime
         var formed = await JoinAll(id, placed.Ranks!);
         var (first, second) = (formed.Ranks[0], formed.Ranks[1]);
 
-        var atOnce = await job.ReportPeerFailure(first, formed.MembershipEpoch, second, step: 7, "connection closed");
+        var atOnce = await job.ReportPeerFailure(first, formed.MembershipEpoch, second, step: 7, PeerFailure.ConnectionLost, "connection closed");
         await Task.Delay(700); // the suspect's node heartbeats meanwhile: its process is alive
-        var reFormed = await job.ReportPeerFailure(first, formed.MembershipEpoch, second, step: 7, "connection closed");
-        await alive[placed.Ranks!.Single(r => r.Epoch == second).NodeId].DisposeAsync();
+        var reFormed = await job.ReportPeerFailure(first, formed.MembershipEpoch, second, step: 7, PeerFailure.ConnectionLost, "connection closed");
+        await alive[placed.Ranks!.Single(r => r.AssignmentEpoch == second).NodeId].DisposeAsync();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         GangView afterSilence;
         do
         {
-            afterSilence = await job.ReportPeerFailure(first, reFormed.MembershipEpoch, second, step: 7, "nothing within 3 s");
+            afterSilence = await job.ReportPeerFailure(first, reFormed.MembershipEpoch, second, step: 7, PeerFailure.Silent, "nothing within 3 s");
             await Task.Delay(200);
         } while (afterSilence.MembershipEpoch == reFormed.MembershipEpoch && clock.Elapsed < TimeSpan.FromSeconds(10));
         var removedView = await job.SyncGang(second, 7);
@@ -428,15 +437,19 @@ public class GrainTests : IAsyncLifetime
         Assert.Equal([first], afterSilence.Ranks);
         Assert.InRange(clock.Elapsed, ClusterFixture.RankSilenceLimit * 0.5, ClusterFixture.HeartbeatTimeout);
         Assert.NotNull(removedView.Stop);
-        Assert.Contains(events, e => e.What.Contains("re-formed") && e.What.Contains("alive"));
-        Assert.Contains(events, e => e.What.Contains("removed at step 7"));
+        var suspectRank = placed.Ranks!.Single(r => r.AssignmentEpoch == second);
+        var reForm = Assert.Single(events, e => e.Kind == JobEventKind.MembershipReFormed);
+        Assert.Equal((7L, reFormed.MembershipEpoch, 1, suspectRank.NodeId, PeerFailure.ConnectionLost), (reForm.Step, reForm.MembershipEpoch, reForm.Rank, reForm.Node, reForm.Peer));
+        var removed = Assert.Single(events, e => e.Kind == JobEventKind.RankRemoved);
+        Assert.Equal((RankRemoval.FoundDead, 7L, suspectRank.NodeId, 1, afterSilence.MembershipEpoch), (removed.Removal, removed.Step, removed.Node, removed.Ranks, removed.MembershipEpoch));
+        Assert.True(removed.Seconds >= ClusterFixture.RankSilenceLimit.TotalSeconds, $"its node silent for {removed.Seconds} s");
         Assert.True(afterSilence.CanTrain); // min 1: the survivor goes on
 
         // The silent node is then declared lost: its incident names the job whose rank its peers removed first.
-        var suspectNode = placed.Ranks!.Single(r => r.Epoch == second).NodeId;
-        var lost = await WaitForIncident(i => i.Category == "NodeLost" && i.NodeId == suspectNode);
-        Assert.Equal(id, lost.JobId);
-        Assert.Contains("already removed by their peers", lost.What);
+        var suspectNode = placed.Ranks!.Single(r => r.AssignmentEpoch == second).NodeId;
+        var lost = await WaitForIncident(i => i.Kind == IncidentKind.NodeLost && i.NodeId == suspectNode);
+        Assert.Equal([id], lost.Jobs);
+        Assert.Equal([id], lost.RemovedByPeers);
         foreach (var keeper in alive.Values) await keeper.DisposeAsync();
     }
 
@@ -456,16 +469,16 @@ public class GrainTests : IAsyncLifetime
         await using var more = KeepAlive(NewId("m"), "cpu:0");
         await job.SyncGang(rank0, 10); // a step boundary: the job asks to grow
         var grown = await WaitFor(id, j => j.Ranks?.Count == 3, "given a third device");
-        var joiner = grown.Ranks!.Single(r => !formed.Ranks.Contains(r.Epoch));
-        var waitingView = (await job.JoinGang(joiner.Epoch, joiner.NodeId, "127.0.0.1:29999")).Gang!;
+        var joiner = grown.Ranks!.Single(r => !formed.Ranks.Contains(r.AssignmentEpoch));
+        var waitingView = (await job.JoinGang(joiner.AssignmentEpoch, joiner.NodeId, "127.0.0.1:29999")).Gang!;
         var sameBoundary = await job.SyncGang(rank0, 10);
         var nextBoundary = await job.SyncGang(rank0, 20);
         var older = await job.SyncGang(formed.Ranks[1], 15);
 
-        Assert.Equal(-1, waitingView.RankOf(joiner.Epoch));
+        Assert.Equal(-1, waitingView.RankOf(joiner.AssignmentEpoch));
         Assert.Equal(formed.MembershipEpoch, sameBoundary.MembershipEpoch);
         Assert.Equal(formed.MembershipEpoch + 1, nextBoundary.MembershipEpoch);
-        Assert.Equal(2, nextBoundary.RankOf(joiner.Epoch)); // joins last; rank 0 is the broadcast source
+        Assert.Equal(2, nextBoundary.RankOf(joiner.AssignmentEpoch)); // joins last; rank 0 is the broadcast source
         Assert.Equal(20, nextBoundary.Step);
         Assert.Equal(20, older.Step);
     }
@@ -482,7 +495,7 @@ public class GrainTests : IAsyncLifetime
         foreach (var id in singles)
         {
             var placed = await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled");
-            Assert.True((await _grains.GetGrain<IJobGrain>(id).Start(placed.Assignment!.Epoch, node)).Accepted);
+            Assert.True((await _grains.GetGrain<IJobGrain>(id).Start(placed.Assignment!.AssignmentEpoch, node)).Accepted);
             running.Add(placed);
         }
 
@@ -491,22 +504,23 @@ public class GrainTests : IAsyncLifetime
         await Task.Delay(1000);
         var acks = new List<WorkAck>();
         foreach (var j in running)
-            acks.Add(await _grains.GetGrain<IJobGrain>(j.JobId).ReportProgress(j.Assignment!.Epoch, new JobProgress(42, 100, 0, 0.5, null, 1, DateTime.UtcNow)));
+            acks.Add(await _grains.GetGrain<IJobGrain>(j.JobId).ReportProgress(j.Assignment!.AssignmentEpoch, new JobProgress(42, 100, 0, 0.5, null, 1, DateTime.UtcNow)));
         var gangBeforeYield = await _grains.GetGrain<IJobGrain>(gang).GetInfo();
         foreach (var j in running)
-            await _grains.GetGrain<IJobGrain>(j.JobId).Yield(j.Assignment!.Epoch, new JobCheckpoint(42, [1, 2, 3], DateTime.UtcNow));
+            await _grains.GetGrain<IJobGrain>(j.JobId).Yield(j.Assignment!.AssignmentEpoch, new JobCheckpoint(42, [1, 2, 3], DateTime.UtcNow));
         var placedGang = await WaitFor(gang, j => j.Ranks?.Count == 2, "placed after the preemption");
         var requeued = await Task.WhenAll(singles.Select(id => _grains.GetGrain<IJobGrain>(id).GetInfo()));
         var events = await _grains.GetGrain<IJobGrain>(singles[0]).GetEvents();
 
-        Assert.All(acks, a => Assert.True(!a.Continue && a.Yield, a.Reason));
+        Assert.All(acks, a => Assert.Equal((StopCause.Preempted, true), (a.Stop?.Cause, a.Yield)));
         Assert.Equal(JobState.Pending, gangBeforeYield.State); // the devices are not taken from under running jobs
         Assert.Equal(["cpu:0", "cpu:1"], placedGang.Ranks!.Select(r => r.Device).Order());
         Assert.All(requeued, j => Assert.Equal(JobState.Pending, j.State));
         Assert.All(requeued, j => Assert.Equal(42, j.CheckpointStep));
-        Assert.Contains(events, e => e.What.Contains("preempted for data-parallel job") && e.What.Contains(gang));
-        Assert.Contains(events, e => e.What.Contains("preempted at step 42: checkpoint saved, requeued"));
-        await WaitForIncident(i => i.Category == "Preemption" && i.JobId == singles[0]);
+        Assert.Contains(events, e => e.Kind == JobEventKind.PreemptionRequested && e.OtherJob == gang);
+        Assert.Contains(events, e => e.Kind == JobEventKind.Preempted && e.Step == 42 && e.Source == node);
+        var preempted = await WaitForIncident(i => i.Kind == IncidentKind.Preempted && i.Jobs.Contains(singles[0]));
+        Assert.Equal((FailureCategory.Preemption, 42L), (preempted.Category, preempted.Step));
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         var events = await Events(id);
 
         Assert.NotEqual(before.HostSilo, done.HostSilo);
-        Assert.Contains(events, e => e.What.StartsWith("recovered from storage") && e.What.Contains(before.HostSilo!));
+        Assert.Contains(events, e => e.Kind == JobEventKind.RecoveredFromStorage && e.PreviousSilo == before.HostSilo);
         Assert.Equal(5 * (60_000 / 64), done.Result!.Steps);
         Assert.True(done.Result.TestAccuracy > 0.8, $"accuracy {done.Result.TestAccuracy}");
         Assert.Equal(0, done.Recoveries);
@@ -90,7 +90,7 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         var succeeded = jobs.Where(j => j.State == JobState.Succeeded).ToList();
         Assert.True(succeeded.Count >= 5, $"only {succeeded.Count} of 8 succeeded");
         Assert.True(succeeded.Select(j => j.Result!.TestAccuracy).Distinct().Count() >= succeeded.Count - 1, "members should reach their own accuracies");
-        Assert.All(jobs.Where(j => j.State == JobState.Failed), j => Assert.Contains("non-finite loss", j.FailureReason));
+        Assert.All(jobs.Where(j => j.State == JobState.Failed), j => Assert.Equal(FailureCause.NonFiniteLoss, j.Failure!.Cause));
         Assert.Equal(jobs.Any(j => j.State == JobState.Failed) ? 1 : 0, exit);
         foreach (var j in jobs)
             Assert.Contains(list.Output.Split('\n'), line => line.Contains(j.JobId) && line.Contains("8 fused") && line.Contains(j.State == JobState.Succeeded ? $"{j.Result!.TestAccuracy:F4}" : "failed"));
@@ -116,11 +116,11 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         var done = await WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(180));
         var events = await Events(id);
 
-        var resume = events.Single(e => e.Who == "w2" && e.What.Contains("resuming from checkpoint at step"));
-        var resumedAt = long.Parse(resume.What.Split("step ")[1]);
+        var resume = events.Single(e => e.Source == "w2" && e.Kind == JobEventKind.Started);
+        var resumedAt = resume.ResumeStep!.Value;
         Assert.True(resumedAt >= lastReported - CheckpointEvery, $"resumed at {resumedAt}, last reported step {lastReported}: lost more than one checkpoint interval");
         Assert.True(rescheduledAfter >= TimeSpan.FromSeconds(4), $"rescheduled after {rescheduledAfter}, before the 5 s heartbeat timeout");
-        Assert.Contains(events, e => e.What.Contains("node w1 sent no heartbeat"));
+        Assert.Contains(events, e => e.Kind == JobEventKind.NodeLost && e.Node == "w1");
         Assert.Equal(1, done.Recoveries);
         Assert.Equal(4 * (60_000 / 64), done.Result!.Steps);
         output.WriteLine($"killed at reported step {lastReported}, resumed at {resumedAt}, rescheduled after {rescheduledAfter.TotalSeconds:F1} s");

@@ -77,8 +77,8 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
         Assert.Equal(run.Reference.Result!.Steps, run.Failed.Result!.Steps);
         Assert.Equal(0, run.Failed.Recoveries);
         Assert.True(run.Victim.Rebuilt && run.Victim.Silo != run.VictimSilo);
-        Assert.Contains(run.Events, e => e.What.Contains("embedding shard 0/1 rebuilt"));
-        Assert.DoesNotContain(run.Events, e => e.What.StartsWith("rolled back from step"));
+        Assert.Contains(run.Events, e => e.Kind == JobEventKind.ShardRebuilt && e.Shard == "0/1" && e.Bytes > 0);
+        Assert.DoesNotContain(run.Events, e => e.Kind == JobEventKind.RolledBack);
         AssertSameTables(run.Tables, run.ReferenceTables);
         Assert.Equal(run.Reference.Result.Auc, run.Failed.Result.Auc);
         Assert.True(run.Failed.Result.Auc > 0.70, $"AUC {run.Failed.Result.Auc} should be well above the base rate's 0.5");
@@ -89,11 +89,10 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
     {
         var run = await KillASiloDuringTheJob("{checkpoint: 50}", k: Shards, r: 0, workers: 1);
 
-        var rollback = Assert.Single(run.Events, e => e.What.StartsWith("rolled back from step"));
-        var words = rollback.What.Split(' ');
-        long from = long.Parse(words[4]), to = long.Parse(words[10]);
+        var rollback = Assert.Single(run.Events, e => e.Kind == JobEventKind.RolledBack);
+        long from = rollback.Step!.Value, to = rollback.ResumeStep!.Value;
         Assert.Equal(0, to % 50);
-        Assert.True(from > to, rollback.What);
+        Assert.True(from > to, rollback.Message);
         Assert.Equal(run.Reference.Result!.Steps, run.Failed.Result!.Steps);
         AssertSameTables(run.Tables, run.ReferenceTables);
         Assert.Equal(run.Reference.Result.Auc, run.Failed.Result.Auc);

@@ -57,13 +57,24 @@ public class ReliabilityModelTests
     }
 
     [Theory]
-    [InlineData("rank(s) 0 sent non-finite gradients for 5 steps in a row", FailureCategory.UserError)]
-    [InlineData("invalid job spec: train.lr: must be positive", FailureCategory.UserError)]
-    [InlineData("InvalidOperationException: 2 shards of the group are lost; the code tolerates 1", FailureCategory.SiloCrash)]
-    [InlineData("OutOfMemoryException: CUDA out of memory", FailureCategory.OutOfMemory)]
-    [InlineData("the state store did not answer IJobGrain.ReportProgress", FailureCategory.StateStoreOutage)]
-    [InlineData("rank 1: nothing from rank 0 for step 400 within 3 s", FailureCategory.NetworkTimeout)]
-    [InlineData("IndexOutOfRangeException: Index was outside the bounds of the array.", FailureCategory.WorkerCrash)]
-    public void AFailuresCause_IsSortedIntoTheTaxonomy(string cause, FailureCategory expected) =>
-        Assert.Equal(expected, FailureTaxonomy.Classify(cause));
+    [InlineData(FailureCause.NonFiniteGradients, FailureCategory.UserError)]
+    [InlineData(FailureCause.NonFiniteLoss, FailureCategory.UserError)]
+    [InlineData(FailureCause.InvalidSpec, FailureCategory.UserError)]
+    [InlineData(FailureCause.InvalidData, FailureCategory.UserError)]
+    [InlineData(FailureCause.EmbeddingLost, FailureCategory.SiloCrash)]
+    [InlineData(FailureCause.OutOfMemory, FailureCategory.OutOfMemory)]
+    [InlineData(FailureCause.WorkerError, FailureCategory.WorkerCrash)]
+    public void AFailuresCause_IsSortedIntoTheTaxonomy(FailureCause cause, FailureCategory expected)
+    {
+        Assert.Equal(expected, FailureTaxonomy.CategoryOf(cause));
+        Assert.Equal(expected == FailureCategory.UserError, FailureTaxonomy.IsJobsOwn(cause));
+    }
+
+    [Theory]
+    [InlineData(PeerFailure.Silent, FailureCategory.NetworkTimeout)]
+    [InlineData(PeerFailure.ConnectionLost, FailureCategory.WorkerCrash)]
+    [InlineData(PeerFailure.Unreachable, FailureCategory.WorkerCrash)]
+    [InlineData(PeerFailure.BadFrame, FailureCategory.WorkerCrash)]
+    public void APeerFailure_IsSortedIntoTheTaxonomy(PeerFailure failure, FailureCategory expected) =>
+        Assert.Equal(expected, FailureTaxonomy.CategoryOf(failure));
 }

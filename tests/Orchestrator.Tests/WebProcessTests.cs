@@ -97,6 +97,11 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(check.Detection > 0, "the killed worker's silence is detection time");
         var lostSteps = check.LostSteps;
         Assert.InRange(ettr, 0.05, 0.99);
+        // Events carry their kind and fields beside the message rendered from them.
+        var nodeLost = Assert.Single(detail.GetProperty("events").EnumerateArray(), e => e.GetProperty("kind").GetString() == "NodeLost");
+        Assert.Equal(victim, nodeLost.GetProperty("node").GetString());
+        Assert.Equal("scheduler", nodeLost.GetProperty("source").GetString());
+        Assert.StartsWith($"lost its node: node {victim}", nodeLost.GetProperty("message").GetString());
         var reliability = JsonDocument.Parse(await _http.GetStringAsync($"http://127.0.0.1:{web2}/api/reliability")).RootElement;
         var listed = reliability.GetProperty("jobs").EnumerateArray().Single(j => j.GetProperty("jobId").GetString() == id);
         Assert.Equal(ettr, listed.GetProperty("time").GetProperty("ettr").GetDouble(), 9);
@@ -104,7 +109,7 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
 
         // The incident, with its category and timings, on the API, the incidents page and the job page.
         var incidents = JsonDocument.Parse(await _http.GetStringAsync($"{site}api/incidents")).RootElement.EnumerateArray()
-            .Where(v => v.GetProperty("incident").GetProperty("jobId").GetString()?.Contains(id) == true).ToList();
+            .Where(v => v.GetProperty("incident").GetProperty("jobs").EnumerateArray().Any(j => j.GetString() == id)).ToList();
         var lost = Assert.Single(incidents, v => v.GetProperty("incident").GetProperty("category").GetString() == "NodeLost");
         Assert.Equal(victim, lost.GetProperty("incident").GetProperty("nodeId").GetString());
         var impact = lost.GetProperty("jobs").EnumerateArray().Single();
@@ -114,6 +119,7 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
         var jobPage = await Page(site, $"job/{id}", "job");
         AssertCurve(jobPage, "loss", "test accuracy"); // accuracy: one point per epoch
         Assert.Contains("NodeLost", jobPage);
+        Assert.Contains("data-kind=\"NodeLost\"", jobPage);
         Assert.Contains(ettr.ToString("F3", CultureInfo.InvariantCulture), jobPage);
         var reliabilityPage = await Page(site, "reliability", "reliability");
         Assert.Contains("failures per 1,000 node-days", reliabilityPage);

@@ -13,7 +13,7 @@ public sealed class MemberRun(string id, JobSpec spec)
     public JobSpec Spec { get; } = spec;
     public TrainingPlan Plan { get; } = TrainingPlan.For(spec);
     public long Step { get; set; }
-    public int Epoch => (int)(Step / Plan.StepsPerEpoch);
+    public int TrainingEpoch => (int)(Step / Plan.StepsPerEpoch);
     public bool Done => Step >= Plan.TotalSteps;
     int[]? _order;
     int _orderEpoch = -1;
@@ -21,7 +21,7 @@ public sealed class MemberRun(string id, JobSpec spec)
     /// <summary>The training-image indices of this member's next batch.</summary>
     public ReadOnlySpan<int> NextBatch(int trainCount)
     {
-        var epoch = Epoch;
+        var epoch = TrainingEpoch;
         if (_orderEpoch != epoch)
         {
             var count = Spec.Data.TrainLimit > 0 ? Math.Min(Spec.Data.TrainLimit, trainCount) : trainCount;

@@ -41,7 +41,7 @@ public sealed class DataParallelRank : IGangRank
     public long Step { get; private set; }
 
     /// <summary>Passes over the training data completed (the data epoch).</summary>
-    public int DataEpoch => _batches.Epoch;
+    public int TrainingEpoch => _batches.TrainingEpoch;
 
     public IReadOnlyList<int> NonFiniteRanks { get; private set; } = [];
     bool _poisonNext;
@@ -158,10 +158,10 @@ public sealed class DataParallelRank : IGangRank
     {
         using var scope = NewDisposeScope();
         _batches.WrapIfEpochEnded();
-        if (_orderEpoch != DataEpoch)
+        if (_orderEpoch != TrainingEpoch)
         {
-            _order = FashionMnist.EpochOrder(_trainCount, _spec.Train.Seed, DataEpoch);
-            _orderEpoch = DataEpoch;
+            _order = FashionMnist.EpochOrder(_trainCount, _spec.Train.Seed, TrainingEpoch);
+            _orderEpoch = TrainingEpoch;
         }
         var share = _order.AsSpan((int)_batches.Start(_rank), _batch);
         _batches.Advance();

@@ -55,7 +55,7 @@ public sealed class DlrmRank : IGangRank
     bool _poisonNext;
 
     public void PoisonNextStep() => _poisonNext = true;
-    public int DataEpoch => _batches.Epoch;
+    public int TrainingEpoch => _batches.TrainingEpoch;
     public bool Done => _batches.Done(Step);
     public long TotalSteps => _batches.TotalSteps(Step);
 

@@ -3,7 +3,7 @@ using Orchestrator.Core.Specs;
 namespace Orchestrator.Worker.Training;
 
 /// <summary>
-/// Where a data-parallel job is in its data: the data epoch and the samples consumed in it. A global batch is
+/// Where a data-parallel job is in its data: the training epoch and the samples consumed in it. A global batch is
 /// batch × world samples, rank r taking [Cursor + r·B, Cursor + (r+1)·B); the last partial global batch of an epoch
 /// is dropped (PyTorch's drop_last). The world size may change between steps.
 /// </summary>
@@ -11,7 +11,7 @@ public sealed class GlobalBatches(TrainSpec train, long samples, string source)
 {
     int _world = 1;
 
-    public int Epoch { get; private set; }
+    public int TrainingEpoch { get; private set; }
     public long Cursor { get; private set; }
 
     public int World
@@ -31,24 +31,24 @@ public sealed class GlobalBatches(TrainSpec train, long samples, string source)
     public void WrapIfEpochEnded()
     {
         if (Cursor + Global <= samples) return;
-        Epoch++;
+        TrainingEpoch++;
         Cursor = 0;
     }
 
-    public bool Done(long step) => train.Steps > 0 ? step >= train.Steps : Epoch >= train.Epochs;
+    public bool Done(long step) => train.Steps > 0 ? step >= train.Steps : TrainingEpoch >= train.Epochs;
 
     /// <summary>The job's length in steps at the current world size (exact when the spec gives steps).</summary>
-    public long TotalSteps(long step) => train.Steps > 0 ? train.Steps : step + (train.Epochs - Epoch) * (samples / Global) - Cursor / Global;
+    public long TotalSteps(long step) => train.Steps > 0 ? train.Steps : step + (train.Epochs - TrainingEpoch) * (samples / Global) - Cursor / Global;
 
     public void Write(BinaryWriter w)
     {
-        w.Write(Epoch);
+        w.Write(TrainingEpoch);
         w.Write(Cursor);
     }
 
     public void Read(BinaryReader r)
     {
-        Epoch = r.ReadInt32();
+        TrainingEpoch = r.ReadInt32();
         Cursor = r.ReadInt64();
     }
 }

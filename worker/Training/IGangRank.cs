@@ -16,7 +16,7 @@ public interface IGangRank : IDisposable
     long Step { get; }
 
     /// <summary>Passes over the training data completed.</summary>
-    int DataEpoch { get; }
+    int TrainingEpoch { get; }
 
     bool Done { get; }
 

@@ -53,15 +53,23 @@ static class Shard
         var data = await Task.WhenAll(Enumerable.Range(0, c.K).Select(i => i == member ? Task.FromResult<DataShardCopy?>(null) : CopyOrNull(Data(f, c, group, i).Copy(c))));
         var parity = await Task.WhenAll(Enumerable.Range(0, c.R).Select(j => c.K + j == member ? Task.FromResult<ParityShardCopy?>(null) : CopyOrNull(Parity(f, c, group, j).Copy(c))));
         var bytesRead = data.Sum(d => (long?)d?.Bytes.Length ?? 0) + parity.Sum(p => (long?)p?.Bytes.Length ?? 0);
-        var rebuilt = SnapshotRecovery.Rebuild(new ErasureCode(c.K, c.R), Layout(c).RowBytes,
-            data.Select(d => d is null ? null : new DataSnapshot(d.Bytes, d.Version, Delta(d.Pending))).ToList(),
-            parity.Select(p => p is null ? null : new Core.Coding.ParitySnapshot(p.Bytes, p.Applied,
-                p.Last.Select(l => l is null ? ((RowDelta, long)?)null : (Delta(l)!, l.Before)).ToArray())).ToList());
-        return (rebuilt, bytesRead);
+        try
+        {
+            var rebuilt = SnapshotRecovery.Rebuild(new ErasureCode(c.K, c.R), Layout(c).RowBytes,
+                data.Select(d => d is null ? null : new DataSnapshot(d.Bytes, d.Version, Delta(d.Pending))).ToList(),
+                parity.Select(p => p is null ? null : new Core.Coding.ParitySnapshot(p.Bytes, p.Applied,
+                    p.Last.Select(l => l is null ? ((RowDelta, long)?)null : (Delta(l)!, l.Before)).ToArray())).ToList());
+            return (rebuilt, bytesRead);
+        }
+        catch (InvalidOperationException e)
+        {
+            // More members of the group are lost than its code tolerates.
+            throw new EmbeddingShardLostException($"member {member} of coding group {c.JobId}/{group} cannot be rebuilt: {e.Message}");
+        }
     }
 
     /// <summary>Tells the job (one-way; a shard of a test without a job grain tells nobody).</summary>
-    public static Task Report(IGrainFactory f, ShardConfig c, string shard, string what) => f.GetGrain<IJobGrain>(c.JobId).Note($"shard {shard}", what);
+    public static Task Report(IGrainFactory f, ShardConfig c, JobEvent happened) => f.GetGrain<IJobGrain>(c.JobId).Note(happened);
 
     static async Task<T?> CopyOrNull<T>(Task<T> copy) where T : class
     {
@@ -110,13 +118,13 @@ public sealed class EmbeddingShardGrain(
             return _shard;
         }
         if (c.CheckpointInterval > 0) return RestoreLatest(c, member);
-        if (c.R == 0) throw new InvalidOperationException($"shard {this.GetPrimaryKeyString()} was lost with its silo and the job has no parity to rebuild it from");
+        if (c.R == 0) throw new EmbeddingShardLostException($"shard {this.GetPrimaryKeyString()} was lost with its silo and the job has no parity to rebuild it from");
         var clock = Stopwatch.StartNew();
         var (rebuilt, bytesRead) = await Shard.Rebuild(GrainFactory, c, group, member);
         _shard = new DataShard(member, Shard.Layout(c).RowBytes, rebuilt.Data[member], rebuilt.Versions[member]);
         _status = new ShardStatus(Silo, _shard.Version, true, clock.Elapsed.TotalMilliseconds, bytesRead);
         log.LogWarning("Shard {Shard} rebuilt on {Silo} at step {Step} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, _shard.Version, clock.Elapsed.TotalMilliseconds, bytesRead);
-        await Shard.Report(GrainFactory, c, this.GetPrimaryKeyString(), $"embedding shard {group}/{member} rebuilt on silo {Silo} at step {_shard.Version} in {clock.Elapsed.TotalMilliseconds:F0} ms from {bytesRead:N0} bytes of its coding group; no other shard rolled back");
+        await Shard.Report(GrainFactory, c, JobEvent.ShardRebuilt(this.GetPrimaryKeyString(), $"{group}/{member}", Silo, _shard.Version, clock.Elapsed, bytesRead));
         return _shard;
     }
 
@@ -259,7 +267,7 @@ public sealed class ParityShardGrain(
         _parity = new ParityShard(member - c.K, code, rowBytes, rebuilt.Parity[member - c.K], rebuilt.Versions);
         _status = new ShardStatus(Silo, rebuilt.Versions.Max(), true, clock.Elapsed.TotalMilliseconds, bytesRead);
         log.LogWarning("Parity shard {Shard} rebuilt on {Silo} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, clock.Elapsed.TotalMilliseconds, bytesRead);
-        await Shard.Report(GrainFactory, c, this.GetPrimaryKeyString(), $"parity shard {group}/{member - c.K} rebuilt on silo {Silo} in {clock.Elapsed.TotalMilliseconds:F0} ms from {bytesRead:N0} bytes of its coding group");
+        await Shard.Report(GrainFactory, c, JobEvent.ParityRebuilt(this.GetPrimaryKeyString(), $"{group}/{member - c.K}", Silo, clock.Elapsed, bytesRead));
         return _parity;
     }
 

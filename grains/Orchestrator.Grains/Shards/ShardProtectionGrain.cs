@@ -70,15 +70,15 @@ public sealed class ShardProtectionGrain(
             }
             catch (Exception e) when (Resilience.IsTransient(e)) { await Task.Delay(250); }
         }
-        var job = key[..key.LastIndexOf('/')];
+        var cut = key.LastIndexOf('/');
         if (at != move.To.ToParsableString())
         {
             log.LogWarning("Coding group {Group}: member {Member} did not come up on silo {To} within {Limit} s (it is on {At})", key, move.Member, move.To, MoveLimit.TotalSeconds, at);
             return null;
         }
-        var what = $"coding group {key}: member {move.Member} moved from silo {move.From} (shared with a sibling) to silo {move.To}, which joined; one member per silo again";
-        log.LogInformation("{What}", what);
-        await GrainFactory.GetGrain<IJobGrain>(job).Note("shard protection", what);
-        return what;
+        var moved = JobEvent.ShardMoved($"{key[(cut + 1)..]}/{move.Member}", move.From.ToParsableString(), move.To.ToParsableString());
+        log.LogInformation("Coding group {Group}: {What}", key, moved.Message);
+        await GrainFactory.GetGrain<IJobGrain>(key[..cut]).Note(moved);
+        return moved.Message;
     }
 }

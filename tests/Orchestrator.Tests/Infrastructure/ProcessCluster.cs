@@ -81,7 +81,7 @@ public sealed class ProcessCluster(ITestOutputHelper output) : IAsyncDisposable
     public async Task<IReadOnlyList<JobEvent>> Events(string id)
     {
         var events = await Grains.GetGrain<IJobGrain>(id).GetEvents();
-        foreach (var e in events) output.WriteLine($"{e.At:HH:mm:ss.fff} {e.Who}: {e.What}");
+        foreach (var e in events) output.WriteLine($"{e.At:HH:mm:ss.fff} {e.Source} {e.Kind}: {e.Message}");
         return events;
     }
 

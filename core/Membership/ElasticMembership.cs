@@ -1,13 +1,13 @@
-namespace Orchestrator.Core.Collectives;
+namespace Orchestrator.Core.Membership;
 
 /// <summary>A rank of a data-parallel job: its identity (an assignment) and where its data plane listens.</summary>
 public sealed record RankMember(string Id, string Endpoint);
 
 /// <summary>
-/// One epoch of a job's membership. Ranks are numbered by position; rank 0 is the broadcast source for joiners.
+/// One membership epoch of a job's ranks. Ranks are numbered by position; rank 0 is the broadcast source for joiners.
 /// <see cref="Step"/> is the number of completed steps: training resumes there in every new epoch.
 /// </summary>
-public sealed record MembershipView(long Epoch, IReadOnlyList<RankMember> Ranks, long Step, bool CanTrain, IReadOnlyList<RankMember> Joined);
+public sealed record MembershipView(long MembershipEpoch, IReadOnlyList<RankMember> Ranks, long Step, bool CanTrain, IReadOnlyList<RankMember> Joined);
 
 /// <summary>
 /// The rules of elastic membership, kept by the job grain (the rendezvous):
@@ -28,28 +28,28 @@ public sealed class ElasticMembership
     readonly List<RankMember> _waiting = [];
 
     /// <param name="waiting">Ranks that asked to join and wait for the next step boundary (restored from storage).</param>
-    public ElasticMembership(int min, int max, IReadOnlyList<RankMember> initial, long epoch = 1, long step = 0, IReadOnlyList<RankMember>? waiting = null)
+    public ElasticMembership(int min, int max, IReadOnlyList<RankMember> initial, long membershipEpoch = 1, long step = 0, IReadOnlyList<RankMember>? waiting = null)
     {
         if (min < 1 || max < min) throw new ArgumentException($"need 1 ≤ min ≤ max, got min {min}, max {max}");
         if (initial.Count > max) throw new ArgumentException($"{initial.Count} initial ranks exceed max {max}");
         var ids = initial.Concat(waiting ?? []).Select(r => r.Id).ToList();
         if (ids.Distinct().Count() != ids.Count) throw new ArgumentException("a rank appears twice");
-        (_min, _max, _ranks, Epoch, Step) = (min, max, initial.ToList(), epoch, step);
+        (_min, _max, _ranks, MembershipEpoch, Step) = (min, max, initial.ToList(), membershipEpoch, step);
         _waiting.AddRange(waiting ?? []);
     }
 
-    public long Epoch { get; private set; }
+    public long MembershipEpoch { get; private set; }
     public long Step { get; private set; }
     public IReadOnlyList<RankMember> Waiting => _waiting;
 
-    public MembershipView View => new(Epoch, _ranks.ToList(), Step, _ranks.Count >= _min, []);
+    public MembershipView View => new(MembershipEpoch, _ranks.ToList(), Step, _ranks.Count >= _min, []);
 
     /// <summary>Removes a failed rank at once; returns the new epoch's view, or null if it was not a member.</summary>
     public MembershipView? Remove(string id)
     {
         _waiting.RemoveAll(r => r.Id == id);
         if (_ranks.RemoveAll(r => r.Id == id) == 0) return null;
-        Epoch++;
+        MembershipEpoch++;
         return View;
     }
 
@@ -59,7 +59,7 @@ public sealed class ElasticMembership
     /// </summary>
     public MembershipView ReForm()
     {
-        Epoch++;
+        MembershipEpoch++;
         return View;
     }
 
@@ -92,7 +92,7 @@ public sealed class ElasticMembership
         var joined = _waiting.ToList();
         _ranks.AddRange(joined);
         _waiting.Clear();
-        Epoch++;
+        MembershipEpoch++;
         return View with { Joined = joined };
     }
 }

@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Prometheus;
 

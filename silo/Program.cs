@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Silo;
 

@@ -1,5 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Hosting;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orleans.Configuration;
 using Orleans.Storage;
@@ -13,8 +15,8 @@ namespace Orchestrator.Silo;
 /// <param name="AllowChaos">Accept failure injection (orch chaos ...); refused otherwise.</param>
 public sealed record SiloSettings(
     string? Redis,
-    int SiloPort = Orchestrator.Grains.ClusterConnection.DefaultSiloPort,
-    int GatewayPort = Orchestrator.Grains.ClusterConnection.DefaultGatewayPort,
+    int SiloPort = ClusterConnection.DefaultSiloPort,
+    int GatewayPort = ClusterConnection.DefaultGatewayPort,
     string AdvertisedAddress = "127.0.0.1",
     bool FastFailureDetection = false,
     TimeSpan? NodeHeartbeatTimeout = null,
@@ -25,13 +27,13 @@ public sealed record SiloSettings(
     {
         silo.Configure<ClusterOptions>(o =>
         {
-            o.ClusterId = Orchestrator.Grains.ClusterConnection.ClusterId;
-            o.ServiceId = Orchestrator.Grains.ClusterConnection.ServiceId;
+            o.ClusterId = ClusterConnection.ClusterId;
+            o.ServiceId = ClusterConnection.ServiceId;
         });
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
         if (Redis is null)
         {
-            silo.UseLocalhostClustering(SiloPort, GatewayPort, serviceId: Orchestrator.Grains.ClusterConnection.ServiceId, clusterId: Orchestrator.Grains.ClusterConnection.ClusterId);
+            silo.UseLocalhostClustering(SiloPort, GatewayPort, serviceId: ClusterConnection.ServiceId, clusterId: ClusterConnection.ClusterId);
             silo.AddMemoryGrainStorage(StorageNames.State);
             silo.AddMemoryGrainStorage(StorageNames.Checkpoints);
         }

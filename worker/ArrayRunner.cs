@@ -1,8 +1,9 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Specs;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
+using Orchestrator.Worker.Recommendation;
 using Orchestrator.Worker.Training;
 
 namespace Orchestrator.Worker;
@@ -62,87 +63,36 @@ public sealed class ArrayRunner
         await Task.WhenAll(reporting);
     }
 
-    void Train(IReadOnlyList<(MemberChannel Channel, StartReply Reply)> members)
+    static void Train(IReadOnlyList<(MemberChannel Channel, StartReply Reply)> members)
     {
         var specs = members.Select(m => JobSpecParser.Parse(m.Reply.SpecJson)).ToList();
-        var data = FashionMnist.Load(specs[0].Data.Path);
-        using var trainer = new ArrayTrainer(specs, data, members.Select(m => m.Channel.JobId).ToList());
-        var channels = members.ToDictionary(m => m.Channel.JobId, m => m.Channel);
-        foreach (var (channel, reply) in members)
-        {
-            if (reply.Checkpoint is not { } cp) continue;
-            trainer.Restore(trainer.Members.ToList().FindIndex(m => m.Id == channel.JobId), cp.Data);
-        }
-        var batch = specs[0].Train.BatchSize;
-        var clock = Stopwatch.StartNew();
-        var evaluating = new Stopwatch();
-        var window = Stopwatch.StartNew();
-        var firstStep = trainer.Members.ToDictionary(m => m.Id, m => m.Step);
-        var accuracy = new Dictionary<string, double>();
-        long windowSteps = 0;
-        double stepsPerSecond = 0;
+        using var trainer = new ArrayTrainer(specs, FashionMnist.Load(specs[0].Data.Path), members.Select(m => m.Channel.JobId).ToList());
+        for (int k = 0; k < members.Count; k++)
+            if (members[k].Reply.Checkpoint is { } cp) trainer.Restore(k, cp.Data);
+        // Every step of an array is synchronous: the loop runs on this thread (TorchSharp's dispose scopes belong to one).
+        new TrainingLoop(new ArraySession(trainer, members.Select(m => m.Channel).ToList()), specs[0].Train.CheckpointEvery)
+            .Run(CancellationToken.None).GetAwaiter().GetResult();
+    }
 
-        while (trainer.Width > 0)
-        {
-            var leaving = new List<string>();
-            for (int k = 0; k < trainer.Width; k++)
-            {
-                var m = trainer.Members[k];
-                if (channels[m.Id].StopReason is { } why)
-                {
-                    // A preempted member leaves a checkpoint of this very step, so no work is lost.
-                    if (channels[m.Id].YieldRequested) channels[m.Id].Post(new JobCheckpoint(m.Step, trainer.Checkpoint(k), DateTime.UtcNow));
-                    channels[m.Id].End(MemberOutcome.Stopped(why));
-                    leaving.Add(m.Id);
-                }
-            }
-            trainer.Remove(leaving);
-            if (trainer.Width == 0) break;
+    /// <summary>A fused array (or a job alone) as the training loop drives it.</summary>
+    sealed class ArraySession(ArrayTrainer trainer, List<MemberChannel> members) : TrainingSession
+    {
+        public override IReadOnlyList<MemberChannel> Members => members;
+        public override int SamplesPerStep => trainer.BatchSize;
+        public override long Step(int member) => trainer.Members[member].Step;
+        public override long TotalSteps(int member) => trainer.Members[member].Plan.TotalSteps;
+        public override int TrainingEpoch(int member) => trainer.Members[member].TrainingEpoch;
+        public override bool Done(int member) => trainer.Members[member].Done;
+        public override int CompletedTrainingEpochs(int member) => trainer.Members[member].Plan.TrainingEpochs;
+        public override Task<float[]?> TrainStep(CancellationToken ct) => Task.FromResult<float[]?>(trainer.Step());
+        public override Task<TestMetrics[]> Evaluate(CancellationToken ct) => Task.FromResult(trainer.Evaluate().Select(a => new TestMetrics(a)).ToArray());
+        public override byte[] Checkpoint(int member) => trainer.Checkpoint(member);
+        public override string NonFiniteAdvice(int member) => $"lower train.lr (now {trainer.Members[member].Spec.Train.Lr})";
 
-            var losses = trainer.Step();
-            windowSteps++;
-            if (window.Elapsed.TotalSeconds >= 1)
-            {
-                stepsPerSecond = windowSteps / window.Elapsed.TotalSeconds;
-                windowSteps = 0;
-                window.Restart();
-            }
-            leaving.Clear();
-            var atBoundary = trainer.Members.Any(m => m.Step % m.Plan.StepsPerEpoch == 0 || m.Done);
-            evaluating.Start();
-            var evaluated = atBoundary ? trainer.Evaluate() : null;
-            evaluating.Stop();
-            for (int k = 0; k < trainer.Width; k++)
-            {
-                var m = trainer.Members[k];
-                var channel = channels[m.Id];
-                if (!float.IsFinite(losses[k]))
-                {
-                    channel.End(MemberOutcome.Failed(new JobFailure(FailureCause.NonFiniteLoss, $"loss {losses[k]}; lower train.lr (now {m.Spec.Train.Lr})", m.Step)));
-                    leaving.Add(m.Id);
-                    continue;
-                }
-                var boundary = m.Step % m.Plan.StepsPerEpoch == 0 || m.Done;
-                if (boundary) accuracy[m.Id] = evaluated![k];
-                if (boundary || windowSteps == 0)
-                {
-                    channel.Post(new JobProgress(m.Step, m.Plan.TotalSteps, m.TrainingEpoch, losses[k],
-                        accuracy.TryGetValue(m.Id, out var a) ? a : null, stepsPerSecond * batch, DateTime.UtcNow));
-                }
-                if (m.Done)
-                {
-                    // Throughput while training: test-set evaluations are not training time.
-                    var seconds = clock.Elapsed.TotalSeconds;
-                    var throughput = (m.Step - firstStep[m.Id]) * batch / Math.Max(1e-9, seconds - evaluating.Elapsed.TotalSeconds);
-                    channel.End(MemberOutcome.Succeeded(new JobResult(accuracy[m.Id], losses[k], m.Step, m.Plan.TrainingEpochs, seconds, throughput)));
-                    leaving.Add(m.Id);
-                }
-                else if (m.Step % m.Spec.Train.CheckpointEvery == 0)
-                {
-                    channel.Post(new JobCheckpoint(m.Step, trainer.Checkpoint(k), DateTime.UtcNow));
-                }
-            }
-            trainer.Remove(leaving);
+        public override void Leave(IReadOnlyCollection<int> leaving)
+        {
+            trainer.Remove(leaving.Select(k => trainer.Members[k].Id).ToList());
+            foreach (var k in leaving.OrderDescending()) members.RemoveAt(k);
         }
     }
 

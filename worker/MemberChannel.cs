@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
-using Orchestrator.Grains;
-using Polly;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Worker;
 
@@ -12,7 +12,6 @@ namespace Orchestrator.Worker;
 public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, ILogger log)
 {
     static readonly TimeSpan ReportPeriod = TimeSpan.FromSeconds(2);
-    readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(30));
     readonly SemaphoreSlim _wake = new(0);
     readonly TaskCompletionSource<MemberOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     volatile JobProgress? _progress;
@@ -50,7 +49,7 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
     {
         try
         {
-            var reply = await _retry.ExecuteAsync(async _ => await Job.Start(assignment.AssignmentEpoch, assignment.NodeId));
+            var reply = await Job.Start(assignment.AssignmentEpoch, assignment.NodeId);
             if (reply.Refused is not { } why) return reply;
             log.LogInformation("Job {Job} assignment epoch {Epoch} refused: {Reason}", JobId, assignment.AssignmentEpoch, why.Message);
             Settled = true;
@@ -130,15 +129,15 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
             switch (outcome)
             {
                 case { Result: { } result }:
-                    await _retry.ExecuteAsync(async _ => await Job.Complete(epoch, result));
+                    await Job.Complete(epoch, result);
                     log.LogInformation("Job {Job} succeeded: accuracy {Accuracy:F4}", JobId, result.TestAccuracy);
                     break;
                 case { Failure: { } failure }:
-                    await _retry.ExecuteAsync(async _ => await Job.Fail(epoch, failure));
+                    await Job.Fail(epoch, failure);
                     log.LogWarning("Job {Job} failed ({Cause}): {Reason}", JobId, failure.Cause, failure.Message);
                     break;
                 case { StopReason: { } reason } when YieldRequested && _checkpoint is { } cp:
-                    await _retry.ExecuteAsync(async _ => await Job.Yield(epoch, cp));
+                    await Job.Yield(epoch, cp);
                     log.LogInformation("Job {Job} yielded its device at step {Step}: {Reason}", JobId, cp.Step, reason);
                     break;
                 default:

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Worker;
 
@@ -15,15 +16,13 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
 /// The node's agent: heartbeats to its node grain every second and reconciles what runs here with the desired
 /// assignments in the reply (start what is new, stop what was removed), like a kubelet.
 /// </summary>
-public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, WorkerChaos chaos, ILogger<NodeAgent> log)
+public sealed partial class NodeAgent(IGrainFactory grains, NodeAgentOptions options, WorkerChaos chaos, ILogger<NodeAgent> log)
 {
     readonly Dictionary<string, ArrayRunner> _arrays = [];
     readonly Dictionary<string, RankRunner> _ranks = [];
     readonly string _incarnation = Guid.NewGuid().ToString("n")[..12];
 
     public IReadOnlyCollection<ArrayRunner> Arrays => _arrays.Values;
-
-    static readonly TimeSpan HeartbeatCallLimit = TimeSpan.FromSeconds(2);
 
     // For the health endpoints: when the cluster last answered a heartbeat, and the lease it gave.
     DateTime _lastReply = DateTime.MinValue;
@@ -45,11 +44,11 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
     {
         var node = grains.GetGrain<INodeGrain>(options.NodeId);
         var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        log.LogInformation("Node {Node} up with devices {Devices}", options.NodeId, string.Join(",", options.Devices));
+        Log.Up(log, options.NodeId, string.Join(",", options.Devices));
         using var timer = new PeriodicTimer(options.HeartbeatPeriod);
-        // Heartbeats are tried every period anyway; the breaker only turns a lost cluster into two log lines.
+        // Heartbeats are sent every period anyway (never resent); a lost cluster makes two log lines, not one a second.
         var (lastReply, lease, leaseExpired) = (DateTime.UtcNow, (TimeSpan?)null, false);
-        var line = ClusterLine.Create(TimeSpan.Zero, what => log.LogWarning("Node {Node}: {What}; training goes on", options.NodeId, what), retry: false);
+        var reachability = new ReachabilityLog(what => Log.Reachability(log, options.NodeId, what));
         do
         {
             if (lease is { } l && DateTime.UtcNow - lastReply > l && !leaseExpired)
@@ -58,7 +57,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
                 // this work's reports anyway): stop training it; what is still wanted here starts again on reconnect.
                 leaseExpired = true;
                 var why = $"no heartbeat reply for {(DateTime.UtcNow - lastReply).TotalSeconds:F0} s, longer than the node's {l.TotalSeconds:0} s lease: its work is being rescheduled";
-                log.LogWarning("Node {Node}: {Why}; stopping local work", options.NodeId, why);
+                Log.LeaseExpired(log, options.NodeId, why);
                 foreach (var a in _arrays.Values) a.StopAll(why, runAgainIfWanted: true);
                 foreach (var r in _ranks.Values) r.Stop(why, runAgainIfWanted: true);
             }
@@ -70,18 +69,16 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
                     .Concat(_ranks.Values.Where(r => !r.Ended).Select(r => new RunningWork(r.Assignment.JobId, r.Assignment.AssignmentEpoch, r.Step)))
                     .ToList();
                 var report = new NodeReport(_incarnation, options.Devices, memory, running, Environment.MachineName, Environment.ProcessId);
-                // A heartbeat sent to a gateway that just died would wait out Orleans' 10 s response timeout, longer
-                // than the node's lease: give up on it after 2 s so the next one goes through a live gateway.
-                var directive = await line.ExecuteAsync(async _ => await node.Heartbeat(report).WaitAsync(HeartbeatCallLimit, ct), ct);
+                var directive = await node.Heartbeat(report).WaitAsync(ct);
+                reachability.Answered();
                 (lastReply, lease) = (DateTime.UtcNow, directive.Lease);
                 (_lastReply, _lease) = (lastReply, lease);
                 foreach (var fault in directive.Faults ?? []) chaos.Apply(fault);
                 Reconcile(directive.Desired);
             }
-            catch (Polly.CircuitBreaker.BrokenCircuitException) { /* reported once when it opened */ }
             catch (Exception e) when (Resilience.IsTransient(e) || e is OrleansException)
             {
-                log.LogWarning("Node {Node}: heartbeat failed ({Error}); retrying", options.NodeId, e.GetType().Name);
+                reachability.Failed(e);
             }
         } while (await Wait(timer, ct));
 
@@ -116,7 +113,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
         {
             // A rank that ended without the cluster knowing (it could not reach it) runs again.
             if (_ranks.TryGetValue(a.ArrayId, out var existing) && (!existing.Ended || existing.Settled)) continue;
-            log.LogInformation("Node {Node}: starting rank {Rank} of data-parallel job {Job} on {Device}", options.NodeId, a.ArrayId, a.JobId, a.Device);
+            Log.StartingRank(log, options.NodeId, a.ArrayId, a.JobId, a.Device);
             _ranks[a.ArrayId] = new RankRunner(grains, a, options.DataPlaneAddress, chaos, log);
         }
     }
@@ -145,8 +142,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
             }
             var done = existing?.Members.Where(m => m.Settled).Select(m => m.JobId).ToHashSet() ?? [];
             var members = group.Where(a => !done.Contains(a.JobId)).ToList();
-            log.LogInformation("Node {Node}: starting {Array} ({Width} job(s): {Jobs}) on {Device}", options.NodeId, group.Key, members.Count,
-                string.Join(", ", members.Select(m => m.JobId)), members[0].Device);
+            Log.StartingArray(log, options.NodeId, group.Key, members.Count, string.Join(", ", members.Select(m => m.JobId)), members[0].Device);
             _arrays[group.Key] = new ArrayRunner(grains, group.Key, members, log);
         }
     }
@@ -175,5 +171,23 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
         }
         if (parts.Distinct().Count() != parts.Length) throw new ArgumentException($"--devices '{text}' names a device twice");
         return parts;
+    }
+
+    static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node} up with devices {Devices}")]
+        public static partial void Up(ILogger logger, string node, string devices);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Node {Node}: {What}; training goes on")]
+        public static partial void Reachability(ILogger logger, string node, string what);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Node {Node}: {Why}; stopping local work")]
+        public static partial void LeaseExpired(ILogger logger, string node, string why);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node}: starting rank {Rank} of data-parallel job {Job} on {Device}")]
+        public static partial void StartingRank(ILogger logger, string node, string rank, string job, string device);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node}: starting {Array} ({Width} job(s): {Jobs}) on {Device}")]
+        public static partial void StartingArray(ILogger logger, string node, string array, int width, string jobs, string device);
     }
 }

@@ -5,7 +5,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Worker;
 
 var redis = new Option<string?>("--redis") { Description = "Find the cluster through Redis at HOST:PORT (env ORCH_REDIS)" };
@@ -33,7 +34,8 @@ root.SetAction(async (parse, ct) =>
     try
     {
         dataPlane = ClusterConnection.ResolveAddress(parse.GetValue(dataAddress)!, "--data-address");
-        connection = ClusterConnection.Resolve(parse.GetValue(redis), parse.GetValue(gateway));
+        // A shard call to a silo that died is resent until the shard is rebuilt elsewhere: give that a minute.
+        connection = ClusterConnection.Resolve(parse.GetValue(redis), parse.GetValue(gateway)) with { RetryBudget = TimeSpan.FromSeconds(60) };
         deviceList = NodeAgent.ParseDevices(parse.GetValue(devices), () => TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0);
     }
     catch (ArgumentException e)

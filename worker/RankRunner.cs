@@ -2,11 +2,13 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.DataPlane;
 using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Specs;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
+using Orchestrator.Worker.Recommendation;
 using Orchestrator.Worker.Training;
-using Polly;
 
 namespace Orchestrator.Worker;
 
@@ -25,7 +27,6 @@ public sealed class RankRunner
     /// <summary>A job whose steps are skipped for non-finite gradients this many times in a row fails with that cause.</summary>
     public const int MaxNonFiniteSteps = 5;
     static readonly TimeSpan PollPeriod = TimeSpan.FromMilliseconds(250);
-    static readonly TimeSpan ProgressPeriod = TimeSpan.FromSeconds(1);
     static readonly TimeSpan ReportAgainAfter = TimeSpan.FromMilliseconds(500);
 
     readonly IGrainFactory _grains;
@@ -34,11 +35,9 @@ public sealed class RankRunner
     readonly WorkerChaos _chaos;
     readonly MemberChannel _channel;
     readonly CancellationTokenSource _stop = new();
-    readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(30));
     readonly ReceiveDeadline _deadline = ReceiveDeadline.Default();
     bool _refused;
     long _step;
-    double _longestStep;
     int _nonFiniteInARow;
 
     public RankRunner(IGrainFactory grains, Assignment assignment, IPAddress dataPlaneAddress, WorkerChaos chaos, ILogger log)
@@ -76,7 +75,7 @@ public sealed class RankRunner
         StartReply start;
         try
         {
-            start = await _retry.ExecuteAsync(async _ => await Job.JoinGang(Epoch, Assignment.NodeId, endpoint));
+            start = await Job.JoinGang(Epoch, Assignment.NodeId, endpoint);
         }
         catch (Exception e)
         {
@@ -116,8 +115,8 @@ public sealed class RankRunner
         var view = start.Gang!;
         // A running job's ranks are ahead of this one: it takes their state at its first agreement.
         var joining = view.Ranks.Count > 0;
-        var clock = Stopwatch.StartNew();
-        var firstStep = rank.Step;
+        var session = new RankSession(this, rank, spec);
+        var loop = new TrainingLoop(session, spec.Train.CheckpointEvery);
         while (true)
         {
             if (await UntilTraining(view, rank) is not { } current) return;
@@ -138,8 +137,9 @@ public sealed class RankRunner
                     view = resumed;
                     continue;
                 }
-                if (await TrainInEpoch(rank, spec, view, me, transport, clock, firstStep) is not { } next) return;
-                view = next;
+                session.Enter(view, me, transport);
+                if (await loop.Run(_stop.Token)) return;
+                view = session.NextView!;
             }
             catch (PeerFailedException e) when (!_stop.IsCancellationRequested)
             {
@@ -159,66 +159,71 @@ public sealed class RankRunner
         return new DlrmRank(spec, model, combine);
     }
 
-    /// <summary>Trains until the job is done (returns null) or the membership changes (returns the new view).</summary>
-    async Task<GangView?> TrainInEpoch(IGangRank rank, JobSpec spec, GangView view, int me, TcpRankTransport transport, Stopwatch clock, long firstStep)
+    /// <summary>
+    /// One rank's training in the membership epoch it <see cref="Enter"/>ed, as the training loop drives it: before each
+    /// step the chaos hook may poison it; after it, the receive deadline follows the step time, a step every rank
+    /// skipped for non-finite gradients is noted (too many in a row end the job), and every
+    /// <see cref="SyncEvery"/>-th step boundary meets the job grain, whose new membership ends the loop's run.
+    /// </summary>
+    sealed class RankSession(RankRunner runner, IGangRank rank, JobSpec spec) : TrainingSession
     {
-        var world = view.Ranks.Count;
-        var lastReport = TimeSpan.Zero;
-        TestMetrics? metrics = null;
-        while (!rank.Done)
+        readonly List<MemberChannel> _members = [runner._channel];
+        readonly long _firstStep = rank.Step;
+        GangView _view = null!;
+        TcpRankTransport _transport = null!;
+        int _me;
+        MemberOutcome? _ended;
+
+        /// <summary>The membership that ended the loop's last run.</summary>
+        public GangView? NextView { get; private set; }
+
+        public void Enter(GangView view, int me, TcpRankTransport transport) => (_view, _me, _transport, NextView) = (view, me, transport, null);
+
+        public override IReadOnlyList<MemberChannel> Members => _members;
+        public override bool Reports => _me == 0;
+        public override int SamplesPerStep => spec.Train.BatchSize * _view.Ranks.Count;
+        public override long Step(int member) => rank.Step;
+        public override long TotalSteps(int member) => rank.TotalSteps;
+        public override int TrainingEpoch(int member) => rank.TrainingEpoch;
+        public override bool Done(int member) => rank.Done;
+        public override MemberOutcome? EndedWith => _ended;
+        public override byte[] Checkpoint(int member) => rank.CaptureState();
+        public override void Leave(IReadOnlyCollection<int> members) => _members.Clear();
+        public override JobResult Finish(int member, JobResult result) => result with { Split = Split(rank, _firstStep) };
+        public override string NonFiniteAdvice(int member) => $"on rank {_me}; lower train.lr (now {spec.Train.Lr}) or use gradients: adasum";
+
+        public override async Task<TestMetrics[]> Evaluate(CancellationToken ct) => [await rank.Evaluate(ct) ?? new TestMetrics(double.NaN)];
+
+        public override async Task<float[]?> TrainStep(CancellationToken ct)
         {
-            if (_channel.StopReason is not null) _stop.Cancel();
-            _stop.Token.ThrowIfCancellationRequested();
-            var started = clock.Elapsed;
-            var trainingEpoch = rank.TrainingEpoch;
-            if (_chaos.TakePoison(Assignment.JobId)) rank.PoisonNextStep();
-            var loss = await rank.TrainStep(_stop.Token);
-            _deadline.Observe(clock.Elapsed - started);
-            _longestStep = Math.Max(_longestStep, (clock.Elapsed - started).TotalSeconds);
-            transport.ReceiveTimeout = _deadline.Current;
-            Interlocked.Exchange(ref _step, rank.Step);
-            if (rank.NonFiniteRanks.Count == 0) _nonFiniteInARow = 0;
-            else if (await SkippedForNonFinite(rank, me) is { } failure)
-            {
-                _channel.End(failure);
-                return null;
-            }
-            if (!float.IsFinite(loss))
-            {
-                _channel.End(MemberOutcome.Failed(new JobFailure(FailureCause.NonFiniteLoss, $"loss {loss} on rank {me}; lower train.lr (now {spec.Train.Lr}) or use gradients: adasum", rank.Step)));
-                return null;
-            }
-            var epochEnded = rank.TrainingEpoch != trainingEpoch || rank.Done;
-            if (epochEnded) metrics = await rank.Evaluate(_stop.Token);
-            if (me == 0 && (epochEnded || clock.Elapsed - lastReport >= ProgressPeriod))
-            {
-                lastReport = clock.Elapsed;
-                var samplesPerSecond = (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                _channel.Post(new JobProgress(rank.Step, rank.TotalSteps, rank.TrainingEpoch, loss, metrics?.Accuracy, samplesPerSecond, DateTime.UtcNow));
-            }
-            if (rank.Done)
-            {
-                var seconds = clock.Elapsed.TotalSeconds;
-                _channel.End(me == 0
-                    ? MemberOutcome.Succeeded(new JobResult(metrics!.Accuracy, loss, rank.Step, rank.TrainingEpoch, seconds,
-                        (rank.Step - firstStep) * (double)spec.Train.BatchSize * world / seconds, Split(rank, firstStep),
-                        metrics.Auc, metrics.LogLoss, _longestStep))
-                    : MemberOutcome.Stopped("finished; rank 0 reports the result"));
-                return null;
-            }
-            if (me == 0 && rank.Step % spec.Train.CheckpointEvery == 0) _channel.Post(new JobCheckpoint(rank.Step, rank.CaptureState(), DateTime.UtcNow));
-            if (rank.Step % SyncEvery == 0)
-            {
-                var next = await Sync(rank.Step);
-                if (next.Stop is not null || next.MembershipEpoch != view.MembershipEpoch) return next;
-            }
+            if (runner._chaos.TakePoison(runner.Assignment.JobId)) rank.PoisonNextStep();
+            var clock = Stopwatch.StartNew();
+            var loss = await rank.TrainStep(ct);
+            runner._deadline.Observe(clock.Elapsed);
+            _transport.ReceiveTimeout = runner._deadline.Current;
+            Interlocked.Exchange(ref runner._step, rank.Step);
+            _ended = await runner.SkippedForNonFinite(rank, _me);
+            return [loss];
         }
-        return null;
+
+        public override async Task<bool> AfterStep(CancellationToken ct)
+        {
+            if (rank.Step % SyncEvery != 0) return true;
+            var next = await runner.Sync(rank.Step);
+            if (next.Stop is null && next.MembershipEpoch == _view.MembershipEpoch) return true;
+            NextView = next;
+            return false;
+        }
     }
 
     /// <summary>Every rank skipped a step for non-finite gradients: rank 0 tells the job; too many in a row end the job.</summary>
     async Task<MemberOutcome?> SkippedForNonFinite(IGangRank rank, int me)
     {
+        if (rank.NonFiniteRanks.Count == 0)
+        {
+            _nonFiniteInARow = 0;
+            return null;
+        }
         if (++_nonFiniteInARow >= MaxNonFiniteSteps)
             return me == 0
                 ? MemberOutcome.Failed(new JobFailure(FailureCause.NonFiniteGradients,
@@ -256,12 +261,12 @@ public sealed class RankRunner
     {
         while (true)
         {
-            var next = await _retry.ExecuteAsync(async _ => await Job.ReportPeerFailure(Epoch, view.MembershipEpoch, suspect, step, failure.Failure, failure.Message), _stop.Token);
+            var next = await Job.ReportPeerFailure(Epoch, view.MembershipEpoch, suspect, step, failure.Failure, failure.Message).WaitAsync(_stop.Token);
             if (next.Stop is not null || next.MembershipEpoch != view.MembershipEpoch) return next;
             await Task.Delay(ReportAgainAfter, _stop.Token);
         }
     }
 
     Task<GangView> Sync(long completedSteps) =>
-        _retry.ExecuteAsync(async _ => await Job.SyncGang(Epoch, completedSteps), _stop.Token).AsTask();
+        Job.SyncGang(Epoch, completedSteps).WaitAsync(_stop.Token);
 }

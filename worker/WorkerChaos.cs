@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Worker;
 

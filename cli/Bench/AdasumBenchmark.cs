@@ -1,5 +1,7 @@
+using Orchestrator.Cli.LocalCluster;
 using System.Net;
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.DataPlane;
 using Orchestrator.Core.Specs;
 using Orchestrator.Worker.Training;
 using Spectre.Console;

@@ -1,8 +1,10 @@
+using Orchestrator.Cli.LocalCluster;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.DataPlane;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -70,13 +72,13 @@ public static class AllReduceBenchmark
         builder.Logging.SetMinimumLevel(LogLevel.Error);
         builder.UseOrleansClient(c =>
         {
-            Orchestrator.Grains.ClusterConnection.Embedded.ConfigureClient(c);
+            Orchestrator.Client.ClusterConnection.Embedded.ConfigureClient(c);
             c.Configure<Orleans.Configuration.ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(2));
         });
         using var host = builder.Build();
         await host.StartAsync(ct);
         var grains = (IGrainFactory)host.Services.GetService(typeof(IGrainFactory))!;
-        var grain = grains.GetGrain<Orchestrator.Grains.IReduceBenchGrain>($"bench-{Path.GetFileName(folder)}");
+        var grain = grains.GetGrain<IReduceBenchGrain>($"bench-{Path.GetFileName(folder)}");
         var buffer = new float[floats];
         var rng = new Random(rank);
         var seconds = new List<double>();

@@ -1,7 +1,10 @@
 using System.Diagnostics;
+using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Recommendation;
+using Orchestrator.Worker.Recommendation;
 using Orchestrator.Core.Specs;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Spectre.Console;
 
 namespace Orchestrator.Cli.Bench;
@@ -37,7 +40,7 @@ public sealed class EcrmBenchmark(int tableRows)
         embedding: {shards: {{{Shards}}}, lr: 0.05, faultTolerance: {{{faultTolerance}}}}
         """;
 
-    static async Task<JobInfo> Run(LocalCluster cluster, string yaml, Func<JobInfo, Task>? watch = null)
+    static async Task<JobInfo> Run(ProcessCluster cluster, string yaml, Func<JobInfo, Task>? watch = null)
     {
         var spec = JobSpecParser.Parse(yaml);
         var id = $"ecrm-{Guid.NewGuid():n}"[..14];
@@ -59,7 +62,7 @@ public sealed class EcrmBenchmark(int tableRows)
         var data = Path.Combine(Directory.CreateTempSubdirectory("ecrm-bench").FullName, "clicks.tsv");
         progress("writing 60,000 Criteo-format examples");
         CriteoSynth.Write(data, 60_000, seed: 1);
-        await using var cluster = await LocalCluster.Start(silos, workers: 1, progress);
+        await using var cluster = await ProcessCluster.Start(silos, workers: 1, progress);
 
         Mode none = new("none", "none", Shards, 0), ec1 = new("erasure coding r=1", $"{{k: {silos - 1}, r: 1}}", silos - 1, 1), ec2 = new("erasure coding r=2", $"{{k: {silos - 2}, r: 2}}", silos - 2, 2);
         progress("warm-up run");
@@ -90,7 +93,7 @@ public sealed class EcrmBenchmark(int tableRows)
         {
             progress($"silo killed mid-run: {mode.Name}");
             failures.Add(await KillASilo(cluster, data, 4 * steps, mode, steady.Single(s => s.Mode == mode).MsPerStep, progress));
-            await cluster.StartSilo(progress); // back to full strength for the next mode
+            await cluster.StartSilo(); // back to full strength for the next mode
             await cluster.WaitForActiveSilos(silos);
         }
         return (steady, failures, checkpointSeconds, interval);
@@ -101,7 +104,7 @@ public sealed class EcrmBenchmark(int tableRows)
     static double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
 
     /// <summary>The time for every shard of a job to checkpoint itself once, as the worker does at each interval.</summary>
-    async Task<double> TimeCheckpoint(LocalCluster cluster, string data)
+    async Task<double> TimeCheckpoint(ProcessCluster cluster, string data)
     {
         var job = await Run(cluster, Spec(data, 20, "{checkpoint: 1000000}"));
         var config = new ShardConfig(job.JobId, Shards, 0, Shards, Dim, 26L * TableRows, 1, 0.05f, 1_000_000);
@@ -116,7 +119,7 @@ public sealed class EcrmBenchmark(int tableRows)
         return Median(times);
     }
 
-    async Task<Failure> KillASilo(LocalCluster cluster, string data, int steps, Mode mode, double msPerStep, Action<string> progress)
+    async Task<Failure> KillASilo(ProcessCluster cluster, string data, int steps, Mode mode, double msPerStep, Action<string> progress)
     {
         long stepAtKill = -1;
         var clock = new Stopwatch();

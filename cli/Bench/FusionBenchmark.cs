@@ -1,6 +1,9 @@
+using Orchestrator.Cli.Jobs;
+using Orchestrator.Cli.LocalCluster;
 using System.Diagnostics;
 using Orchestrator.Core.Specs;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Worker.Training;
 using Spectre.Console;
 

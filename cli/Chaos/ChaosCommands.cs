@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
-using Orchestrator.Grains;
+using Orchestrator.Cli.LocalCluster;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Spectre.Console;
 
 namespace Orchestrator.Cli.Chaos;
@@ -11,7 +13,7 @@ namespace Orchestrator.Cli.Chaos;
 /// </summary>
 public static class ChaosCommands
 {
-    public static Command Create(Func<ParseResult, ClusterConnection> connection, Func<Func<Task<int>>, Task<int>> run)
+    public static Command Create()
     {
         var random = new Option<bool>("--random") { Description = "Pick the target at random" };
         var duration = new Option<string>("--for") { Description = "How long the fault lasts: 10s, 500ms, 1m", DefaultValueFactory = _ => "10s" };
@@ -20,11 +22,11 @@ public static class ChaosCommands
         {
             var command = new Command(name, description) { target, random };
             foreach (var o in options) command.Options.Add(o);
-            command.SetAction((p, ct) => run(async () =>
+            command.SetAction((p, ct) => Cli.Run(async () =>
             {
                 var chosen = p.GetValue(target);
                 if (chosen is null && !p.GetValue(random)) throw new UsageException($"give the target of {name}, or --random");
-                await using var session = await ClusterSession.Connect(connection(p), allowEmbedded: false, ct: ct);
+                await using var session = await ClusterSession.Connect(Cli.Connection(p), allowEmbedded: false, ct: ct);
                 try
                 {
                     var result = await inject(session.Grains.GetGrain<IChaosGrain>("cluster"), chosen, p);
@@ -54,10 +56,10 @@ public static class ChaosCommands
         var rank = new Option<int>("--rank") { Description = "The rank that sends non-finite gradients", DefaultValueFactory = _ => 0 };
         var steps = new Option<int>("--steps") { Description = "For how many steps", DefaultValueFactory = _ => 3 };
         var nan = new Command("nan-gradients", "Make one rank of a data-parallel job send non-finite gradients for some steps") { job, rank, steps };
-        nan.SetAction((p, ct) => run(async () =>
+        nan.SetAction((p, ct) => Cli.Run(async () =>
         {
             if (p.GetValue(steps) < 1) throw new UsageException("--steps must be at least 1");
-            await using var session = await ClusterSession.Connect(connection(p), allowEmbedded: false, ct: ct);
+            await using var session = await ClusterSession.Connect(Cli.Connection(p), allowEmbedded: false, ct: ct);
             try
             {
                 var result = await session.Grains.GetGrain<IChaosGrain>("cluster").NanGradients(p.GetValue(job)!, p.GetValue(rank), p.GetValue(steps));
@@ -68,14 +70,14 @@ public static class ChaosCommands
         }));
 
         var redisOutage = new Command("redis-outage", "Pause Redis for a while: only inside 'orch chaos run', whose runner started Redis itself") { duration };
-        redisOutage.SetAction((_, _) => run(() => throw new UsageException("redis-outage pauses a redis-server this tool started: use it as a fault in a scenario run by 'orch chaos run'")));
+        redisOutage.SetAction((_, _) => Cli.Run(() => throw new UsageException("redis-outage pauses a redis-server this tool started: use it as a fault in a scenario run by 'orch chaos run'")));
 
         var file = new Argument<FileInfo>("SCENARIO") { Description = "Scenario file (see examples/chaos/)" };
         var seed = new Option<int?>("--seed") { Description = "Seed of the random choices and schedule (printed, so any run can be replayed)" };
         var web = new Option<int?>("--http-port") { Description = "Serve the first silo's pages (incidents, reliability, jobs) and the Orleans dashboard on this port while the scenario runs" };
         var reportFile = new Option<FileInfo?>("--report") { Description = "Also write the report as JSON: the cluster's incident log with each incident's cost, and every job's ETTR and time line" };
         var runScenario = new Command("run", "Start a local cluster (redis-server, silos and workers with --allow-chaos), submit the scenario's jobs, inject its faults, and print a scored report; exit 1 if an invariant fails") { file, seed, web, reportFile };
-        runScenario.SetAction((p, ct) => run(async () =>
+        runScenario.SetAction((p, ct) => Cli.Run(async () =>
         {
             var path = p.GetValue(file)!.FullName;
             var scenario = ChaosScenario.Load(path);

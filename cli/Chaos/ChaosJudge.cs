@@ -1,5 +1,8 @@
+using Orchestrator.Cli.Jobs;
+using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Reliability;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Polly;
 
 namespace Orchestrator.Cli.Chaos;

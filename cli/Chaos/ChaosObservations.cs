@@ -1,5 +1,6 @@
 using Orchestrator.Core.Specs;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli.Chaos;
 

@@ -1,4 +1,5 @@
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Spectre.Console;
 
 namespace Orchestrator.Cli.Chaos;

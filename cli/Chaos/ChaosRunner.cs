@@ -1,6 +1,9 @@
+using Orchestrator.Cli.Jobs;
 using System.Diagnostics;
+using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Specs;
-using Orchestrator.Grains;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Polly;
 using Spectre.Console;
 
@@ -26,7 +29,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
     public async Task<ChaosReport> Run(CancellationToken ct, int? httpPort = null)
     {
         var shape = scenario.Cluster;
-        await using var cluster = await LocalCluster.Start(shape.Silos, shape.Workers, progress, allowChaos: true, devices: shape.Devices, httpPort: httpPort);
+        await using var cluster = await ProcessCluster.Start(shape.Silos, shape.Workers, progress, new ProcessClusterOptions(AllowChaos: true, Devices: shape.Devices, HttpPort: httpPort));
         var grains = cluster.Grains;
         foreach (var job in scenario.Jobs.Where(j => j.Generate > 0))
         {
@@ -45,7 +48,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         var timeline = new Queue<ScenarioFault>(scenario.Timeline(seed));
         var clock = Stopwatch.StartNew();
         double? start = null;
-        var exited = new Dictionary<Process, double>();
+        var exited = new Dictionary<ChildProcess, double>();
         while (clock.Elapsed.TotalSeconds < scenario.Timeout)
         {
             ct.ThrowIfCancellationRequested();
@@ -104,7 +107,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         catch (Exception) { /* next poll */ }
     }
 
-    async Task Inject(LocalCluster cluster, IGrainFactory grains, ScenarioFault fault, double now, IReadOnlyList<string> ids, IReadOnlyList<int> firstOfJob)
+    async Task Inject(ProcessCluster cluster, IGrainFactory grains, ScenarioFault fault, double now, IReadOnlyList<string> ids, IReadOnlyList<int> firstOfJob)
     {
         var incident = new InjectedFault(fault, now);
         foreach (var j in _jobs.Values.Where(j => j.Info is { } i && !i.State.IsTerminal())) incident.StepsAtInjection[j.Id] = j.LastStep;
@@ -142,10 +145,10 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                     incident.Target = (await Retried(() => chaos.NanGradients(ids[firstOfJob[fault.Job]], fault.Rank, fault.Steps))).Target;
                     break;
                 case ChaosFault.RedisOutage:
-                    var redis = cluster.RedisProcess!;
-                    LocalCluster.Signal(redis, "STOP");
-                    _ = Task.Delay(TimeSpan.FromSeconds(fault.For)).ContinueWith(_ => LocalCluster.Signal(redis, "CONT"), TaskScheduler.Default);
-                    incident.Target = $"redis-server (process {redis.Id})";
+                    var redis = cluster.RedisProcess;
+                    redis.Freeze();
+                    _ = Task.Delay(TimeSpan.FromSeconds(fault.For)).ContinueWith(_ => redis.Thaw(), TaskScheduler.Default);
+                    incident.Target = $"redis-server (process {redis.Pid})";
                     break;
             }
         }
@@ -163,7 +166,7 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         ? info.Assignment?.NodeId ?? info.Ranks?.FirstOrDefault(r => info.Gang is { } g && g.Ranks.Count > 0 && r.AssignmentEpoch == g.Ranks[0])?.NodeId ?? "w1"
         : "w1";
 
-    string PickWorker(LocalCluster cluster)
+    string PickWorker(ProcessCluster cluster)
     {
         var live = cluster.Workers.Where(w => !w.Value.HasExited).Select(w => w.Key).Order().ToList();
         return live.Count > 0 ? live[_rng.Next(live.Count)] : "w1";
@@ -196,20 +199,20 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         }
     }
 
-    void RestartTheDead(LocalCluster cluster, Dictionary<Process, double> exited, double now)
+    void RestartTheDead(ProcessCluster cluster, Dictionary<ChildProcess, double> exited, double now)
     {
         foreach (var (port, silo) in cluster.Silos.ToList().Where(s => s.Value.HasExited))
         {
             exited.TryAdd(silo, now);
             if (now - exited[silo] < scenario.RestartAfter) continue;
             cluster.Silos.Remove(port);
-            _ = cluster.StartSilo(progress);
+            _ = cluster.StartSilo();
         }
         foreach (var (node, worker) in cluster.Workers.ToList().Where(w => w.Value.HasExited))
         {
             exited.TryAdd(worker, now);
             if (now - exited[worker] < scenario.RestartAfter) continue;
-            cluster.StartWorker(node, progress);
+            cluster.StartWorker(node);
         }
     }
 }

@@ -1,3 +1,4 @@
+using Orchestrator.Cli.LocalCluster;
 using System.CommandLine;
 using System.Globalization;
 using Orchestrator.Core.Reliability;
@@ -89,7 +90,7 @@ public static class SimulateCommand
     /// <summary>Slurm's validated scheduling rate, the baseline the cost table compares with.</summary>
     const double SlurmJobsPerSecond = 500;
 
-    public static Command Create(Func<Func<Task<int>>, Task<int>> run)
+    public static Command Create()
     {
         var file = new Argument<FileInfo>("SCENARIO") { Description = "Simulation scenario (see examples/sim/)" };
         var events = new Option<FileInfo?>("--events") { Description = "Write the baseline run's event log (CSV: seconds,event,subject,version)" };
@@ -99,7 +100,7 @@ public static class SimulateCommand
         {
             file, events, traceOut, skipCost,
         };
-        command.SetAction((p, ct) => run(() =>
+        command.SetAction((p, ct) => Cli.Run(() =>
         {
             var s = SimScenario.Load(p.GetValue(file)!.FullName);
             IReadOnlyList<SimJob>? trace = s.Trace is { } path ? ReadTrace(path) : null;

@@ -12,7 +12,7 @@ public enum GradientCombine { Adasum, Average, Sum }
 /// the ranks beyond the largest power of two into partners first. In both, every element of the result is
 /// computed by exactly one rank and then copied to the others, so all ranks end bit-identical.
 /// </summary>
-public sealed class Collective(TcpRankTransport transport)
+public sealed class Collective(IRankTransport transport)
 {
     const int RingReduceTag = 100, RingGatherTag = 200, FoldTag = 300, HalveTag = 400, PartialsTag = 500, DoubleTag = 600, UnfoldTag = 700, BroadcastTag = 800, ExchangeTag = 900, BytesTag = 1000;
 

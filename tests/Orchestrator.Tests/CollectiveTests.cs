@@ -1,5 +1,6 @@
 using System.Net;
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.DataPlane;
 using Orchestrator.Tests.Infrastructure;
 
 namespace Orchestrator.Tests;
@@ -98,8 +99,8 @@ public class CollectiveTests
     {
         var listeners = Enumerable.Range(0, 2).Select(_ => TcpRankTransport.BindListener(IPAddress.Loopback)).ToList();
         var endpoints = listeners.Select(l => l.LocalEndpoint).ToList();
-        await using var current = TcpRankTransport.Start(new RankMembership("job", Epoch: 5, endpoints), 1, listeners[1]);
-        await using var stale = TcpRankTransport.Start(new RankMembership("job", Epoch: 4, endpoints), 0, listeners[0]);
+        await using var current = TcpRankTransport.Start(new RankMembership("job", MembershipEpoch: 5, endpoints), 1, listeners[1]);
+        await using var stale = TcpRankTransport.Start(new RankMembership("job", MembershipEpoch: 4, endpoints), 0, listeners[0]);
         current.ReceiveTimeout = TimeSpan.FromMilliseconds(500);
 
         // The stale rank's connection is refused at its hello; its send may fail or vanish, never arrive.

@@ -107,7 +107,7 @@ public class DataParallelTests
         var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(r => Task.Run(async () =>
         {
             using var rank = new DataParallelRank(spec, Data, GradientCombine.Average);
-            await using (var first = ranks.Epoch(1, [0, 1, 2], r))
+            await using (var first = ranks.MembershipEpoch(1, [0, 1, 2], r))
             {
                 rank.Join(new Collective(first), r, 3);
                 for (int s = 0; s < 10; s++) await rank.TrainStep();
@@ -115,7 +115,7 @@ public class DataParallelTests
                 await Assert.ThrowsAsync<PeerFailedException>(() => rank.TrainStep());
             }
             var failedWithPending = rank.HasPendingGradients && rank.Step == 10;
-            await using var second = ranks.Epoch(2, [0, 1], r);
+            await using var second = ranks.MembershipEpoch(2, [0, 1], r);
             rank.Join(new Collective(second), r, 2);
             var root = await rank.AgreeOnState(joining: false);
             for (int s = 0; s < 10; s++) await rank.TrainStep();
@@ -138,11 +138,11 @@ public class DataParallelTests
             using var rank = new DataParallelRank(spec, Data, GradientCombine.Adasum);
             if (r < 2)
             {
-                await using var first = ranks.Epoch(1, [0, 1], r);
+                await using var first = ranks.MembershipEpoch(1, [0, 1], r);
                 rank.Join(new Collective(first), r, 2);
                 for (int s = 0; s < 15; s++) await rank.TrainStep();
             }
-            await using var second = ranks.Epoch(2, [0, 1, 2], r);
+            await using var second = ranks.MembershipEpoch(2, [0, 1, 2], r);
             rank.Join(new Collective(second), r, 3);
             var root = await rank.AgreeOnState(joining: r == 2);
             var agreed = rank.CaptureState();

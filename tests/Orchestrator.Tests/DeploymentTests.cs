@@ -1,3 +1,4 @@
+using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Tests.Infrastructure;
 using YamlDotNet.RepresentationModel;
 

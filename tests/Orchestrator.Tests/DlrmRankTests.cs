@@ -128,7 +128,7 @@ public class DlrmRankTests
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 2).Select(r => Task.Run(async () =>
         {
             using var rank = NewRank(16, new WatchedStore(failing, failAt: r == 1 ? 11 : -1));
-            await using (var first = ranks.Epoch(1, [0, 1], r))
+            await using (var first = ranks.MembershipEpoch(1, [0, 1], r))
             {
                 rank.Join(new Collective(first), r, 2);
                 for (int s = 0; s < 10; s++) await rank.TrainStep();
@@ -139,7 +139,7 @@ public class DlrmRankTests
                 }
                 await Assert.ThrowsAsync<PeerFailedException>(() => rank.TrainStep());
             }
-            await using var second = ranks.Epoch(2, [0], 0);
+            await using var second = ranks.MembershipEpoch(2, [0], 0);
             rank.Join(new Collective(second), 0, 1);
             var root = await rank.AgreeOnState(joining: false);
             var afterAgreement = rank.Step;

@@ -1,4 +1,5 @@
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.DataPlane;
 using Orchestrator.Core.Membership;
 
 namespace Orchestrator.Tests;

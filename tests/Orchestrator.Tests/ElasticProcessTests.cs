@@ -1,3 +1,6 @@
+using Orchestrator.Cli.LocalCluster;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -11,7 +14,7 @@ namespace Orchestrator.Tests;
 [Collection("processes")]
 public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    readonly ProcessCluster _cluster = new(output);
+    readonly ProcessCluster _cluster = TestClusters.Create(output);
 
     public Task InitializeAsync() => Task.CompletedTask;
     public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();

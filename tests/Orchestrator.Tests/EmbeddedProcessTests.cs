@@ -1,3 +1,4 @@
+using Orchestrator.Cli.LocalCluster;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -20,7 +21,7 @@ public sealed class EmbeddedProcessTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Demo_TrainsFashionMnistEndToEnd_AndItsPagesShowTheJobAndItsCurveWhileItRuns()
     {
-        var web = RedisServer.FreePort();
+        var web = ProcessCluster.FreePort();
         var demo = Track(ChildProcess.Dotnet("orch-demo", Repo.Cli, "demo", "--http-port", web.ToString()));
         var api = $"http://127.0.0.1:{web}/api/";
         var id = await Poll(async () =>
@@ -45,7 +46,7 @@ public sealed class EmbeddedProcessTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Up_KeepsAnEmbeddedClusterThatSubmitReachesWithNoFlags_AndServesItsPages()
     {
-        var web = RedisServer.FreePort();
+        var web = ProcessCluster.FreePort();
         var up = Track(ChildProcess.Dotnet("orch-up", Repo.Cli, "up", "--http-port", web.ToString()));
         await up.WaitForLine(l => l.Contains("is up at gateway 127.0.0.1:30000") && l.Contains($"pages at http://127.0.0.1:{web}/"), TimeSpan.FromSeconds(90));
         Assert.Equal("ready", await _http.GetStringAsync($"http://127.0.0.1:{web}/readyz"));

@@ -1,4 +1,6 @@
 using Orchestrator.Core.Specs;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orleans.TestingHost;
 

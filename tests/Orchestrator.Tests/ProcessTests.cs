@@ -1,6 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Orchestrator.Cli.LocalCluster;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -15,7 +18,7 @@ namespace Orchestrator.Tests;
 public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
 {
     const int CheckpointEvery = 300;
-    readonly ProcessCluster _cluster = new(output);
+    readonly ProcessCluster _cluster = TestClusters.Create(output);
 
     public Task InitializeAsync() => Task.CompletedTask;
     public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();

@@ -1,3 +1,6 @@
+using Orchestrator.Cli.LocalCluster;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -13,7 +16,7 @@ namespace Orchestrator.Tests;
 [Collection("processes")]
 public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    readonly ProcessCluster _cluster = new(output);
+    readonly ProcessCluster _cluster = TestClusters.Create(output);
     const int Shards = 6, TableRows = 500, Dim = 8, Seed = 4;
 
     public Task InitializeAsync() => Task.CompletedTask;

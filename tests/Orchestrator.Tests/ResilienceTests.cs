@@ -1,3 +1,5 @@
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Tests.Infrastructure;
 using Orleans.Persistence.Redis;

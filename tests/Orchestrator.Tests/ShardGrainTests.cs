@@ -1,4 +1,8 @@
+using Orchestrator.Worker.Recommendation;
+using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Recommendation;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Tests.Infrastructure;
 using Orleans.Configuration;
@@ -15,7 +19,7 @@ namespace Orchestrator.Tests;
 [Collection("processes")]
 public sealed class ShardGrainTests : IAsyncLifetime
 {
-    readonly RedisServer _redis = new();
+    readonly (ChildProcess Process, int Port) _redis = ProcessCluster.StartRedis();
     InProcessTestCluster _cluster = null!;
 
     static readonly ShardConfig Config = new("rec-test", K: 3, R: 1, Shards: 6, Dim: 8, TotalRows: 3000, Seed: 5, Lr: 0.05f);
@@ -27,7 +31,7 @@ public sealed class ShardGrainTests : IAsyncLifetime
         {
             silo.AddRedisGrainStorage(StorageNames.State, ob => ob.Configure<Orleans.Serialization.Serializer>((o, serializer) =>
             {
-                o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(_redis.Address);
+                o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse($"127.0.0.1:{_redis.Port}");
                 o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
             }));
             silo.AddMemoryGrainStorage(StorageNames.Checkpoints);
@@ -47,7 +51,7 @@ public sealed class ShardGrainTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _cluster.DisposeAsync();
-        _redis.Dispose();
+        _redis.Process.Dispose();
     }
 
     IGrainFactory Grains => _cluster.Client;

@@ -1,5 +1,7 @@
 using System.Text;
 using Orchestrator.Core.Specs;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Tests.Infrastructure;
 

@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Orchestrator.Cli.LocalCluster;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
 using Orchestrator.Grains;
 using Orchestrator.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -19,7 +22,7 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
 {
     const int CheckpointEvery = 300;
     static readonly string Screenshots = Path.Combine(Repo.Root, "artifacts", "screenshots");
-    readonly ProcessCluster _cluster = new(output);
+    readonly ProcessCluster _cluster = TestClusters.Create(output);
     readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -33,10 +36,10 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task PagesApiMetricsAndReliability_ShowALiveJobItsCurveAndAKilledWorker()
     {
-        var (web1, web2) = (RedisServer.FreePort(), RedisServer.FreePort());
+        var (web1, web2) = (ProcessCluster.FreePort(), ProcessCluster.FreePort());
         await _cluster.StartSilo("--http-port", web1.ToString(), "--allow-chaos");
         await _cluster.StartSilo("--http-port", web2.ToString(), "--allow-chaos");
-        var workerWeb = RedisServer.FreePort();
+        var workerWeb = ProcessCluster.FreePort();
         _cluster.StartWorker("w1", extra: ["--http-port", workerWeb.ToString()]);
         _cluster.StartWorker("w2");
         await _cluster.ConnectClient();

@@ -71,6 +71,9 @@ public sealed class ArrayTrainer : IDisposable
 
     public int Width => _members.Count;
 
+    /// <summary>Each member's batch size (members of an array share it).</summary>
+    public int BatchSize => _batch;
+
     /// <summary>Removes members (cancelled, failed, finished) without disturbing the others' state.</summary>
     public void Remove(IReadOnlyCollection<string> ids)
     {

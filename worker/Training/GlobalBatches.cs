@@ -1,3 +1,4 @@
+using Orchestrator.Core;
 using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Worker.Training;
@@ -38,7 +39,7 @@ public sealed class GlobalBatches(TrainSpec train, long samples, string source)
     public bool Done(long step) => train.Steps > 0 ? step >= train.Steps : TrainingEpoch >= train.Epochs;
 
     /// <summary>The job's length in steps at the current world size (exact when the spec gives steps).</summary>
-    public long TotalSteps(long step) => train.Steps > 0 ? train.Steps : step + (train.Epochs - TrainingEpoch) * (samples / Global) - Cursor / Global;
+    public long TotalSteps(long step) => train.Steps > 0 ? train.Steps : step + (train.Epochs - TrainingEpoch) * TrainingPlan.StepsPerEpochFor(samples, Global) - Cursor / Global;
 
     public void Write(BinaryWriter w)
     {

@@ -2,9 +2,6 @@ using Orchestrator.Core.Collectives;
 
 namespace Orchestrator.Worker.Training;
 
-/// <summary>Test metrics at an epoch end: accuracy, and for a click model its AUC and log loss.</summary>
-public sealed record TestMetrics(double Accuracy, double? Auc = null, double? LogLoss = null);
-
 /// <summary>
 /// One rank of a data-parallel job, as <see cref="RankRunner"/> drives it: it trains in a membership epoch, and at
 /// the start of every epoch agrees with the other ranks on the state to continue from, so that any survivor can

@@ -1,4 +1,5 @@
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.DataPlane;
 
 namespace Orchestrator.Tests.Infrastructure;
 
@@ -8,10 +9,10 @@ public sealed class ElasticRanks(int n) : IAsyncDisposable
     readonly List<RankListener> _listeners = Enumerable.Range(0, n).Select(_ => TcpRankTransport.BindListener(System.Net.IPAddress.Loopback)).ToList();
 
     /// <summary>The transport of rank <paramref name="rank"/> in an epoch whose members are the given original ranks.</summary>
-    public TcpRankTransport Epoch(long epoch, IReadOnlyList<int> members, int original)
+    public TcpRankTransport MembershipEpoch(long membershipEpoch, IReadOnlyList<int> members, int original)
     {
         var endpoints = members.Select(m => _listeners[m].LocalEndpoint).ToList();
-        var transport = TcpRankTransport.Start(new RankMembership("elastic", epoch, endpoints), members.ToList().IndexOf(original), _listeners[original], keepListener: true);
+        var transport = TcpRankTransport.Start(new RankMembership("elastic", membershipEpoch, endpoints), members.ToList().IndexOf(original), _listeners[original], keepListener: true);
         transport.ReceiveTimeout = TimeSpan.FromSeconds(2);
         return transport;
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using Orchestrator.Core.Collectives;
+using Orchestrator.Core.DataPlane;
 
 namespace Orchestrator.Tests.Infrastructure;
 

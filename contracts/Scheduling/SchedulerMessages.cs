@@ -1,0 +1,12 @@
+namespace Orchestrator.Contracts;
+
+/// <param name="FusionKey">Jobs with equal keys may be fused into one array; null: the job runs alone.</param>
+/// <param name="MemoryBytes">Estimated device memory of one array member.</param>
+/// <param name="Gang">A data-parallel job: <see cref="Devices"/> (its minimum) at once, up to <see cref="MaxDevices"/>.</param>
+/// <param name="Growth">A running data-parallel job asking for up to <see cref="MaxDevices"/> more ranks, one device each.</param>
+[GenerateSerializer, Immutable, Alias("queued-job")]
+public sealed record QueuedJob(string JobId, int Priority, long SubmitSequence, int Devices, string? FusionKey, long MemoryBytes,
+    bool Gang = false, int MaxDevices = 0, bool Growth = false);
+
+[GenerateSerializer, Immutable, Alias("scheduler-info")]
+public sealed record SchedulerInfo(IReadOnlyList<QueuedJob> Queue, IReadOnlyList<string> Nodes, long PlacementsMade);

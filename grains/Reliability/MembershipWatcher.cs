@@ -1,0 +1,65 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Client;
+using Orchestrator.Contracts;
+
+namespace Orchestrator.Grains;
+
+/// <summary>
+/// Reacts to silos leaving and joining. Every silo watches membership; the lowest-addressed silo active before and after a
+/// change acts, so each change is handled once: a silo declared dead while it was active (a crash, not a shutdown) is recorded in the
+/// incident log, and when a silo joins, coding groups that had to put two shards on one silo spread out again
+/// (<see cref="IShardProtectionGrain"/>).
+/// </summary>
+public sealed class MembershipWatcher(IClusterMembershipService membership, IClusterManifestProvider manifest, ILocalSiloDetails local,
+    IGrainFactory grains, ILogger<MembershipWatcher> log) : BackgroundService
+{
+    /// <summary>How long a joined silo may take to publish its grain types (until then shards cannot be placed on it).</summary>
+    static readonly TimeSpan ManifestLimit = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken ct)
+    {
+        var previous = membership.CurrentSnapshot;
+        try
+        {
+            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(ct))
+            {
+                var changes = snapshot.CreateUpdate(previous).Changes;
+                var crashed = changes.Where(m => m.Status == SiloStatus.Dead && previous.GetSiloStatus(m.SiloAddress) == SiloStatus.Active).ToList();
+                var joined = changes.Where(m => m.Status == SiloStatus.Active && previous.GetSiloStatus(m.SiloAddress) != SiloStatus.Active).ToList();
+                // The actor is chosen among silos active before and after: a silo that just joined may not have seen
+                // its own join as a change, and one that just died cannot act.
+                var actor = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active && previous.GetSiloStatus(m.SiloAddress) == SiloStatus.Active)
+                    .Select(m => m.SiloAddress).OrderBy(a => a.ToParsableString(), StringComparer.Ordinal).FirstOrDefault();
+                previous = snapshot;
+                if (!local.SiloAddress.Equals(actor)) continue;
+                foreach (var silo in crashed) await RecordCrash(silo.SiloAddress, ct);
+                if (joined.Count > 0) await RestoreProtection(joined.Select(m => m.SiloAddress).ToList(), ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+    }
+
+    async Task RecordCrash(SiloAddress silo, CancellationToken ct)
+    {
+        try
+        {
+            // Confirmed and retried: the log's own activation may have been on the silo that died.
+            var incident = Incident.SiloCrashed(silo.ToParsableString());
+            await Resilience.Retry(TimeSpan.FromSeconds(30)).ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Append(incident), ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { log.LogWarning("Could not record the death of silo {Silo}: {Error}", silo, e.Message); }
+    }
+
+    async Task RestoreProtection(IReadOnlyList<SiloAddress> joined, CancellationToken ct)
+    {
+        try
+        {
+            var deadline = DateTime.UtcNow + ManifestLimit;
+            while (!joined.All(manifest.Current.Silos.ContainsKey) && DateTime.UtcNow < deadline) await Task.Delay(200, ct);
+            var moved = await Resilience.Retry(TimeSpan.FromSeconds(30)).ExecuteAsync(async _ => await grains.GetGrain<IShardProtectionGrain>(SchedulerKeys.Cluster).Restore(), ct);
+            if (moved.Count > 0) log.LogInformation("Silo(s) {Joined} joined: {Count} shard(s) moved to restore their coding groups' protection", string.Join(", ", joined), moved.Count);
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { log.LogWarning("Could not restore coding groups' protection after silo(s) {Joined} joined: {Error}", string.Join(", ", joined), e.Message); }
+    }
+}

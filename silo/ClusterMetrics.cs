@@ -11,8 +11,11 @@ namespace Orchestrator.Silo;
 /// take max() across silos, not sum()). Event measurements (queue wait, step time, recoveries) are in
 /// <see cref="OrchestratorMetrics"/>.
 /// </summary>
-public sealed class ClusterMetrics
+public sealed partial class ClusterMetrics
 {
+    [LoggerMessage(1, LogLevel.Warning, "Cluster metrics not refreshed: {Error}")]
+    static partial void LogNotRefreshed(ILogger logger, string error);
+
     static readonly TimeSpan ReadLimit = TimeSpan.FromSeconds(5);
 
     readonly Gauge _jobs = Metrics.CreateGauge("orch_jobs", "Jobs by state", "state");
@@ -44,7 +47,7 @@ public sealed class ClusterMetrics
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             // The scrape still answers (with the last values); the log says why they are stale.
-            _log.LogWarning("Cluster metrics not refreshed: {Error}", e.GetBaseException().Message);
+            LogNotRefreshed(_log, e.GetBaseException().Message);
         }
     }
 

@@ -26,7 +26,7 @@ public sealed class ArrayRunner
         Completion = Task.Run(async () =>
         {
             try { await RunAsync(); }
-            catch (Exception e) { log.LogError(e, "Array {Array}: its runner ended unexpectedly; the next reconcile runs its members again", arrayId); }
+            catch (Exception e) { log.ArrayRunnerEnded(arrayId, e); }
         });
     }
 
@@ -57,7 +57,7 @@ public sealed class ArrayRunner
         try { await training; }
         catch (Exception e)
         {
-            _log.LogError(e, "Array {Array} failed", ArrayId);
+            _log.ArrayFailed(ArrayId, e);
             foreach (var (c, _) in accepted) c.End(MemberOutcome.Failed(Describe(e)));
         }
         await Task.WhenAll(reporting);

@@ -51,13 +51,13 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
         {
             var reply = await Job.Start(assignment.AssignmentEpoch, assignment.NodeId);
             if (reply.Refused is not { } why) return reply;
-            log.LogInformation("Job {Job} assignment epoch {Epoch} refused: {Reason}", JobId, assignment.AssignmentEpoch, why.Message);
+            log.AssignmentRefused(JobId, assignment.AssignmentEpoch, why.Cause, why.Message);
             Settled = true;
             await grains.GetGrain<INodeGrain>(assignment.NodeId).Unassign(JobId, assignment.AssignmentEpoch);
         }
         catch (Exception e)
         {
-            log.LogWarning(e, "Job {Job}: could not start", JobId);
+            log.NotStarted(JobId, e);
         }
         _outcome.TrySetResult(MemberOutcome.Stopped("not started"));
         return null;
@@ -103,7 +103,7 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
             {
                 // Reports are best effort: training goes on and the next report carries the latest state. (An error
                 // escaping here once ended the member silently, its result never delivered.)
-                log.LogWarning("Job {Job}: report not delivered ({Error}: {Message}); training continues", JobId, e.GetType().Name, e.GetBaseException().Message);
+                log.ReportNotDelivered(JobId, e.GetType().Name, e.GetBaseException().Message);
             }
             if (ended) break;
             await _wake.WaitAsync(ReportPeriod);
@@ -130,18 +130,18 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
             {
                 case { Result: { } result }:
                     await Job.Complete(epoch, result);
-                    log.LogInformation("Job {Job} succeeded: accuracy {Accuracy:F4}", JobId, result.TestAccuracy);
+                    log.JobSucceeded(JobId, result.TestAccuracy);
                     break;
                 case { Failure: { } failure }:
                     await Job.Fail(epoch, failure);
-                    log.LogWarning("Job {Job} failed ({Cause}): {Reason}", JobId, failure.Cause, failure.Message);
+                    log.JobFailed(JobId, failure.Cause, failure.Message);
                     break;
                 case { StopReason: { } reason } when YieldRequested && _checkpoint is { } cp:
                     await Job.Yield(epoch, cp);
-                    log.LogInformation("Job {Job} yielded its device at step {Step}: {Reason}", JobId, cp.Step, reason);
+                    log.JobYielded(JobId, cp.Step, reason);
                     break;
                 default:
-                    log.LogInformation("Job {Job} stopped on this node: {Reason}", JobId, outcome.StopReason);
+                    log.JobStopped(JobId, outcome.StopReason);
                     if (_runAgain) return;
                     break;
             }
@@ -150,7 +150,7 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
         catch (Exception e)
         {
             // The node keeps the assignment; the next reconcile starts the job again from its checkpoint.
-            log.LogError(e, "Job {Job}: could not report its outcome", JobId);
+            log.OutcomeNotReported(JobId, e);
         }
     }
 }

@@ -16,7 +16,7 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
 /// The node's agent: heartbeats to its node grain every second and reconciles what runs here with the desired
 /// assignments in the reply (start what is new, stop what was removed), like a kubelet.
 /// </summary>
-public sealed partial class NodeAgent(IGrainFactory grains, NodeAgentOptions options, WorkerChaos chaos, ILogger<NodeAgent> log)
+public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, WorkerChaos chaos, ILogger<NodeAgent> log)
 {
     readonly Dictionary<string, ArrayRunner> _arrays = [];
     readonly Dictionary<string, RankRunner> _ranks = [];
@@ -44,11 +44,11 @@ public sealed partial class NodeAgent(IGrainFactory grains, NodeAgentOptions opt
     {
         var node = grains.GetGrain<INodeGrain>(options.NodeId);
         var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        Log.Up(log, options.NodeId, string.Join(",", options.Devices));
+        log.NodeUp(options.NodeId, string.Join(",", options.Devices));
         using var timer = new PeriodicTimer(options.HeartbeatPeriod);
         // Heartbeats are sent every period anyway (never resent); a lost cluster makes two log lines, not one a second.
         var (lastReply, lease, leaseExpired) = (DateTime.UtcNow, (TimeSpan?)null, false);
-        var reachability = new ReachabilityLog(what => Log.Reachability(log, options.NodeId, what));
+        var reachability = new ReachabilityLog(what => log.Reachability(options.NodeId, what));
         do
         {
             if (lease is { } l && DateTime.UtcNow - lastReply > l && !leaseExpired)
@@ -57,7 +57,7 @@ public sealed partial class NodeAgent(IGrainFactory grains, NodeAgentOptions opt
                 // this work's reports anyway): stop training it; what is still wanted here starts again on reconnect.
                 leaseExpired = true;
                 var why = $"no heartbeat reply for {(DateTime.UtcNow - lastReply).TotalSeconds:F0} s, longer than the node's {l.TotalSeconds:0} s lease: its work is being rescheduled";
-                Log.LeaseExpired(log, options.NodeId, why);
+                log.LeaseExpired(options.NodeId, why);
                 foreach (var a in _arrays.Values) a.StopAll(why, runAgainIfWanted: true);
                 foreach (var r in _ranks.Values) r.Stop(why, runAgainIfWanted: true);
             }
@@ -113,7 +113,7 @@ public sealed partial class NodeAgent(IGrainFactory grains, NodeAgentOptions opt
         {
             // A rank that ended without the cluster knowing (it could not reach it) runs again.
             if (_ranks.TryGetValue(a.ArrayId, out var existing) && (!existing.Ended || existing.Settled)) continue;
-            Log.StartingRank(log, options.NodeId, a.ArrayId, a.JobId, a.Device);
+            log.StartingRank(options.NodeId, a.ArrayId, a.JobId, a.Device);
             _ranks[a.ArrayId] = new RankRunner(grains, a, options.DataPlaneAddress, chaos, log);
         }
     }
@@ -142,7 +142,7 @@ public sealed partial class NodeAgent(IGrainFactory grains, NodeAgentOptions opt
             }
             var done = existing?.Members.Where(m => m.Settled).Select(m => m.JobId).ToHashSet() ?? [];
             var members = group.Where(a => !done.Contains(a.JobId)).ToList();
-            Log.StartingArray(log, options.NodeId, group.Key, members.Count, string.Join(", ", members.Select(m => m.JobId)), members[0].Device);
+            log.StartingArray(options.NodeId, group.Key, members.Count, string.Join(", ", members.Select(m => m.JobId)), members[0].Device);
             _arrays[group.Key] = new ArrayRunner(grains, group.Key, members, log);
         }
     }
@@ -171,23 +171,5 @@ public sealed partial class NodeAgent(IGrainFactory grains, NodeAgentOptions opt
         }
         if (parts.Distinct().Count() != parts.Length) throw new ArgumentException($"--devices '{text}' names a device twice");
         return parts;
-    }
-
-    static partial class Log
-    {
-        [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node} up with devices {Devices}")]
-        public static partial void Up(ILogger logger, string node, string devices);
-
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Node {Node}: {What}; training goes on")]
-        public static partial void Reachability(ILogger logger, string node, string what);
-
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Node {Node}: {Why}; stopping local work")]
-        public static partial void LeaseExpired(ILogger logger, string node, string why);
-
-        [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node}: starting rank {Rank} of data-parallel job {Job} on {Device}")]
-        public static partial void StartingRank(ILogger logger, string node, string rank, string job, string device);
-
-        [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node}: starting {Array} ({Width} job(s): {Jobs}) on {Device}")]
-        public static partial void StartingArray(ILogger logger, string node, string array, int width, string jobs, string device);
     }
 }

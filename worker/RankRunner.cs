@@ -47,7 +47,7 @@ public sealed class RankRunner
         Completion = Task.Run(async () =>
         {
             try { await RunAsync(); }
-            catch (Exception e) { log.LogError(e, "Job {Job} rank {Epoch}: the rank runner ended unexpectedly; the next reconcile runs it again", assignment.JobId, assignment.AssignmentEpoch); }
+            catch (Exception e) { log.RankRunnerEnded(assignment.JobId, assignment.AssignmentEpoch, e); }
         });
     }
 
@@ -79,17 +79,17 @@ public sealed class RankRunner
         }
         catch (Exception e)
         {
-            _log.LogWarning("Job {Job} rank {Epoch}: could not join ({Error}); the next reconcile tries again", Assignment.JobId, Epoch, e.Message);
+            _log.RankNotJoined(Assignment.JobId, Epoch, e.Message);
             return;
         }
         if (start.Refused is { } refused)
         {
-            _log.LogInformation("Job {Job} rank {Epoch} refused: {Reason}", Assignment.JobId, Epoch, refused.Message);
+            _log.AssignmentRefused(Assignment.JobId, Epoch, refused.Cause, refused.Message);
             _refused = true;
             await _grains.GetGrain<INodeGrain>(Assignment.NodeId).Unassign(Assignment.JobId, Epoch);
             return;
         }
-        _log.LogInformation("Job {Job}: rank {Epoch} on {Device} serving its data plane at {Endpoint}", Assignment.JobId, Epoch, Assignment.Device, endpoint);
+        _log.RankServing(Assignment.JobId, Epoch, Assignment.Device, endpoint);
         var reporting = _channel.Run();
         try
         {
@@ -101,7 +101,7 @@ public sealed class RankRunner
         }
         catch (Exception e)
         {
-            _log.LogError(e, "Job {Job} rank {Epoch} failed", Assignment.JobId, Epoch);
+            _log.RankFailed(Assignment.JobId, Epoch, e);
             _channel.End(MemberOutcome.Failed(ArrayRunner.Describe(e)));
         }
         await reporting;
@@ -130,7 +130,7 @@ public sealed class RankRunner
             {
                 var root = await rank.AgreeOnState(joining, _stop.Token);
                 joining = false;
-                if (root >= 0 && me != root) _log.LogInformation("Job {Job}: rank {Rank} took the state at step {Step} from rank {Root}", Assignment.JobId, me, rank.Step, root);
+                if (root >= 0 && me != root) _log.StateTaken(Assignment.JobId, me, rank.Step, root);
                 var resumed = await Sync(rank.Step);
                 if (resumed.Stop is not null || resumed.MembershipEpoch != view.MembershipEpoch)
                 {
@@ -144,8 +144,7 @@ public sealed class RankRunner
             catch (PeerFailedException e) when (!_stop.IsCancellationRequested)
             {
                 var suspect = view.Ranks[e.Peer];
-                _log.LogWarning("Job {Job}: rank {Rank} lost rank {Peer} in membership epoch {Membership} at step {Step}: {Error}",
-                    Assignment.JobId, me, e.Peer, view.MembershipEpoch, rank.Step, e.Message);
+                _log.PeerLost(Assignment.JobId, me, e.Peer, e.Failure, view.MembershipEpoch, rank.Step, e.Message);
                 view = await ReportFailure(view, suspect, rank.Step, e);
             }
         }

@@ -20,7 +20,7 @@ public sealed class WorkerChaos(ILogger<WorkerChaos> log) : IOutgoingGrainCallFi
 
     public void Apply(NodeFault fault)
     {
-        log.LogWarning("Chaos: {Fault}", fault);
+        log.ChaosFault(fault.Kind, fault.ToString());
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(fault.Seconds);
         switch (fault.Kind)
         {

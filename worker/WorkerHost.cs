@@ -17,7 +17,7 @@ public static class WorkerHost
             try { await agent.RunAsync(stoppingToken); }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                log.LogCritical(e, "Node agent stopped unexpectedly");
+                log.AgentStopped(e);
                 throw;
             }
         }
@@ -33,7 +33,7 @@ public sealed class RetryConnectingFilter(ILogger<RetryConnectingFilter> log) : 
     public async Task<bool> ShouldRetryConnectionAttempt(Exception exception, CancellationToken cancellationToken)
     {
         if (DateTime.UtcNow - _start > GiveUpAfter) return false;
-        log.LogWarning("Cluster not reachable yet ({Error}); retrying", exception.GetBaseException().Message);
+        log.NotReachableYet(exception.GetBaseException().Message);
         await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
         return true;
     }

@@ -4,108 +4,12 @@ using Orchestrator.Core.Scheduling;
 
 namespace Orchestrator.Core.Simulation;
 
-/// <summary>How a large job gets over losing a node: roll back to its last checkpoint and be placed again whole;
-/// rebuild the lost state from parity and go on (no rollback); or shrink to the survivors and go on, growing back.</summary>
-public enum LargeJobRecovery { CheckpointRestart, ErasureCoded, ElasticShrink }
-
-/// <summary>Node failures: Poisson at <see cref="PerThousandNodeDays"/> per 1,000 node-days (the study: 6.50 RSC-1,
-/// 2.34 RSC-2), each taking its node out for an exponential repair time, with categories drawn by share.</summary>
-public sealed record FailureModel(double PerThousandNodeDays = ReliabilityModel.Rsc1PerThousandNodeDays, double RepairHours = 4,
-    Dictionary<FailureCategory, double>? Shares = null)
-{
-    /// <summary>For scenario files: every field at its default.</summary>
-    public FailureModel() : this(ReliabilityModel.Rsc1PerThousandNodeDays) { }
-
-    public IReadOnlyDictionary<FailureCategory, double> CategoryShares => Shares ?? new Dictionary<FailureCategory, double>
-    {
-        [FailureCategory.NodeLost] = 0.5, [FailureCategory.WorkerCrash] = 0.2, [FailureCategory.NetworkTimeout] = 0.2, [FailureCategory.OutOfMemory] = 0.1,
-    };
-}
-
-/// <summary>
-/// Detection and recovery times per mechanism, in seconds; the defaults are Orchestrator's own measurements on this
-/// machine (docs/benchmarks.md, docs/chaos.md): a node declared dead after its 5 s heartbeat timeout, 7.9 s from a
-/// failure to training again after a checkpoint restore, 2.1 s to write a checkpoint, 3.9 s to rebuild erasure-coded
-/// shards, 4.7 s for a data-parallel gang to re-form without the lost ranks.
-/// </summary>
-public sealed record RecoveryTimes(
-    double DetectionSeconds = 5,
-    double RestartSeconds = 7.9,
-    double CheckpointWriteSeconds = 2.1,
-    double RebuildSeconds = 3.9,
-    double ShrinkSeconds = 4.7,
-    double StartSeconds = 30,
-    double SmallCheckpointMinutes = 10,
-    double? LargeCheckpointMinutes = null)
-{
-    /// <summary>For scenario files: every field at its default.</summary>
-    public RecoveryTimes() : this(5) { }
-}
-
-/// <param name="FusionThroughput">Fused throughput of K jobs over the same K trained one after another, by K
-/// (`orch bench fusion`); widths in between are interpolated. Each member of a K-wide array trains at
-/// throughput(K)/K of its speed alone.</param>
-public sealed record SimulationSettings(
-    int Devices,
-    double Days,
-    int Seed,
-    WorkloadModel? Workload = null,
-    IReadOnlyList<SimJob>? Trace = null,
-    FailureModel? Failures = null,
-    RecoveryTimes? Recovery = null,
-    LargeJobRecovery LargeRecovery = LargeJobRecovery.CheckpointRestart,
-    bool Fusion = true,
-    int MaxArrayWidth = PriorityBestFitPolicy.DefaultMaxArrayWidth,
-    IReadOnlyDictionary<int, double>? FusionThroughput = null,
-    int DevicesPerNode = ReliabilityModel.GpusPerNode,
-    double SchedulingPeriodSeconds = 5)
-{
-    public static readonly IReadOnlyDictionary<int, double> MeasuredFusionThroughput = new Dictionary<int, double> { [1] = 1, [2] = 1.48, [4] = 1.32, [8] = 2.07, [16] = 1.92 };
-}
-
-public sealed record Stats(int Count, double Mean, double P50, double P99)
-{
-    public static Stats Of(IEnumerable<double> values)
-    {
-        var v = values.Order().ToList();
-        if (v.Count == 0) return new(0, double.NaN, double.NaN, double.NaN);
-        return new(v.Count, v.Average(), v[(int)(0.5 * (v.Count - 1))], v[(int)Math.Ceiling(0.99 * (v.Count - 1))]);
-    }
-}
-
-/// <summary>A large job at the end of a run: its ETTR so far (or at its end) and how often a failure hit it.</summary>
-public sealed record LargeJobOutcome(int Id, int Devices, double Ettr, int Interruptions, double WallHours, bool Completed);
-
-/// <summary>What a simulated run measured. Times in hours unless named otherwise.</summary>
-public sealed record SimulationResult(
-    string Name,
-    long Events,
-    ulong EventLogHash,
-    int JobsSubmitted,
-    int JobsCompleted,
-    double Utilization,
-    Stats CompletionSmall,
-    Stats CompletionLarge,
-    Stats QueueingSmall,
-    Stats QueueingLarge,
-    Stats EttrLarge,
-    IReadOnlyDictionary<FailureCategory, double> LostDeviceHours,
-    int Failures,
-    long Decisions,
-    int Passes,
-    double PolicySeconds,
-    double WallSeconds,
-    IReadOnlyList<LargeJobOutcome> LargeJobs)
-{
-    public double DecisionsPerSecond => PolicySeconds > 0 ? Decisions / PolicySeconds : 0;
-}
-
 /// <summary>
 /// A deterministic discrete-event simulation of a cluster (devices in nodes, jobs arriving, training, failing and
 /// recovering) that places jobs with the production <see cref="ISchedulingPolicy"/>, the same class the scheduler
 /// grain calls. Same settings and seed, same event log (<see cref="SimulationResult.EventLogHash"/>).
 /// </summary>
-public sealed class ClusterSimulator
+public sealed partial class ClusterSimulator
 {
     static readonly DateTime Epoch = new(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
 
@@ -448,85 +352,6 @@ public sealed class ClusterSimulator
         r.Devices = 0;
         r.Array = -1;
     }
-
-    void Fail(int node)
-    {
-        if (!_up[node]) return;
-        _failureCount++;
-        var category = DrawCategory();
-        var hit = _occupant[node].Where(o => o is not null).Distinct().ToList();
-        _up[node] = false;
-        _nodesWithFree.Remove(node);
-        for (int d = 0; d < _occupant[node].Length; d++) if (_occupant[node][d] is not null) Release(node, d, keepDown: true);
-        foreach (var o in hit)
-        {
-            if (o is ArrayRun array)
-                foreach (var m in array.Members.Where(m => m.Done is null)) RollBack(m, category, m.Job.Devices / (double)array.Members.Count);
-            else if (o is JobRun large) LoseNode(large, node, category);
-        }
-        Schedule(_now + -Math.Log(1 - _failureRandom.NextDouble()) * _failures.RepairHours * 3600, Kind.NodeRepaired, node);
-    }
-
-    void Repair(int node, double perSecond)
-    {
-        _up[node] = true;
-        _free[node] = _deviceNames.Length;
-        _nodesWithFree.Add(node);
-        ScheduleFailure(node, _now, perSecond);
-        RequestPass();
-    }
-
-    FailureCategory DrawCategory()
-    {
-        var shares = _failures.CategoryShares;
-        var u = _failureRandom.NextDouble() * shares.Values.Sum();
-        foreach (var (c, share) in shares.OrderBy(x => x.Key))
-            if ((u -= share) <= 0) return c;
-        return shares.Keys.Max();
-    }
-
-    /// <summary>A job that loses its node goes back to its last checkpoint and waits to be placed again (after detection).</summary>
-    void RollBack(JobRun r, FailureCategory category, double devices)
-    {
-        Advance(r);
-        var interval = CheckpointInterval(r);
-        var lost = r.Progress - Math.Floor(r.Progress / interval) * interval;
-        Mark(r, RunPhase.Stalled);
-        (r.Progress, r.Remaining) = (r.Progress - lost, r.Remaining + lost);
-        if (r.Array < 0) foreach (var (n, d) in r.Slots.Where(s => _occupant[s.Node][s.Device] == r)) Release(n, d);
-        Stop(r);
-        Lose(category, devices * (lost + _times.DetectionSeconds + _times.RestartSeconds));
-        Schedule(_now + _times.DetectionSeconds, Kind.Requeue, r.Job.Id, r.Version);
-    }
-
-    void LoseNode(JobRun r, int node, FailureCategory category)
-    {
-        if (_s.LargeRecovery == LargeJobRecovery.CheckpointRestart)
-        {
-            RollBack(r, category, r.Job.Devices);
-            return;
-        }
-        // Erasure-coded or elastic: no rollback. The job pauses for detection plus the rebuild (or the gang's re-forming),
-        // then trains on without the lost devices, asking for them back.
-        Advance(r);
-        var lostDevices = r.Slots.Count(s => s.Node == node);
-        r.Slots.RemoveAll(s => s.Node == node);
-        r.Devices -= lostDevices;
-        r.Training = false;
-        r.Version++;
-        Mark(r, RunPhase.Paused);
-        var pause = _times.DetectionSeconds + (_s.LargeRecovery == LargeJobRecovery.ErasureCoded ? _times.RebuildSeconds : _times.ShrinkSeconds);
-        Lose(category, r.Job.Devices * pause);
-        r.Rate = RateOf(r, 1);
-        Schedule(_now + pause, Kind.Resume, r.Job.Id, r.Version);
-        if (!r.GrowthWanted)
-        {
-            r.GrowthWanted = true;
-            Queue(new PendingJob(Id(r), 1, r.Job.Id, 1, Gang: true, MaxDevices: lostDevices, Growth: true));
-        }
-    }
-
-    void Lose(FailureCategory category, double deviceSeconds) => _lost[category] = _lost.GetValueOrDefault(category) + deviceSeconds / 3600;
 
     void Occupy(int node, int device, object who)
     {

@@ -22,7 +22,7 @@ public sealed class ChaosGrain(IOptions<OrchestratorOptions> options, IClusterMe
         if (!active.Contains(target))
             throw new ArgumentException($"silo '{target}' is not an active silo of this cluster; active: {string.Join(", ", active)}");
         var pid = await GrainFactory.GetGrain<ISiloChaosGrain>(target).Crash();
-        log.LogWarning("Chaos: silo {Silo} (process {Pid}) crashes now", target, pid);
+        log.ChaosSiloCrash(target, pid);
         return new ChaosResult(target, $"silo {target} (process {pid}) crashed", DateTime.UtcNow);
     }
 
@@ -38,7 +38,7 @@ public sealed class ChaosGrain(IOptions<OrchestratorOptions> options, IClusterMe
             node = nodes[Random.Shared.Next(nodes.Count)];
         }
         await GrainFactory.GetGrain<INodeGrain>(node).InjectFault(fault);
-        log.LogWarning("Chaos: {Fault} for node {Node}", fault, node);
+        log.ChaosNodeFault(fault.Kind, node);
         return new ChaosResult(node, $"{fault.Kind} for node {node}", DateTime.UtcNow);
     }
 

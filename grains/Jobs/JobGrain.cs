@@ -37,7 +37,7 @@ public sealed partial class JobGrain(
         if (R.LiveOn is { } previous && PreviousSiloLeft(previous))
         {
             AddEvent(JobEvent.RecoveredFromStorage(Silo, previous, R.State, R.Progress?.Step ?? 0, R.CheckpointStep));
-            Log.RecoveredFromStorage(logger, JobId, previous);
+            logger.JobRecoveredFromStorage(JobId, previous);
         }
         R.LiveOn = Silo;
         await store.WriteStateAsync(ct);
@@ -71,7 +71,7 @@ public sealed partial class JobGrain(
             MaxRanks = spec.DataParallel?.MaxWorkers ?? 0,
             FusionKey = FusionPlanning.Key(spec),
             MemoryBytes = FusionPlanning.EstimateMemberBytes(spec),
-            Shards = spec.Embedding is null ? null : EmbeddingShards.Resolve(JobId, spec, liveSilos),
+            Shards = spec.Embedding is null ? null : EmbeddingSharding.Plan(JobId, spec, liveSilos),
             Sequence = await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).Add(JobId),
         };
         if (IsDataParallel) store.State.Gang = new GangRecord();
@@ -337,11 +337,5 @@ public sealed partial class JobGrain(
         await store.WriteStateAsync();
         _lastProgressWrite = DateTime.UtcNow;
         await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).Update(Info());
-    }
-
-    static partial class Log
-    {
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} recovered from storage after silo {Silo} was lost")]
-        public static partial void RecoveredFromStorage(ILogger logger, string jobId, string silo);
     }
 }

@@ -45,7 +45,7 @@ public sealed class NodeGrain(
                       || !S.Devices.SequenceEqual(report.Devices) || S.MemoryBytes != report.MemoryBytes;
         if (changed)
         {
-            if (S.Health == NodeHealth.Dead) logger.LogInformation("Node {Node} is back (incarnation {Incarnation})", NodeId, report.Incarnation);
+            if (S.Health == NodeHealth.Dead) logger.NodeBack(NodeId, report.Incarnation);
             else if (S.Incarnation is { } before && before != report.Incarnation && (S.Assignments.Count > 0 || ranksLost.Count > 0))
                 // Its worker process restarted before the heartbeat timeout: its work restarts from checkpoints.
                 await IncidentLogGrain.Of(GrainFactory).Record(Incident.WorkerRestarted(NodeId, S.Assignments.Count, JobsHit(S.Assignments, ranksLost), ranksLost, silent));
@@ -107,7 +107,7 @@ public sealed class NodeGrain(
     {
         if (!store.RecordExists || S.Health == NodeHealth.Dead || DateTime.UtcNow - _lastHeartbeat <= timeout) return [];
         var lost = S.Assignments.ToList();
-        logger.LogWarning("Node {Node} missed heartbeats for {Timeout}; declared dead, {Count} assignments to reschedule", NodeId, timeout, lost.Count);
+        logger.NodeDeclaredDead(NodeId, timeout.TotalSeconds, lost.Count);
         S.Health = NodeHealth.Dead;
         S.Assignments.Clear();
         await store.WriteStateAsync();

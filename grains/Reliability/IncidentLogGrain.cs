@@ -27,7 +27,7 @@ public sealed class IncidentLogGrain(
         try { await store.WriteStateAsync(); }
         catch (Exception e) when (e is not Orleans.Storage.InconsistentStateException)
         {
-            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(logger, "Incident kept in memory, not yet persisted: {Error}", e.GetBaseException().Message);
+            logger.IncidentNotPersisted(e.GetBaseException().Message);
         }
     }
 

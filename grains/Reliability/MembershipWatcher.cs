@@ -48,7 +48,7 @@ public sealed class MembershipWatcher(IClusterMembershipService membership, IClu
             var incident = Incident.SiloCrashed(silo.ToParsableString());
             await Resilience.Retry(TimeSpan.FromSeconds(30)).ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Append(incident), ct);
         }
-        catch (Exception e) when (e is not OperationCanceledException) { log.LogWarning("Could not record the death of silo {Silo}: {Error}", silo, e.Message); }
+        catch (Exception e) when (e is not OperationCanceledException) { log.SiloDeathNotRecorded(silo.ToString(), e.Message); }
     }
 
     async Task RestoreProtection(IReadOnlyList<SiloAddress> joined, CancellationToken ct)
@@ -58,8 +58,8 @@ public sealed class MembershipWatcher(IClusterMembershipService membership, IClu
             var deadline = DateTime.UtcNow + ManifestLimit;
             while (!joined.All(manifest.Current.Silos.ContainsKey) && DateTime.UtcNow < deadline) await Task.Delay(200, ct);
             var moved = await Resilience.Retry(TimeSpan.FromSeconds(30)).ExecuteAsync(async _ => await grains.GetGrain<IShardProtectionGrain>(SchedulerKeys.Cluster).Restore(), ct);
-            if (moved.Count > 0) log.LogInformation("Silo(s) {Joined} joined: {Count} shard(s) moved to restore their coding groups' protection", string.Join(", ", joined), moved.Count);
+            if (moved.Count > 0) log.ProtectionRestored(string.Join(", ", joined), moved.Count);
         }
-        catch (Exception e) when (e is not OperationCanceledException) { log.LogWarning("Could not restore coding groups' protection after silo(s) {Joined} joined: {Error}", string.Join(", ", joined), e.Message); }
+        catch (Exception e) when (e is not OperationCanceledException) { log.ProtectionNotRestored(string.Join(", ", joined), e.Message); }
     }
 }

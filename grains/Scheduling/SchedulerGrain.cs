@@ -163,7 +163,7 @@ public sealed class SchedulerGrain(
         }
         if (removed > 0 || missing.Count > 0)
         {
-            logger.LogInformation("Scheduler reconciled with the job index: {Removed} stale entries removed, {Added} waiting jobs re-queued", removed, missing.Count);
+            logger.SchedulerReconciled(removed, missing.Count);
             await store.WriteStateAsync();
         }
     }

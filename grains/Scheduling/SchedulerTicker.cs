@@ -20,7 +20,7 @@ public sealed class SchedulerTicker(IGrainFactory grains, IOptions<OrchestratorO
             try { await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).Tick(); }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                logger.LogDebug(e, "Scheduler tick failed; retrying next period");
+                logger.SchedulerTickFailed(e);
             }
         }
     }

@@ -46,8 +46,7 @@ public sealed class CodingGroupGrain(
         if (choice is null)
         {
             choice = order[0];
-            log.LogWarning("Coding group {Group}: only {Live} live silos for its shards; member {Member} shares silo {Silo} with a sibling (less protection until a silo joins)",
-                this.GetPrimaryKeyString(), candidates.Length, member, choice);
+            log.MemberSharesSilo(this.GetPrimaryKeyString(), candidates.Length, member, choice.ToString());
             await GrainFactory.GetGrain<IShardProtectionGrain>(SchedulerKeys.Cluster).Reduced(this.GetPrimaryKeyString());
         }
         store.State.Silos[member] = choice.ToParsableString();

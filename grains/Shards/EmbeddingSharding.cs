@@ -5,14 +5,14 @@ using Orchestrator.Contracts;
 namespace Orchestrator.Grains;
 
 /// <summary>Turns a recommendation job's embedding spec into its shards' configuration for the cluster it runs on.</summary>
-public static class EmbeddingShards
+public static class EmbeddingSharding
 {
     /// <summary>
     /// Coding groups of k data + r parity shards (k not given: as many as the live silos allow beside r parities,
     /// 2 to 4), shards two per group unless given. Fewer live silos than shards in a group means less protection,
     /// which the job's embedding event says (see <see cref="JobEventText.Embedding"/>).
     /// </summary>
-    public static ShardConfig Resolve(string jobId, JobSpec spec, int liveSilos)
+    public static ShardConfig Plan(string jobId, JobSpec spec, int liveSilos)
     {
         var e = spec.Embedding ?? throw new ArgumentException("not a recommendation job");
         var ft = e.FaultTolerance;

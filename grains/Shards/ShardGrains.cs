@@ -125,7 +125,7 @@ public sealed class EmbeddingShardGrain(
         var (rebuilt, bytesRead) = await Shard.Rebuild(GrainFactory, c, group, member);
         _shard = new DataShard(member, Shard.Layout(c).RowBytes, rebuilt.Data[member], rebuilt.Versions[member]);
         _status = new ShardStatus(Silo, _shard.Version, true, clock.Elapsed.TotalMilliseconds, bytesRead);
-        log.LogWarning("Shard {Shard} rebuilt on {Silo} at step {Step} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, _shard.Version, clock.Elapsed.TotalMilliseconds, bytesRead);
+        log.ShardRebuilt(this.GetPrimaryKeyString(), Silo, _shard.Version, clock.Elapsed.TotalMilliseconds, bytesRead);
         await Shard.Report(GrainFactory, c, JobEvent.ShardRebuilt(this.GetPrimaryKeyString(), $"{group}/{member}", Silo, _shard.Version, clock.Elapsed, bytesRead));
         return _shard;
     }
@@ -138,7 +138,7 @@ public sealed class EmbeddingShardGrain(
         _shard = new DataShard(member, Shard.Layout(c).RowBytes, latest?.Bytes.ToArray() ?? Shard.InitialData(c, group, member), latest?.Version ?? 0);
         _restoredFrom = latest?.Step ?? 0;
         _status = new ShardStatus(Silo, _shard.Version, true, 0, latest?.Bytes.Length ?? 0);
-        log.LogWarning("Shard {Shard} restored on {Silo} from its checkpoint at step {Step}", this.GetPrimaryKeyString(), Silo, _restoredFrom);
+        log.ShardRestored(this.GetPrimaryKeyString(), Silo, _restoredFrom ?? 0);
         return _shard;
     }
 
@@ -267,7 +267,7 @@ public sealed class ParityShardGrain(
         var (rebuilt, bytesRead) = await Shard.Rebuild(GrainFactory, c, group, member);
         _parity = new ParityShard(member - c.K, code, rowBytes, rebuilt.Parity[member - c.K], rebuilt.Versions);
         _status = new ShardStatus(Silo, rebuilt.Versions.Max(), true, clock.Elapsed.TotalMilliseconds, bytesRead);
-        log.LogWarning("Parity shard {Shard} rebuilt on {Silo} in {Ms:F1} ms from {Bytes} bytes of its group", this.GetPrimaryKeyString(), Silo, clock.Elapsed.TotalMilliseconds, bytesRead);
+        log.ParityRebuilt(this.GetPrimaryKeyString(), Silo, clock.Elapsed.TotalMilliseconds, bytesRead);
         await Shard.Report(GrainFactory, c, JobEvent.ParityRebuilt(this.GetPrimaryKeyString(), $"{group}/{member - c.K}", Silo, clock.Elapsed, bytesRead));
         return _parity;
     }

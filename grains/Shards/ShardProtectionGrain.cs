@@ -75,11 +75,11 @@ public sealed class ShardProtectionGrain(
         var cut = key.LastIndexOf('/');
         if (at != move.To.ToParsableString())
         {
-            log.LogWarning("Coding group {Group}: member {Member} did not come up on silo {To} within {Limit} s (it is on {At})", key, move.Member, move.To, MoveLimit.TotalSeconds, at);
+            log.MemberNotMoved(key, move.Member, move.To.ToString(), MoveLimit.TotalSeconds, at);
             return null;
         }
         var moved = JobEvent.ShardMoved($"{key[(cut + 1)..]}/{move.Member}", move.From.ToParsableString(), move.To.ToParsableString());
-        log.LogInformation("Coding group {Group}: {What}", key, moved.Message);
+        log.MemberMoved(key, moved.Message);
         await GrainFactory.GetGrain<IJobGrain>(key[..cut]).Note(moved);
         return moved.Message;
     }

@@ -193,3 +193,43 @@ public class CollectiveTests
         Assert.Equal(1, listener1.Refused);
     }
 }
+
+/// <summary>The collective algorithms know only <see cref="IRankTransport"/>: over memory they compute what they compute over TCP.</summary>
+public class InMemoryCollectiveTests
+{
+    static readonly TensorLayout Layout = new([300, 7, 1201]);
+
+    static float[] Gradient(int rank) => Enumerable.Range(0, Layout.Length).Select(i => (float)Math.Cos(rank * 3.3 + i * 0.11) * (rank + 1)).ToArray();
+
+    [Theory]
+    [InlineData(3, GradientCombine.Sum)]
+    [InlineData(5, GradientCombine.Average)]
+    [InlineData(3, GradientCombine.Adasum)]
+    [InlineData(6, GradientCombine.Adasum)]
+    public async Task AllReduce_OverMemory_IsBitIdenticalToOverTcp(int n, GradientCombine combine)
+    {
+        async Task<float[]> Reduce(Collective c, int r)
+        {
+            var buffer = Gradient(r);
+            await c.AllReduce(buffer, Layout, combine, step: 3);
+            return buffer;
+        }
+
+        var overMemory = await new InMemoryRanks(n, TimeSpan.FromSeconds(10)).Run(Reduce);
+        var overTcp = await LoopbackRanks.Run(n, Reduce);
+
+        for (int r = 0; r < n; r++) Assert.Equal(overTcp[r], overMemory[r]);
+    }
+
+    [Fact]
+    public async Task ASilentPeer_FailsItsPeersReceives_AsASilentPeer()
+    {
+        var ranks = new InMemoryRanks(3, TimeSpan.FromMilliseconds(300), silent: new HashSet<int> { 2 });
+
+        var failures = await Task.WhenAll(Enumerable.Range(0, 2).Select(r => Assert.ThrowsAsync<PeerFailedException>(() =>
+            new Collective(ranks.Rank(r)).AllReduce(Gradient(r), Layout, GradientCombine.Sum, step: 1))));
+
+        Assert.All(failures, e => Assert.Equal(PeerFailure.Silent, e.Failure));
+        Assert.Contains(failures, e => e.Peer == 2);
+    }
+}

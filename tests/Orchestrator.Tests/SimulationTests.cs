@@ -1,3 +1,4 @@
+using Orchestrator.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Scheduling;

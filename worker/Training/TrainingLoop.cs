@@ -71,7 +71,7 @@ public sealed class TrainingLoop(TrainingSession session, int checkpointEvery)
     readonly Stopwatch _evaluating = new();
     readonly Dictionary<MemberChannel, long> _firstStep = [];
     readonly Dictionary<MemberChannel, TestMetrics> _metrics = [];
-    TimeSpan _lastProgress = TimeSpan.MinValue;
+    TimeSpan _lastProgress;
     double _longestStep;
 
     /// <summary>Trains until every member has left (true), or the session ends this run (false).</summary>

@@ -1,14 +1,10 @@
-using System.CommandLine;
 using Orchestrator.Cli.Bench;
 using Orchestrator.Cli.Chaos;
 using Orchestrator.Cli.Data;
 using Orchestrator.Cli.Jobs;
-using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Cli.Reliability;
 using Orchestrator.Cli.Simulation;
-using Orchestrator.Client;
 using Orchestrator.Core.Specs;
-using Spectre.Console;
 
 namespace Orchestrator.Cli;
 

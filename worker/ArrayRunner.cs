@@ -1,8 +1,3 @@
-using Microsoft.Extensions.Logging;
-using Orchestrator.Core.Reliability;
-using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 using Orchestrator.Worker.Recommendation;
 using Orchestrator.Worker.Training;
 

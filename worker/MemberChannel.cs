@@ -1,7 +1,3 @@
-using Microsoft.Extensions.Logging;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-
 namespace Orchestrator.Worker;
 
 /// <summary>
@@ -80,7 +76,7 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
     /// <summary>Reports until the member ends, then delivers its outcome.</summary>
     public async Task Run()
     {
-        var epoch = assignment.AssignmentEpoch;
+        var assignmentEpoch = assignment.AssignmentEpoch;
         JobProgress? sentProgress = null;
         JobCheckpoint? sentCheckpoint = null;
         while (true)
@@ -90,12 +86,12 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
             {
                 if (_checkpoint is { } cp && cp != sentCheckpoint && !ended)
                 {
-                    Apply(await Job.SaveCheckpoint(epoch, cp));
+                    Apply(await Job.SaveCheckpoint(assignmentEpoch, cp));
                     sentCheckpoint = cp;
                 }
                 if (_progress is { } p && p != sentProgress)
                 {
-                    Apply(await Job.ReportProgress(epoch, p));
+                    Apply(await Job.ReportProgress(assignmentEpoch, p));
                     sentProgress = p;
                 }
             }
@@ -123,21 +119,21 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
 
     async Task Deliver(MemberOutcome outcome)
     {
-        var epoch = assignment.AssignmentEpoch;
+        var assignmentEpoch = assignment.AssignmentEpoch;
         try
         {
             switch (outcome)
             {
                 case { Result: { } result }:
-                    await Job.Complete(epoch, result);
+                    await Job.Complete(assignmentEpoch, result);
                     log.JobSucceeded(JobId, result.TestAccuracy);
                     break;
                 case { Failure: { } failure }:
-                    await Job.Fail(epoch, failure);
+                    await Job.Fail(assignmentEpoch, failure);
                     log.JobFailed(JobId, failure.Cause, failure.Message);
                     break;
                 case { StopReason: { } reason } when YieldRequested && _checkpoint is { } cp:
-                    await Job.Yield(epoch, cp);
+                    await Job.Yield(assignmentEpoch, cp);
                     log.JobYielded(JobId, cp.Step, reason);
                     break;
                 default:

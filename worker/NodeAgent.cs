@@ -1,7 +1,3 @@
-using Microsoft.Extensions.Logging;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-
 namespace Orchestrator.Worker;
 
 public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devices)

@@ -4,9 +4,6 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 using Orchestrator.Worker;
 
 var redis = new Option<string?>("--redis") { Description = "Find the cluster through Redis at HOST:PORT (env ORCH_REDIS)" };

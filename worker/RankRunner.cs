@@ -1,12 +1,7 @@
 using System.Diagnostics;
 using System.Net;
-using Microsoft.Extensions.Logging;
 using Orchestrator.Core.Collectives;
 using Orchestrator.Core.DataPlane;
-using Orchestrator.Core.Reliability;
-using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 using Orchestrator.Worker.Recommendation;
 using Orchestrator.Worker.Training;
 
@@ -14,9 +9,9 @@ namespace Orchestrator.Worker;
 
 /// <summary>
 /// Runs one rank of a data-parallel job. It binds its data-plane endpoint once, joins the job's membership
-/// through the job grain, and then, epoch after epoch: starts the transport of the membership, agrees with the
-/// other ranks on the state to continue from (<see cref="IGangRank.AgreeOnState"/>), and trains, meeting
-/// the job grain at every <see cref="SyncEvery"/>-th step boundary (where joiners are admitted). When a peer
+/// through the job grain, and then, in each membership epoch: starts that membership's transport, agrees with the
+/// other ranks on the state to continue from (<see cref="IGangRank.AgreeOnState"/>), and trains under the training
+/// loop, meeting the job grain at every <see cref="SyncEvery"/>-th step boundary (where joiners are admitted). When a peer
 /// fails or stalls, the rank reports it and waits for the grain's verdict, which is a new membership epoch:
 /// without the failed rank, or the same ranks re-formed. Rank 0 reports progress, checkpoints and the result.
 /// </summary>
@@ -59,7 +54,7 @@ public sealed class RankRunner
     /// <summary>True once the cluster knows how this rank ended (or refused it), so it must not run again here.</summary>
     public bool Settled => _refused || _channel.Settled;
 
-    long Epoch => Assignment.AssignmentEpoch;
+    long AssignmentEpoch => Assignment.AssignmentEpoch;
     IJobGrain Job => _grains.GetGrain<IJobGrain>(Assignment.JobId);
 
     public void Stop(string reason, bool runAgainIfWanted = false)
@@ -75,21 +70,21 @@ public sealed class RankRunner
         StartReply start;
         try
         {
-            start = await Job.JoinGang(Epoch, Assignment.NodeId, endpoint);
+            start = await Job.JoinGang(AssignmentEpoch, Assignment.NodeId, endpoint);
         }
         catch (Exception e)
         {
-            _log.RankNotJoined(Assignment.JobId, Epoch, e.Message);
+            _log.RankNotJoined(Assignment.JobId, AssignmentEpoch, e.Message);
             return;
         }
         if (start.Refused is { } refused)
         {
-            _log.AssignmentRefused(Assignment.JobId, Epoch, refused.Cause, refused.Message);
+            _log.AssignmentRefused(Assignment.JobId, AssignmentEpoch, refused.Cause, refused.Message);
             _refused = true;
-            await _grains.GetGrain<INodeGrain>(Assignment.NodeId).Unassign(Assignment.JobId, Epoch);
+            await _grains.GetGrain<INodeGrain>(Assignment.NodeId).Unassign(Assignment.JobId, AssignmentEpoch);
             return;
         }
-        _log.RankServing(Assignment.JobId, Epoch, Assignment.Device, endpoint);
+        _log.RankServing(Assignment.JobId, AssignmentEpoch, Assignment.Device, endpoint);
         var reporting = _channel.Run();
         try
         {
@@ -101,7 +96,7 @@ public sealed class RankRunner
         }
         catch (Exception e)
         {
-            _log.RankFailed(Assignment.JobId, Epoch, e);
+            _log.RankFailed(Assignment.JobId, AssignmentEpoch, e);
             _channel.End(MemberOutcome.Failed(ArrayRunner.Describe(e)));
         }
         await reporting;
@@ -121,7 +116,7 @@ public sealed class RankRunner
         {
             if (await UntilTraining(view, rank) is not { } current) return;
             view = current;
-            var me = view.RankOf(Epoch);
+            var me = view.RankOf(AssignmentEpoch);
             var membership = new RankMembership(Assignment.JobId, view.MembershipEpoch, view.Endpoints.Select(IPEndPoint.Parse).ToList());
             await using var transport = TcpRankTransport.Start(membership, me, listener, keepListener: true);
             transport.ReceiveTimeout = _deadline.Current;
@@ -249,7 +244,7 @@ public sealed class RankRunner
                 _channel.End(MemberOutcome.Stopped(why.Message));
                 return null;
             }
-            if (view.RankOf(Epoch) >= 0 && view.CanTrain) return view;
+            if (view.RankOf(AssignmentEpoch) >= 0 && view.CanTrain) return view;
             await Task.Delay(PollPeriod, _stop.Token);
             view = await Sync(rank.Step);
         }
@@ -260,12 +255,12 @@ public sealed class RankRunner
     {
         while (true)
         {
-            var next = await Job.ReportPeerFailure(Epoch, view.MembershipEpoch, suspect, step, failure.Failure, failure.Message).WaitAsync(_stop.Token);
+            var next = await Job.ReportPeerFailure(AssignmentEpoch, view.MembershipEpoch, suspect, step, failure.Failure, failure.Message).WaitAsync(_stop.Token);
             if (next.Stop is not null || next.MembershipEpoch != view.MembershipEpoch) return next;
             await Task.Delay(ReportAgainAfter, _stop.Token);
         }
     }
 
     Task<GangView> Sync(long completedSteps) =>
-        Job.SyncGang(Epoch, completedSteps).WaitAsync(_stop.Token);
+        Job.SyncGang(AssignmentEpoch, completedSteps).WaitAsync(_stop.Token);
 }

@@ -1,8 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Microsoft.Extensions.Logging;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Worker;
 

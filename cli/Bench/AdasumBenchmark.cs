@@ -1,10 +1,8 @@
-using Orchestrator.Cli.LocalCluster;
 using System.Net;
 using Orchestrator.Core.Collectives;
 using Orchestrator.Core.DataPlane;
 using Orchestrator.Core.Specs;
 using Orchestrator.Worker.Training;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Bench;
 

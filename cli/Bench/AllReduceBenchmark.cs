@@ -1,4 +1,3 @@
-using Orchestrator.Cli.LocalCluster;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -7,7 +6,6 @@ using Orchestrator.Core.Collectives;
 using Orchestrator.Core.DataPlane;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Bench;
 

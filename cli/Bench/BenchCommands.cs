@@ -1,9 +1,6 @@
-using System.CommandLine;
-using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Collectives;
 using Orchestrator.Core.Specs;
 using Orchestrator.Worker.Training;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Bench;
 

@@ -1,11 +1,7 @@
 using System.Diagnostics;
-using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Recommendation;
 using Orchestrator.Worker.Recommendation;
 using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Bench;
 
@@ -48,7 +44,7 @@ public sealed class EcrmBenchmark(int tableRows)
         await job.Submit(new JobSubmission(JobSpecJson.Write(spec), "bench"));
         while (true)
         {
-            var info = await Resilience.Retry(TimeSpan.FromSeconds(60)).ExecuteAsync(async _ => await job.GetInfo());
+            var info = await job.GetInfo();
             if (watch is not null) await watch(info);
             if (info.State == JobState.Succeeded) return info;
             if (info.State.IsTerminal()) throw new CliException($"benchmark job {id} ended {info.State}: {info.Failure?.Message}");

@@ -1,11 +1,7 @@
 using Orchestrator.Cli.Jobs;
-using Orchestrator.Cli.LocalCluster;
 using System.Diagnostics;
 using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 using Orchestrator.Worker.Training;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Bench;
 

@@ -1,9 +1,4 @@
-using System.CommandLine;
 using System.Globalization;
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Chaos;
 
@@ -39,23 +34,23 @@ public static class ChaosCommands
         }
 
         var silo = new Argument<string?>("SILO") { Description = "Silo address as the cluster lists it (HOST:PORT@GENERATION)", Arity = ArgumentArity.ZeroOrOne };
-        var killSilo = Fault("kill-silo", "Crash a silo (SIGKILL to its own process, no graceful shutdown)", silo, (c, t, _) => c.KillSilo(t));
+        var killSilo = Fault(ChaosFaults.Name(ChaosFault.KillSilo), "Crash a silo (SIGKILL to its own process, no graceful shutdown)", silo, (c, t, _) => c.KillSilo(t));
 
         Argument<string?> Node() => new("NODE") { Description = "Node id (see 'orch nodes')", Arity = ArgumentArity.ZeroOrOne };
-        var killWorker = Fault("kill-worker", "Crash a worker process (SIGKILL)", Node(), (c, t, _) => c.FaultNode(t, new NodeFault(FaultKind.KillWorker)));
-        var hangWorker = Fault("hang-worker", "Freeze a worker process (SIGSTOP, SIGCONT when the time is up): no heartbeats, no work", Node(),
+        var killWorker = Fault(ChaosFaults.Name(ChaosFault.KillWorker), "Crash a worker process (SIGKILL)", Node(), (c, t, _) => c.FaultNode(t, new NodeFault(FaultKind.KillWorker)));
+        var hangWorker = Fault(ChaosFaults.Name(ChaosFault.HangWorker), "Freeze a worker process (SIGSTOP, SIGCONT when the time is up): no heartbeats, no work", Node(),
             (c, t, p) => c.FaultNode(t, new NodeFault(FaultKind.HangWorker, Seconds(p.GetValue(duration)!))), duration);
         var delay = new Option<string>("--delay") { Description = "Latency added to each of the node's calls: 200ms", DefaultValueFactory = _ => "200ms" };
-        var slowNode = Fault("slow-node", "Add latency to every call a worker makes", Node(),
+        var slowNode = Fault(ChaosFaults.Name(ChaosFault.SlowNode), "Add latency to every call a worker makes", Node(),
             (c, t, p) => c.FaultNode(t, new NodeFault(FaultKind.SlowNode, Seconds(p.GetValue(duration)!), DelayMs: 1000 * Seconds(p.GetValue(delay)!))), delay, duration);
         var rate = new Option<double>("--rate") { Description = "Fraction of the node's calls dropped (0 to 1)", DefaultValueFactory = _ => 0.2 };
-        var dropCalls = Fault("drop-calls", "Drop a fraction of a worker's calls (they fail as timed out)", Node(),
+        var dropCalls = Fault(ChaosFaults.Name(ChaosFault.DropCalls), "Drop a fraction of a worker's calls (they fail as timed out)", Node(),
             (c, t, p) => c.FaultNode(t, new NodeFault(FaultKind.DropCalls, Seconds(p.GetValue(duration)!), Rate: Fraction(p.GetValue(rate)))), rate, duration);
 
         var job = new Argument<string>("JOB") { Description = "A running data-parallel job" };
         var rank = new Option<int>("--rank") { Description = "The rank that sends non-finite gradients", DefaultValueFactory = _ => 0 };
         var steps = new Option<int>("--steps") { Description = "For how many steps", DefaultValueFactory = _ => 3 };
-        var nan = new Command("nan-gradients", "Make one rank of a data-parallel job send non-finite gradients for some steps") { job, rank, steps };
+        var nan = new Command(ChaosFaults.Name(ChaosFault.NanGradients), "Make one rank of a data-parallel job send non-finite gradients for some steps") { job, rank, steps };
         nan.SetAction((p, ct) => Cli.Run(async () =>
         {
             if (p.GetValue(steps) < 1) throw new UsageException("--steps must be at least 1");
@@ -69,7 +64,7 @@ public static class ChaosCommands
             catch (ChaosDisabledException e) { throw new CliException(e.Message); }
         }));
 
-        var redisOutage = new Command("redis-outage", "Pause Redis for a while: only inside 'orch chaos run', whose runner started Redis itself") { duration };
+        var redisOutage = new Command(ChaosFaults.Name(ChaosFault.RedisOutage), "Pause Redis for a while: only inside 'orch chaos run', whose runner started Redis itself") { duration };
         redisOutage.SetAction((_, _) => Cli.Run(() => throw new UsageException("redis-outage pauses a redis-server this tool started: use it as a fault in a scenario run by 'orch chaos run'")));
 
         var file = new Argument<FileInfo>("SCENARIO") { Description = "Scenario file (see examples/chaos/)" };

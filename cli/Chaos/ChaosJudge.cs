@@ -1,9 +1,5 @@
 using Orchestrator.Cli.Jobs;
-using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Reliability;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Polly;
 
 namespace Orchestrator.Cli.Chaos;
 
@@ -18,7 +14,6 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
     IReadOnlyList<string> doubleAssignments, Action<string> progress)
 {
     static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
-    readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(30));
 
     /// <summary>Trains every succeeded erasure-coded job again without faults (same spec, same seed) and compares
     /// their embedding tables byte for byte; returns what differs.</summary>
@@ -30,7 +25,7 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
             // Dropped or slowed calls can get a rank removed from a data-parallel membership, and a device freed by
             // a fault can let a rank join: the job then trains on with another number of ranks, a different (and
             // correct) computation, so it is not compared either.
-            var events = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(job.Id).GetEvents(), ct);
+            var events = await grains.GetGrain<IJobGrain>(job.Id).GetEvents().WaitAsync(ct);
             if (events.Any(e => e.Kind == JobEventKind.RankRemoved))
             {
                 job.HitOnItsWorker = true;
@@ -45,7 +40,7 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
             var id = (await JobSubmitter.SubmitAll(grains, [job.Spec], ct))[0];
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(scenario.Timeout);
             JobInfo reference;
-            while (!(reference = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(id).GetInfo(), ct)).State.IsTerminal())
+            while (!(reference = await grains.GetGrain<IJobGrain>(id).GetInfo().WaitAsync(ct)).State.IsTerminal())
             {
                 if (DateTime.UtcNow > deadline) { differences.Add($"{job.Id}: the failure-free run did not end in time"); break; }
                 await Task.Delay(Poll, ct);
@@ -58,7 +53,7 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
             // The failure-free run starts on an idle cluster: a gang that formed there with another number of ranks
             // computed something else.
             static int? Formed(IEnumerable<JobEvent> e) => e.FirstOrDefault(x => x.Kind == JobEventKind.GangFormed)?.Ranks;
-            var referenceEvents = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(id).GetEvents(), ct);
+            var referenceEvents = await grains.GetGrain<IJobGrain>(id).GetEvents().WaitAsync(ct);
             if (Formed(events) != Formed(referenceEvents))
             {
                 job.NotCompared = $"its gang formed with {Formed(events)} ranks, the failure-free run's with {Formed(referenceEvents)}";
@@ -86,11 +81,11 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
             .SelectMany(j => Enumerable.Range(0, j.Info!.Shards!.Groups).Select(g => (Key: $"{j.Id}/{g}", Members: j.Info.Shards!.K + j.Info.Shards.R))).ToList();
         while (true)
         {
-            var live = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true))).Keys.Select(s => s.ToParsableString()).ToHashSet();
+            var live = (await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Keys.Select(s => s.ToParsableString()).ToHashSet();
             var crowded = new List<string>();
             foreach (var (key, members) in groups.Where(g => live.Count >= g.Members))
             {
-                var placements = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<ICodingGroupGrain>(key).Placements()))
+                var placements = (await grains.GetGrain<ICodingGroupGrain>(key).Placements())
                     .ToDictionary(kv => kv.Key, kv => kv.Value.ToParsableString());
                 if (!Core.Coding.GroupSpread.IsSpread(placements, live))
                     crowded.Add($"{key}: {string.Join(", ", placements.OrderBy(p => p.Key).Select(p => $"{p.Key}@{p.Value}"))} with {live.Count} silos live");
@@ -110,15 +105,15 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
         {
             try
             {
-                job.Info = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(job.Id).GetInfo());
-                await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(job.Id).GetEvents());
+                job.Info = await grains.GetGrain<IJobGrain>(job.Id).GetInfo();
+                await grains.GetGrain<IJobGrain>(job.Id).GetEvents();
             }
             catch (Exception e) { unreadable.Add($"{job.Id}: {e.GetBaseException().Message}"); }
         }
         foreach (var job in jobs.Values.Where(j => j.StepBack is not null)) job.Backwards.Add($"{job.StepBack!.Value.From} → {job.StepBack.Value.To} at {job.StepBack.Value.At:F1} s, never undone");
         await CountStepsLost(grains);
         var crowded = await CrowdedGroups(grains);
-        var recorded = await _retry.ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(10_000));
+        var recorded = await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(10_000);
         // Every crash the run injected must be in the cluster's own incident log (a killed worker: its node lost, or
         // its restart seen; a hang longer than the node timeout: its node lost).
         var unrecorded = faults.Where(i => i.Error is null && i.Detected is not null).Where(i => i.Kind switch
@@ -128,7 +123,7 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
             _ => false,
         }).Select(i => $"{i.Fault} at {i.At:F1} s").ToList();
         var recordedCounts = string.Join(", ", recorded.GroupBy(r => r.Category).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count()}"));
-        var scheduler = await _retry.ExecuteAsync(async _ => await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo());
+        var scheduler = await grains.GetGrain<ISchedulerGrain>(SchedulerKeys.Cluster).GetInfo();
         var nodes = await Task.WhenAll(scheduler.Nodes.Select(n => grains.GetGrain<INodeGrain>(n).GetInfo()));
         var ended = jobs.Values.Where(j => j.Info?.State.IsTerminal() == true).Select(j => j.Id).ToHashSet();
         var disagreements = scheduler.Queue.Where(q => ended.Contains(q.JobId)).Select(q => $"{q.JobId} ended but is queued")
@@ -161,10 +156,10 @@ public sealed class ChaosJudge(ChaosScenario scenario, int seed, IReadOnlyList<I
         var jobOutcomes = jobs.Values.Select(j => new ChaosReport.JobOutcome(j.Id, j.Info?.State, j.Info?.Result?.Steps ?? j.LastStep, j.Info?.Result,
             j.Info?.Recoveries ?? 0, j.Info?.Time, j.Info?.Failure)).ToList();
         var queries = new ClusterQueries(grains);
-        var logged = await _retry.ExecuteAsync(async _ => await queries.Incidents(10_000));
+        var logged = await queries.Incidents(10_000);
         var histories = new List<ChaosReport.JobReport>();
         foreach (var j in jobs.Values.Where(j => j.Info is not null))
-            histories.Add(new ChaosReport.JobReport(j.Id, j.Info!.State, j.Info.Time, await _retry.ExecuteAsync(async _ => await grains.GetGrain<IJobGrain>(j.Id).GetHistory())));
+            histories.Add(new ChaosReport.JobReport(j.Id, j.Info!.State, j.Info.Time, await grains.GetGrain<IJobGrain>(j.Id).GetHistory()));
         var injected = faults.Count(i => i.Error is null);
         var summary = $"{injected} fault(s) injected, {jobs.Values.Count(j => j.Info?.State == JobState.Succeeded)}/{jobs.Count} jobs succeeded, " +
                       $"steps lost {faults.Sum(i => i.StepsLost)}, data lost {ecLost.Count + differences.Count + badEnds.Count(b => b.Contains("lost"))}, " +

@@ -1,7 +1,3 @@
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Spectre.Console;
-
 namespace Orchestrator.Cli.Chaos;
 
 /// <summary>A scored chaos run: the faults injected with their detection, recovery and steps lost, each job's outcome,

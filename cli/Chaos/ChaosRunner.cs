@@ -1,11 +1,6 @@
 using Orchestrator.Cli.Jobs;
 using System.Diagnostics;
-using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Polly;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Chaos;
 
@@ -20,7 +15,6 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
     static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
     const double StaleReadGrace = 5;
     readonly Random _rng = new(seed);
-    readonly ResiliencePipeline _retry = Resilience.Retry(TimeSpan.FromSeconds(30));
     readonly List<InjectedFault> _faults = [];
     readonly Dictionary<string, JobWatch> _jobs = [];
     readonly List<string> _doubleAssignments = [];
@@ -125,24 +119,24 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
                 case ChaosFault.KillSilo:
                     var hosts = (await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Keys.OrderBy(s => s.Endpoint.Port).ToList();
                     var silo = fault.Target == "random" ? hosts[_rng.Next(hosts.Count)] : hosts[int.Parse(fault.Target) % hosts.Count];
-                    incident.Target = (await Retried(() => chaos.KillSilo(silo.ToParsableString()))).Target;
+                    incident.Target = (await chaos.KillSilo(silo.ToParsableString())).Target;
                     break;
                 case ChaosFault.KillWorker:
-                    incident.Incarnation = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<INodeGrain>(node).GetInfo())).Incarnation;
-                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.KillWorker)))).Target;
+                    incident.Incarnation = (await grains.GetGrain<INodeGrain>(node).GetInfo()).Incarnation;
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.KillWorker))).Target;
                     break;
                 case ChaosFault.HangWorker:
-                    incident.Incarnation = (await _retry.ExecuteAsync(async _ => await grains.GetGrain<INodeGrain>(node).GetInfo())).Incarnation;
-                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.HangWorker, fault.For)))).Target;
+                    incident.Incarnation = (await grains.GetGrain<INodeGrain>(node).GetInfo()).Incarnation;
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.HangWorker, fault.For))).Target;
                     break;
                 case ChaosFault.SlowNode:
-                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.SlowNode, fault.For, DelayMs: fault.Delay)))).Target;
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.SlowNode, fault.For, DelayMs: fault.Delay))).Target;
                     break;
                 case ChaosFault.DropCalls:
-                    incident.Target = (await Retried(() => chaos.FaultNode(node, new NodeFault(FaultKind.DropCalls, fault.For, Rate: fault.Rate)))).Target;
+                    incident.Target = (await chaos.FaultNode(node, new NodeFault(FaultKind.DropCalls, fault.For, Rate: fault.Rate))).Target;
                     break;
                 case ChaosFault.NanGradients:
-                    incident.Target = (await Retried(() => chaos.NanGradients(ids[firstOfJob[fault.Job]], fault.Rank, fault.Steps))).Target;
+                    incident.Target = (await chaos.NanGradients(ids[firstOfJob[fault.Job]], fault.Rank, fault.Steps)).Target;
                     break;
                 case ChaosFault.RedisOutage:
                     var redis = cluster.RedisProcess;
@@ -158,9 +152,6 @@ public sealed class ChaosRunner(ChaosScenario scenario, int seed, Action<string>
         }
         progress($"{now:F1} s: {fault} → {incident.Target}{(incident.Error is null ? "" : $" (not injected: {incident.Error})")}");
     }
-
-    /// <summary>A chaos call survives the failover of the silo that hosted the chaos grain (an earlier fault may have killed it).</summary>
-    async Task<ChaosResult> Retried(Func<Task<ChaosResult>> call) => await _retry.ExecuteAsync(async _ => await call());
 
     string NodeOf(string jobId) => _jobs[jobId].Info is { } info
         ? info.Assignment?.NodeId ?? info.Ranks?.FirstOrDefault(r => info.Gang is { } g && g.Ranks.Count > 0 && r.AssignmentEpoch == g.Ranks[0])?.NodeId ?? "w1"

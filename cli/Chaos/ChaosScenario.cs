@@ -22,7 +22,6 @@ public sealed class ChaosScenario
     /// <summary>Seconds after a silo or worker died before the runner starts a replacement (as Kubernetes would).</summary>
     public double RestartAfter { get; set; } = 5;
 
-
     public static ChaosScenario Load(string path)
     {
         if (!File.Exists(path)) throw new UsageException($"scenario file '{path}' does not exist");

@@ -1,6 +1,3 @@
-using System.CommandLine;
-using Spectre.Console;
-
 namespace Orchestrator.Cli.Data;
 
 /// <summary>orch data: data sets to train on that no Debian package ships.</summary>

@@ -1,8 +1,3 @@
-using System.CommandLine;
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Contracts;
-using Spectre.Console;
-
 namespace Orchestrator.Cli.Jobs;
 
 /// <summary>orch submit, jobs, job, events (logs), cancel, nodes: a user's daily view of their jobs and the cluster.</summary>

@@ -1,7 +1,4 @@
 using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Jobs;
 

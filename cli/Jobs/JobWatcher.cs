@@ -1,7 +1,3 @@
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Spectre.Console;
-
 namespace Orchestrator.Cli.Jobs;
 
 /// <summary>Follows jobs until they end: live progress bars on a terminal, periodic lines otherwise.</summary>

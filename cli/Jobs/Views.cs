@@ -1,7 +1,3 @@
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Spectre.Console;
-
 namespace Orchestrator.Cli.Jobs;
 
 /// <summary>Tables and panels for jobs, nodes and events.</summary>
@@ -55,8 +51,8 @@ public static class Views
         Row("submitted", $"{j.SubmittedAt.ToLocalTime():u}");
         if (j.Gang is { } g)
         {
-            var byEpoch = (j.Ranks ?? []).ToDictionary(r => r.AssignmentEpoch);
-            var members = g.Ranks.Select((epoch, rank) => byEpoch.TryGetValue(epoch, out var r) ? $"{rank}: {r.NodeId}/{r.Device}" : $"{rank}: ?");
+            var byAssignment = (j.Ranks ?? []).ToDictionary(r => r.AssignmentEpoch);
+            var members = g.Ranks.Select((assignmentEpoch, rank) => byAssignment.TryGetValue(assignmentEpoch, out var r) ? $"{rank}: {r.NodeId}/{r.Device}" : $"{rank}: ?");
             var state = j.State.IsTerminal() ? "ended" : g.CanTrain ? "training" : j.State == JobState.Running ? "paused (below its minimum)" : "forming";
             Row("gang", Markup.Escape($"{g.Ranks.Count} rank(s), membership epoch {g.MembershipEpoch}, {state}{(g.Waiting > 0 ? $", {g.Waiting} joining" : "")}"));
             if (g.Ranks.Count > 0 && !j.State.IsTerminal()) Row("ranks", Markup.Escape(string.Join("; ", members)));

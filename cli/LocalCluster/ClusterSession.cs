@@ -2,8 +2,6 @@ using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 using Orchestrator.Silo;
 using Orchestrator.Worker;
 

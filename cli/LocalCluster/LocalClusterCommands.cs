@@ -1,9 +1,6 @@
-using System.CommandLine;
 using System.Reflection;
 using Orchestrator.Cli.Jobs;
-using Orchestrator.Client;
 using Orchestrator.Core.Specs;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.LocalCluster;
 

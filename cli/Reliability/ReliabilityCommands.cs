@@ -1,11 +1,6 @@
-using System.CommandLine;
 using System.Globalization;
 using Orchestrator.Core.Reliability;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 using Orchestrator.Cli.Jobs;
-using Orchestrator.Cli.LocalCluster;
-using Spectre.Console;
 
 namespace Orchestrator.Cli.Reliability;
 
@@ -23,15 +18,13 @@ public static class ReliabilityCommands
     {
         var last = new Option<int>("--last") { Description = "How many of the latest incidents", DefaultValueFactory = _ => 50 };
         var incidents = new Command("incidents", "The cluster's incident log: every failure it noticed (node lost, silo crash, job failures by cause, preemptions, state-store outages), with counts per category") { last };
-        incidents.SetAction((p, ct) =>
+        incidents.SetAction((p, ct) => Cli.Run(async () =>
         {
-            if (p.GetValue(last) is < 1 or > 10_000) return Cli.Run(() => throw new UsageException($"--last: give 1 to {10_000}"));
-            return JobCommands.Connected(p, ct, async grains =>
-            {
-                Views.Incidents(await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(p.GetValue(last)));
-                return 0;
-            });
-        });
+            if (p.GetValue(last) is < 1 or > 10_000) throw new UsageException($"--last: give 1 to {10_000}");
+            await using var session = await ClusterSession.Connect(Cli.Connection(p), allowEmbedded: false, ct: ct);
+            Views.Incidents(await session.Grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).List(p.GetValue(last)));
+            return 0;
+        }));
         return incidents;
     }
 

@@ -1,10 +1,7 @@
-using Orchestrator.Cli.LocalCluster;
-using System.CommandLine;
 using System.Globalization;
 using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Scheduling;
 using Orchestrator.Core.Simulation;
-using Spectre.Console;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;

@@ -10,10 +10,10 @@ public sealed record JobSubmission(string SpecJson, string SubmittedBy, bool Def
 
 /// <summary>
 /// One placement of a job on a device. <see cref="AssignmentEpoch"/> is a cluster-wide fencing token: it grows with every
-/// placement, and a worker holding an older epoch than the job's current one is refused everywhere.
+/// placement, and a worker holding an older assignment epoch than the job's current one is refused everywhere.
 /// Jobs placed together on one device form a fused array (<see cref="ArrayId"/>, <see cref="ArrayWidth"/>
 /// members when placed); a job alone is an array of width 1. A data-parallel job has one assignment per rank
-/// (<see cref="Gang"/>), each with its own epoch and array id; the epoch identifies the rank in the membership.
+/// (<see cref="Gang"/>), each with its own assignment epoch (which identifies the rank in the membership) and array id.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("assignment")]
 public sealed record Assignment(string JobId, string NodeId, string Device, long AssignmentEpoch, DateTime AssignedAt, string ArrayId, int ArrayWidth,

@@ -43,10 +43,8 @@ public sealed record Incident
         _ => Kind.ToString(),
     };
 
-
     string RanksRemoved =>
         RemovedByPeers is { Count: > 0 } jobs ? $", and data-parallel ranks of {string.Join(", ", jobs)} already removed by their peers" : "";
-
 
     static Incident Of(IncidentKind kind, FailureCategory category) => new() { At = DateTime.UtcNow, Kind = kind, Category = category };
 

@@ -205,7 +205,7 @@ public sealed class Collective(IRankTransport transport)
         }
     }
 
-    /// <summary>Every rank's <paramref name="value"/>, by rank (a small all-gather, for agreeing on a new epoch's state).</summary>
+    /// <summary>Every rank's <paramref name="value"/>, by rank (a small all-gather, for agreeing on a new membership epoch's state).</summary>
     public async Task<long[]> Exchange(long value, long step, CancellationToken ct = default)
     {
         var all = new long[Size];

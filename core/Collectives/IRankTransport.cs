@@ -19,7 +19,7 @@ public interface IRankTransport
     ValueTask Receive(int peer, long step, int tag, Memory<byte> destination, CancellationToken ct = default);
 }
 
-/// <summary>A peer failed, timed out or spoke for another epoch: the membership must change. <see cref="Failure"/> says how.</summary>
+/// <summary>A peer failed, timed out or spoke for another membership epoch: the membership must change. <see cref="Failure"/> says how.</summary>
 public sealed class PeerFailedException(int peer, PeerFailure failure, string message, Exception? inner = null) : Exception(message, inner)
 {
     public int Peer { get; } = peer;

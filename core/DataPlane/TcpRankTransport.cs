@@ -29,9 +29,9 @@ public sealed record RankMembership(string JobId, long MembershipEpoch, IReadOnl
 /// <summary>
 /// The data plane between the ranks of one job: a TCP connection per pair of ranks, length-prefixed frames of raw
 /// little-endian bytes. Every frame carries the job, the membership epoch, the step and a tag; a frame from
-/// another job or epoch is refused and closes its connection. Every receive has a deadline, so a frozen peer
+/// another job or membership epoch is refused and closes its connection. Every receive has a deadline, so a frozen peer
 /// becomes a <see cref="PeerFailedException"/> instead of a hang.
-/// Header: magic u32 | job u64 | epoch i64 | step i64 | tag i32 | length i32 (36 bytes).
+/// Header: magic u32 | job u64 | membership epoch i64 | step i64 | tag i32 | length i32 (36 bytes).
 /// </summary>
 public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
 {
@@ -57,7 +57,7 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
     /// <summary>How long a receive waits for its frame before the peer is declared failed.</summary>
     public TimeSpan ReceiveTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Frames and connections refused because they named another job or an older epoch.</summary>
+    /// <summary>Frames and connections refused because they named another job or an older membership epoch.</summary>
     public int RefusedFrames => _refused + _listener.Refused;
     int _refused;
 
@@ -74,7 +74,7 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
 
     /// <summary>
     /// Starts the rank's side of one membership epoch on a listener bound before the endpoints were exchanged.
-    /// With <paramref name="keepListener"/> the listener outlives this transport, for the rank's next epochs.
+    /// With <paramref name="keepListener"/> the listener outlives this transport, for the rank's next membership epochs.
     /// </summary>
     public static TcpRankTransport Start(RankMembership membership, int rank, RankListener listener, bool keepListener = false)
     {
@@ -195,7 +195,7 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
             throw new PeerFailedException(peer, PeerFailure.Unreachable, $"rank {Rank}: cannot connect to rank {peer} at {_membership.Endpoints[peer]}: {e.Message}", e);
         }
         var connection = new Peer(client);
-        // Hello: who we are, for this job and epoch.
+        // Hello: who we are, for this job and membership epoch.
         var hello = new byte[HeaderBytes];
         WriteHeader(hello, step: -1, tag: Rank, length: 0);
         await connection.Stream.WriteAsync(hello);
@@ -215,18 +215,18 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
     }
 
     /// <summary>Parses a frame header; false when it is not an Orchestrator frame.</summary>
-    internal static bool TryReadHeader(ReadOnlySpan<byte> h, out ulong job, out long epoch, out long step, out int tag)
+    internal static bool TryReadHeader(ReadOnlySpan<byte> h, out ulong job, out long membershipEpoch, out long step, out int tag)
     {
         job = BinaryPrimitives.ReadUInt64LittleEndian(h[4..]);
-        epoch = BinaryPrimitives.ReadInt64LittleEndian(h[12..]);
+        membershipEpoch = BinaryPrimitives.ReadInt64LittleEndian(h[12..]);
         step = BinaryPrimitives.ReadInt64LittleEndian(h[20..]);
         tag = BinaryPrimitives.ReadInt32LittleEndian(h[28..]);
         return BinaryPrimitives.ReadUInt32LittleEndian(h) == Magic;
     }
 
-    /// <summary>True when the header is ours (magic, job, epoch); <paramref name="tag"/> is its tag.</summary>
+    /// <summary>True when the header is ours (magic, job, membership epoch); <paramref name="tag"/> is its tag.</summary>
     bool Matches(ReadOnlySpan<byte> h, out int tag) =>
-        TryReadHeader(h, out var job, out var epoch, out _, out tag) && job == _membership.JobKey && epoch == _membership.MembershipEpoch;
+        TryReadHeader(h, out var job, out var membershipEpoch, out _, out tag) && job == _membership.JobKey && membershipEpoch == _membership.MembershipEpoch;
 
     async Task ReadLoop(int peer, Peer connection)
     {
@@ -238,7 +238,7 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
                 await connection.Stream.ReadExactlyAsync(header, _closing.Token);
                 if (!Matches(header, out var tag))
                 {
-                    // Another epoch's (or job's) frame: refuse it and drop the connection.
+                    // Another membership epoch's (or job's) frame: refuse it and drop the connection.
                     Interlocked.Increment(ref _refused);
                     break;
                 }

@@ -5,16 +5,16 @@ public sealed record RankMember(string Id, string Endpoint);
 
 /// <summary>
 /// One membership epoch of a job's ranks. Ranks are numbered by position; rank 0 is the broadcast source for joiners.
-/// <see cref="Step"/> is the number of completed steps: training resumes there in every new epoch.
+/// <see cref="Step"/> is the number of completed steps: training resumes there in every new membership epoch.
 /// </summary>
 public sealed record MembershipView(long MembershipEpoch, IReadOnlyList<RankMember> Ranks, long Step, bool CanTrain, IReadOnlyList<RankMember> Joined);
 
 /// <summary>
 /// The rules of elastic membership, kept by the job grain (the rendezvous):
 /// <list type="bullet">
-/// <item>a rank that fails is removed at once: the epoch grows, the survivors keep their order and are
+/// <item>a rank that fails is removed at once: the membership epoch grows, the survivors keep their order and are
 /// renumbered, and the step stays where it is (no rollback: every survivor holds the whole state);</item>
-/// <item>a new rank waits for the next step boundary, then joins at the end (the highest rank) in a new epoch and
+/// <item>a new rank waits for the next step boundary, then joins at the end (the highest rank) in a new membership epoch and
 /// receives the state by broadcast from rank 0; joins beyond <c>max</c> are refused;</item>
 /// <item>with fewer than <c>min</c> ranks the job pauses (<see cref="MembershipView.CanTrain"/> false) until
 /// joiners bring it back to <c>min</c>;</item>
@@ -44,7 +44,7 @@ public sealed class ElasticMembership
 
     public MembershipView View => new(MembershipEpoch, _ranks.ToList(), Step, _ranks.Count >= _min, []);
 
-    /// <summary>Removes a failed rank at once; returns the new epoch's view, or null if it was not a member.</summary>
+    /// <summary>Removes a failed rank at once; returns the new membership epoch's view, or null if it was not a member.</summary>
     public MembershipView? Remove(string id)
     {
         _waiting.RemoveAll(r => r.Id == id);
@@ -54,7 +54,7 @@ public sealed class ElasticMembership
     }
 
     /// <summary>
-    /// Starts a new epoch with the same ranks: two live ranks lost contact (a dropped connection, a stall), so
+    /// Starts a new membership epoch with the same ranks: two live ranks lost contact (a dropped connection, a stall), so
     /// everyone re-forms the collective and agrees on the state again, and nobody is removed.
     /// </summary>
     public MembershipView ReForm()
@@ -74,7 +74,7 @@ public sealed class ElasticMembership
 
     /// <summary>
     /// Records that step <paramref name="completedSteps"/> is done (a count of completed steps). If ranks are
-    /// waiting, they join now: returns the new epoch's view, listing them in <see cref="MembershipView.Joined"/>.
+    /// waiting, they join now: returns the new membership epoch's view, listing them in <see cref="MembershipView.Joined"/>.
     /// </summary>
     public MembershipView? CompleteStep(long completedSteps)
     {
@@ -114,7 +114,7 @@ public enum SuspectVerdict
 /// </summary>
 public static class FailureJudge
 {
-    /// <param name="firstReport">When a peer first reported the suspect in this epoch.</param>
+    /// <param name="firstReport">When a peer first reported the suspect in this membership epoch.</param>
     /// <param name="lastHeartbeat">The suspect's node's latest heartbeat; null when none was received yet.</param>
     /// <param name="silenceLimit">How long a process may be silent before it counts as gone.</param>
     /// <param name="reFormsWithoutProgress">Re-forms in a row without a completed step; past <paramref name="maxReForms"/>

@@ -1,8 +1,5 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 

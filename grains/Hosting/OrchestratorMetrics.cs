@@ -1,6 +1,4 @@
 using Prometheus;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 

@@ -1,5 +1,4 @@
-using Orchestrator.Client;
-using Orchestrator.Contracts;
+using Microsoft.Extensions.Options;
 
 namespace Orchestrator.Grains;
 
@@ -31,6 +30,27 @@ public sealed class OrchestratorOptions
 
     /// <summary>Points kept of a job's training curve; when reached, every other point is dropped.</summary>
     public int MaxCurvePoints { get; set; } = 400;
+}
+
+/// <summary>Refuses settings the control plane cannot run with, naming each, when the silo starts.</summary>
+public sealed class OrchestratorOptionsValidator : IValidateOptions<OrchestratorOptions>
+{
+    public ValidateOptionsResult Validate(string? name, OrchestratorOptions o)
+    {
+        var problems = new List<string>();
+        void Positive(TimeSpan value, string field)
+        {
+            if (value <= TimeSpan.Zero) problems.Add($"{field} is {value}: it must be positive");
+        }
+        Positive(o.NodeHeartbeatTimeout, nameof(o.NodeHeartbeatTimeout));
+        Positive(o.SchedulerTickPeriod, nameof(o.SchedulerTickPeriod));
+        Positive(o.RankSilenceLimit, nameof(o.RankSilenceLimit));
+        if (o.ShardDirectoryHold < TimeSpan.Zero) problems.Add($"{nameof(o.ShardDirectoryHold)} is {o.ShardDirectoryHold}: it cannot be negative");
+        if (o.MaxArrayWidth is < 1 or > 1024) problems.Add($"{nameof(o.MaxArrayWidth)} is {o.MaxArrayWidth}: give 1 (no fusion) to 1024");
+        if (o.MaxEventsPerJob < 1) problems.Add($"{nameof(o.MaxEventsPerJob)} is {o.MaxEventsPerJob}: keep at least 1");
+        if (o.MaxCurvePoints < 2) problems.Add($"{nameof(o.MaxCurvePoints)} is {o.MaxCurvePoints}: keep at least 2 (the curve is halved when full)");
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
 }
 
 public static class StorageNames

@@ -2,8 +2,6 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Core.Scheduling;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 
@@ -15,7 +13,8 @@ public static class SiloBuilderExtensions
     /// <summary>Registers Orchestrator's services on a silo: the scheduling policy, options and the scheduler ticker.</summary>
     public static ISiloBuilder AddOrchestrator(this ISiloBuilder silo, Action<OrchestratorOptions>? configure = null)
     {
-        silo.Services.Configure<OrchestratorOptions>(o => configure?.Invoke(o));
+        silo.Services.AddOptions<OrchestratorOptions>().Configure(o => configure?.Invoke(o)).ValidateOnStart();
+        silo.Services.AddSingleton<IValidateOptions<OrchestratorOptions>, OrchestratorOptionsValidator>();
         silo.Services.AddSingleton<ISchedulingPolicy>(sp =>
             SchedulingPolicies.Production(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<OrchestratorOptions>>().Value.MaxArrayWidth));
         silo.Services.AddHostedService<SchedulerTicker>();

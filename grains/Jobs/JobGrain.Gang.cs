@@ -1,8 +1,5 @@
 using System.Globalization;
 using Orchestrator.Core.Membership;
-using Orchestrator.Core.Reliability;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 

@@ -1,10 +1,6 @@
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orchestrator.Core.Fusion;
-using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 

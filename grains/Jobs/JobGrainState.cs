@@ -1,7 +1,3 @@
-using Orchestrator.Core.Reliability;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-
 namespace Orchestrator.Grains;
 
 /// <summary>A job's persisted state: what was submitted, where it is in its life, its time line, and for a

@@ -1,6 +1,3 @@
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-
 namespace Orchestrator.Grains;
 
 [GenerateSerializer, Alias("job-index-state")]

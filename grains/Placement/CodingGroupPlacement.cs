@@ -1,7 +1,5 @@
 using Orleans.Placement;
 using Orleans.Runtime.Placement;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 

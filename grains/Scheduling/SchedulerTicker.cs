@@ -1,8 +1,5 @@
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 

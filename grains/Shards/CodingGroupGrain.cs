@@ -1,7 +1,4 @@
-using Microsoft.Extensions.Logging;
 using Orchestrator.Core.Coding;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 
 namespace Orchestrator.Grains;
 

@@ -1,12 +1,6 @@
 using System.Text.Json;
 using Orchestrator.Cli;
 using Orchestrator.Cli.Chaos;
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
-using Xunit.Abstractions;
 
 namespace Orchestrator.Tests;
 

@@ -1,7 +1,6 @@
 using System.Net;
 using Orchestrator.Core.Collectives;
 using Orchestrator.Core.DataPlane;
-using Orchestrator.Tests.Infrastructure;
 
 namespace Orchestrator.Tests;
 

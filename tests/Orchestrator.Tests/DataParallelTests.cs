@@ -1,6 +1,4 @@
 using Orchestrator.Core.Collectives;
-using Orchestrator.Core.Specs;
-using Orchestrator.Tests.Infrastructure;
 using Orchestrator.Worker.Training;
 using static TorchSharp.torch;
 

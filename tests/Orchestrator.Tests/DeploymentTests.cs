@@ -1,5 +1,3 @@
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Tests.Infrastructure;
 using YamlDotNet.RepresentationModel;
 
 namespace Orchestrator.Tests;

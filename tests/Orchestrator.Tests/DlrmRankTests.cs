@@ -1,7 +1,5 @@
 using Orchestrator.Core.Collectives;
 using Orchestrator.Core.Recommendation;
-using Orchestrator.Core.Specs;
-using Orchestrator.Tests.Infrastructure;
 using Orchestrator.Worker.Training;
 
 namespace Orchestrator.Tests;

@@ -1,10 +1,3 @@
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
-using Xunit.Abstractions;
-
 namespace Orchestrator.Tests;
 
 /// <summary>
@@ -12,12 +5,8 @@ namespace Orchestrator.Tests;
 /// the TCP data plane, and the job survives a killed worker, a frozen worker and a killed silo without a restart.
 /// </summary>
 [Collection("processes")]
-public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class ElasticProcessTests(ITestOutputHelper output) : ProcessClusterTest(output)
 {
-    readonly ProcessCluster _cluster = TestClusters.Create(output);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-    public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();
 
     static string Spec(int min, int max, int steps) => $"""
         name: elastic
@@ -44,12 +33,12 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
     /// <summary>One silo, workers w1–w3, and a 2–3 rank Adasum job of 2,500 steps trained on all three past step 300.</summary>
     async Task<(ChildProcess[] Workers, string Id, StepLog Steps, JobInfo Running)> ThreeRanksTraining()
     {
-        await _cluster.StartSilo();
-        var workers = new[] { _cluster.StartWorker("w1"), _cluster.StartWorker("w2"), _cluster.StartWorker("w3") };
-        await _cluster.ConnectClient();
-        var id = await _cluster.SubmitWithCli(Spec(min: 2, max: 3, steps: 2500));
+        await Cluster.StartSilo();
+        var workers = new[] { Cluster.StartWorker("w1"), Cluster.StartWorker("w2"), Cluster.StartWorker("w3") };
+        await Cluster.ConnectClient();
+        var id = await Cluster.SubmitWithCli(Spec(min: 2, max: 3, steps: 2500));
         var steps = new StepLog();
-        var running = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Progress?.Step >= 300, "training on 3 ranks", TimeSpan.FromSeconds(120), steps.Observe);
+        var running = await Cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Progress?.Step >= 300, "training on 3 ranks", TimeSpan.FromSeconds(120), steps.Observe);
         return (workers, id, steps, running);
     }
 
@@ -60,12 +49,12 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
 
         var victim = running.Ranks!.First(r => r.AssignmentEpoch == running.Gang!.Ranks[2]).NodeId;
         workers[int.Parse(victim[1..]) - 1].Kill();
-        var shrunk = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 }, "down to 2 ranks", TimeSpan.FromSeconds(30), steps.Observe);
-        var afterShrink = await _cluster.WaitFor(id, j => j.Progress?.Step >= shrunk.Progress!.Step + 100, "training on 2 ranks", TimeSpan.FromSeconds(60), steps.Observe);
-        _cluster.StartWorker("w4");
-        await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Ranks!.Any(r => r.NodeId == "w4"), "grown back to 3 ranks", TimeSpan.FromSeconds(90), steps.Observe);
-        var done = await _cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
-        var events = await _cluster.Events(id);
+        var shrunk = await Cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 }, "down to 2 ranks", TimeSpan.FromSeconds(30), steps.Observe);
+        var afterShrink = await Cluster.WaitFor(id, j => j.Progress?.Step >= shrunk.Progress!.Step + 100, "training on 2 ranks", TimeSpan.FromSeconds(60), steps.Observe);
+        Cluster.StartWorker("w4");
+        await Cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 3 } && j.Ranks!.Any(r => r.NodeId == "w4"), "grown back to 3 ranks", TimeSpan.FromSeconds(90), steps.Observe);
+        var done = await Cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
+        var events = await Cluster.Events(id);
 
         steps.AssertNeverBackwards();
         Assert.Equal(0, done.Recoveries);
@@ -87,12 +76,12 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
         var frozen = workers[int.Parse(frozenRank.NodeId[1..]) - 1];
         frozen.Freeze();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 }, "down to 2 ranks", TimeSpan.FromSeconds(30), steps.Observe);
+        await Cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 }, "down to 2 ranks", TimeSpan.FromSeconds(30), steps.Observe);
         var removedAfter = clock.Elapsed;
         await Task.Delay(TimeSpan.FromSeconds(3));
         frozen.Thaw();
-        var done = await _cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
-        var events = await _cluster.Events(id);
+        var done = await Cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
+        var events = await Cluster.Events(id);
 
         output.WriteLine($"frozen rank removed after {removedAfter.TotalSeconds:F1} s");
         Assert.True(removedAfter < TimeSpan.FromSeconds(10), $"removed after {removedAfter}");
@@ -108,18 +97,18 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task KillingTheSiloThatHostsTheJobGrain_DoesNotStopTheDataParallelJob()
     {
-        var silos = new[] { await _cluster.StartSilo(), await _cluster.StartSilo() };
-        _cluster.StartWorker("w1");
-        _cluster.StartWorker("w2");
-        await _cluster.ConnectClient();
-        var id = await _cluster.SubmitWithCli(Spec(min: 2, max: 2, steps: 2000));
+        var silos = new[] { await Cluster.StartSilo(), await Cluster.StartSilo() };
+        Cluster.StartWorker("w1");
+        Cluster.StartWorker("w2");
+        await Cluster.ConnectClient();
+        var id = await Cluster.SubmitWithCli(Spec(min: 2, max: 2, steps: 2000));
         var steps = new StepLog();
-        var running = await _cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 } && j.Progress?.Step >= 300, "training on 2 ranks", TimeSpan.FromSeconds(120), steps.Observe);
+        var running = await Cluster.WaitFor(id, j => j.Gang is { Ranks.Count: 2 } && j.Progress?.Step >= 300, "training on 2 ranks", TimeSpan.FromSeconds(120), steps.Observe);
 
         var hostPort = Orleans.Runtime.SiloAddress.FromParsableString(running.HostSilo!).Endpoint.Port;
         silos.Single(s => s.SiloPort == hostPort).Process.Kill();
-        var done = await _cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
-        var events = await _cluster.Events(id);
+        var done = await Cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240), steps.Observe);
+        var events = await Cluster.Events(id);
 
         steps.AssertNeverBackwards();
         Assert.NotEqual(running.HostSilo, done.HostSilo);
@@ -132,20 +121,20 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task AGangOfHigherPriority_PreemptsARunningJob_WhichResumesFromItsYieldedStepAfterwards()
     {
-        await _cluster.StartSilo();
-        _cluster.StartWorker("w1");
-        await _cluster.ConnectClient();
-        var single = await _cluster.SubmitWithCli("""
+        await Cluster.StartSilo();
+        Cluster.StartWorker("w1");
+        await Cluster.ConnectClient();
+        var single = await Cluster.SubmitWithCli("""
             name: long
             model: {type: mlp, hidden: [128]}
             data: {dataset: fashion-mnist}
             train: {steps: 20000, batchSize: 32, lr: 0.02, checkpointEvery: 100000}
             """);
-        await _cluster.WaitFor(single, j => j.Progress?.Step >= 500, "running", TimeSpan.FromSeconds(120));
-        var gang = await _cluster.SubmitWithCli(Spec(min: 1, max: 1, steps: 300).Replace("name: elastic", "name: urgent\npriority: 5"));
-        var gangDone = await _cluster.WaitFor(gang, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(120));
-        var singleDone = await _cluster.WaitFor(single, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(180));
-        var events = await _cluster.Events(single);
+        await Cluster.WaitFor(single, j => j.Progress?.Step >= 500, "running", TimeSpan.FromSeconds(120));
+        var gang = await Cluster.SubmitWithCli(Spec(min: 1, max: 1, steps: 300).Replace("name: elastic", "name: urgent\npriority: 5"));
+        var gangDone = await Cluster.WaitFor(gang, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(120));
+        var singleDone = await Cluster.WaitFor(single, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(180));
+        var events = await Cluster.Events(single);
 
         var yielded = events.Single(e => e.Kind == JobEventKind.Preempted);
         var resumed = events.Single(e => e.Kind == JobEventKind.Started && e.ResumeStep > 0);

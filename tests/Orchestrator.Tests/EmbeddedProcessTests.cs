@@ -1,9 +1,6 @@
-using Orchestrator.Cli.LocalCluster;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Orchestrator.Tests.Infrastructure;
-using Xunit.Abstractions;
 
 namespace Orchestrator.Tests;
 

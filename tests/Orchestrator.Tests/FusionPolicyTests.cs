@@ -1,6 +1,5 @@
 using Orchestrator.Core.Fusion;
 using Orchestrator.Core.Scheduling;
-using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Tests;
 

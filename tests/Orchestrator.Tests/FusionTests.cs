@@ -1,5 +1,3 @@
-using Orchestrator.Core.Specs;
-using Orchestrator.Tests.Infrastructure;
 using Orchestrator.Worker.Training;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,9 +1,4 @@
-using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
 using Orleans.TestingHost;
-using Orchestrator.Tests.Infrastructure;
 
 namespace Orchestrator.Tests;
 

@@ -1,12 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
-using Xunit.Abstractions;
 
 namespace Orchestrator.Tests;
 
@@ -15,25 +9,21 @@ namespace Orchestrator.Tests;
 /// with crashes made by SIGKILL.
 /// </summary>
 [Collection("processes")]
-public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class ProcessTests(ITestOutputHelper output) : ProcessClusterTest(output)
 {
     const int CheckpointEvery = 300;
-    readonly ProcessCluster _cluster = TestClusters.Create(output);
 
-    public Task InitializeAsync() => Task.CompletedTask;
-    public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();
-
-    Task<(ChildProcess Process, int SiloPort)> StartSilo() => _cluster.StartSilo();
-    ChildProcess StartWorker(string nodeId) => _cluster.StartWorker(nodeId);
-    Task ConnectClient() => _cluster.ConnectClient();
-    IGrainFactory Grains => _cluster.Grains;
-    Task<JobInfo> WaitFor(string id, Func<JobInfo, bool> condition, string what, TimeSpan timeout) => _cluster.WaitFor(id, condition, what, timeout);
-    Task<IReadOnlyList<JobEvent>> Events(string id) => _cluster.Events(id);
+    Task<(ChildProcess Process, int SiloPort)> StartSilo() => Cluster.StartSilo();
+    ChildProcess StartWorker(string nodeId) => Cluster.StartWorker(nodeId);
+    Task ConnectClient() => Cluster.ConnectClient();
+    IGrainFactory Grains => Cluster.Grains;
+    Task<JobInfo> WaitFor(string id, Func<JobInfo, bool> condition, string what, TimeSpan timeout) => Cluster.WaitFor(id, condition, what, timeout);
+    Task<IReadOnlyList<JobEvent>> Events(string id) => Cluster.Events(id);
 
     /// <summary>Submits through the real CLI and returns the job id it printed.</summary>
     async Task<string> SubmitWithCli(int epochs)
     {
-        return await _cluster.SubmitWithCli($"""
+        return await Cluster.SubmitWithCli($"""
             name: e2e
             model: {"{"}type: mlp, hidden: [256, 128]{"}"}
             data: {"{"}dataset: fashion-mnist{"}"}
@@ -62,7 +52,7 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(done.Result.TestAccuracy > 0.8, $"accuracy {done.Result.TestAccuracy}");
         Assert.Equal(0, done.Recoveries);
         // The crash is in the cluster's incident log, as `orch incidents` shows it.
-        var incidents = _cluster.Track(ChildProcess.Dotnet("orch-incidents", Repo.Cli, "incidents", "--redis", _cluster.Redis));
+        var incidents = Cluster.Track(ChildProcess.Dotnet("orch-incidents", Repo.Cli, "incidents", "--redis", Cluster.Redis));
         Assert.Equal(0, await incidents.WaitForExit(TimeSpan.FromSeconds(60)));
         Assert.Contains("SiloCrash 1", incidents.Output); // the per-category count under the table
     }
@@ -76,11 +66,11 @@ public sealed class ProcessTests(ITestOutputHelper output) : IAsyncLifetime
         await File.WriteAllTextAsync(spec, "name: sweep\nmodel: {type: mlp, hidden: [64]}\ndata: {dataset: fashion-mnist, trainLimit: 6400}\ntrain: {epochs: 2, batchSize: 64}\n");
         const string lrs = "0.01,0.02,0.05,0.1,0.2,0.3,0.5,1.0";
 
-        var submit = ChildProcess.Dotnet("orch-sweep", Repo.Cli, "submit", spec, "--sweep", $"train.lr={lrs}", "--wait", "--redis", _cluster.Redis);
-        _cluster.Track(submit);
+        var submit = ChildProcess.Dotnet("orch-sweep", Repo.Cli, "submit", spec, "--sweep", $"train.lr={lrs}", "--wait", "--redis", Cluster.Redis);
+        Cluster.Track(submit);
         var exit = await submit.WaitForExit(TimeSpan.FromSeconds(180));
-        var list = ChildProcess.Dotnet("orch-jobs", Repo.Cli, "jobs", "--redis", _cluster.Redis);
-        _cluster.Track(list);
+        var list = ChildProcess.Dotnet("orch-jobs", Repo.Cli, "jobs", "--redis", Cluster.Redis);
+        Cluster.Track(list);
         Assert.Equal(0, await list.WaitForExit(TimeSpan.FromSeconds(60)));
         await ConnectClient();
         var jobs = (await Grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List()).Where(j => j.Name.StartsWith("sweep-")).ToList();

@@ -1,10 +1,3 @@
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
-using Xunit.Abstractions;
-
 namespace Orchestrator.Tests;
 
 /// <summary>
@@ -14,24 +7,20 @@ namespace Orchestrator.Tests;
 /// again. Either way the final embedding tables equal those of the same job run without a failure, bit for bit.
 /// </summary>
 [Collection("processes")]
-public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class RecommendationProcessTests(ITestOutputHelper output) : ProcessClusterTest(output)
 {
-    readonly ProcessCluster _cluster = TestClusters.Create(output);
     const int Shards = 6, TableRows = 500, Dim = 8, Seed = 4;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-    public Task DisposeAsync() => _cluster.DisposeAsync().AsTask();
 
     /// <summary>Runs the job with a silo killed at step 100 or later, then the same job without a failure.</summary>
     async Task<(JobInfo Failed, JobInfo Reference, IReadOnlyList<JobEvent> Events, ShardStatus Victim, string VictimSilo, byte[][] Tables, byte[][] ReferenceTables)>
         KillASiloDuringTheJob(string faultTolerance, int k, int r, int workers)
     {
         var silos = new List<(ChildProcess Process, int SiloPort)>();
-        for (int i = 0; i < 4; i++) silos.Add(await _cluster.StartSilo());
-        for (int w = 1; w <= workers; w++) _cluster.StartWorker($"w{w}");
-        await _cluster.ConnectClient();
+        for (int i = 0; i < 4; i++) silos.Add(await Cluster.StartSilo());
+        for (int w = 1; w <= workers; w++) Cluster.StartWorker($"w{w}");
+        await Cluster.ConnectClient();
         var data = Path.Combine(Directory.CreateTempSubdirectory("criteo").FullName, "clicks.tsv");
-        var synth = _cluster.Track(ChildProcess.Dotnet("orch-data", Repo.Cli, "data", "criteo-synth", "--out", data, "--rows", "12000", "--seed", "3"));
+        var synth = Cluster.Track(ChildProcess.Dotnet("orch-data", Repo.Cli, "data", "criteo-synth", "--out", data, "--rows", "12000", "--seed", "3"));
         Assert.Equal(0, await synth.WaitForExit(TimeSpan.FromSeconds(60)));
         var kind = workers > 1 ? $"kind: data-parallel\nworkers: {{min: {workers}, max: {workers}}}\ngradients: average\n" : "";
         var spec = kind + $$$"""
@@ -42,26 +31,26 @@ public sealed class RecommendationProcessTests(ITestOutputHelper output) : IAsyn
             embedding: {shards: {{{Shards}}}, lr: 0.05, faultTolerance: {{{faultTolerance}}}}
             """;
 
-        var withFailure = await _cluster.SubmitWithCli(spec);
-        var running = await _cluster.WaitFor(withFailure, j => j.Progress?.Step >= 100, "100 steps in", TimeSpan.FromSeconds(120));
+        var withFailure = await Cluster.SubmitWithCli(spec);
+        var running = await Cluster.WaitFor(withFailure, j => j.Progress?.Step >= 100, "100 steps in", TimeSpan.FromSeconds(120));
         if (workers > 1) Assert.Equal(workers, running.Ranks!.Select(a => a.NodeId).Distinct().Count());
         var victimKey = ShardConfig.Key(withFailure, 0, 1);
-        var victimSilo = (await _cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status()).Silo;
+        var victimSilo = (await Cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status()).Silo;
         var victimPort = SiloAddress.FromParsableString(victimSilo).Endpoint.Port;
         silos.Single(s => s.SiloPort == victimPort).Process.Kill();
-        var failed = await _cluster.WaitFor(withFailure, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
-        var events = await _cluster.Events(withFailure);
-        var clean = await _cluster.SubmitWithCli(spec);
-        var reference = await _cluster.WaitFor(clean, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
+        var failed = await Cluster.WaitFor(withFailure, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
+        var events = await Cluster.Events(withFailure);
+        var clean = await Cluster.SubmitWithCli(spec);
+        var reference = await Cluster.WaitFor(clean, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
 
         async Task<byte[][]> Tables(string job)
         {
             var config = new ShardConfig(job, k, r, Shards, Dim, 26L * TableRows, Seed, 0.05f);
-            var copies = await Task.WhenAll(Enumerable.Range(0, Shards).Select(s => _cluster.Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(job, s / k, s % k)).Copy(config)));
+            var copies = await Task.WhenAll(Enumerable.Range(0, Shards).Select(s => Cluster.Grains.GetGrain<IEmbeddingShardGrain>(ShardConfig.Key(job, s / k, s % k)).Copy(config)));
             Assert.All(copies, c => Assert.True(c.Available));
             return copies.Select(c => c.Bytes).ToArray();
         }
-        var victim = await _cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status();
+        var victim = await Cluster.Grains.GetGrain<IEmbeddingShardGrain>(victimKey).Status();
         output.WriteLine($"with a silo killed: {failed.Result!.Steps} steps, AUC {failed.Result.Auc:F4}, {failed.Result.TrainingSeconds:F1} s; failure-free: AUC {reference.Result!.Auc:F4}, {reference.Result.TrainingSeconds:F1} s");
         return (failed, reference, events, victim, victimSilo, await Tables(withFailure), await Tables(clean));
     }

@@ -1,7 +1,3 @@
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
 using Orleans.Persistence.Redis;
 
 namespace Orchestrator.Tests;

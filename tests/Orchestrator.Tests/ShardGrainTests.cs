@@ -1,10 +1,5 @@
 using Orchestrator.Worker.Recommendation;
-using Orchestrator.Cli.LocalCluster;
 using Orchestrator.Core.Recommendation;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
 using Orleans.Configuration;
 using Orleans.Storage;
 using Orleans.TestingHost;

@@ -1,6 +1,3 @@
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Tests.Infrastructure;
-
 namespace Orchestrator.Tests;
 
 /// <summary>`orch simulate` as a user runs it: a small scenario end to end, and a bad one refused with its field named.</summary>

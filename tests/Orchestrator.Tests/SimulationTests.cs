@@ -1,4 +1,3 @@
-using Orchestrator.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Scheduling;

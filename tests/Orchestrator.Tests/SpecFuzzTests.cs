@@ -1,9 +1,4 @@
 using System.Text;
-using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
 
 namespace Orchestrator.Tests;
 

@@ -1,6 +1,3 @@
-using Orchestrator.Core.Specs;
-using Orchestrator.Tests.Infrastructure;
-
 namespace Orchestrator.Tests;
 
 public class SpecValidationTests

@@ -1,6 +1,4 @@
 using System.IO.Compression;
-using Orchestrator.Core.Specs;
-using Orchestrator.Tests.Infrastructure;
 using Orchestrator.Worker.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -75,7 +73,7 @@ public class TrainingTests
         optim.Optimizer optimizer = name == "sgd"
             ? optim.SGD(refParams, 0.1, momentum: 0.9, weight_decay: 0.001)
             : optim.Adam(refParams, 0.002, weight_decay: 0.001);
-        var order = FashionMnist.EpochOrder(2048, 3, 0);
+        var order = FashionMnist.TrainingEpochOrder(2048, 3, 0);
         var x = new float[32 * 784];
 
         for (int step = 0; step < 30; step++)

@@ -2,12 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
-using Orchestrator.Tests.Infrastructure;
-using Xunit.Abstractions;
 
 namespace Orchestrator.Tests;
 
@@ -18,31 +12,28 @@ namespace Orchestrator.Tests;
 /// Screenshots of every page go to artifacts/screenshots.
 /// </summary>
 [Collection("processes")]
-public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class WebProcessTests(ITestOutputHelper output) : ProcessClusterTest(output)
 {
     const int CheckpointEvery = 300;
     static readonly string Screenshots = Path.Combine(Repo.Root, "artifacts", "screenshots");
-    readonly ProcessCluster _cluster = TestClusters.Create(output);
     readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         _http.Dispose();
-        await _cluster.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     [Fact]
     public async Task PagesApiMetricsAndReliability_ShowALiveJobItsCurveAndAKilledWorker()
     {
         var (web1, web2) = (ProcessCluster.FreePort(), ProcessCluster.FreePort());
-        await _cluster.StartSilo("--http-port", web1.ToString(), "--allow-chaos");
-        await _cluster.StartSilo("--http-port", web2.ToString(), "--allow-chaos");
+        await Cluster.StartSilo("--http-port", web1.ToString(), "--allow-chaos");
+        await Cluster.StartSilo("--http-port", web2.ToString(), "--allow-chaos");
         var workerWeb = ProcessCluster.FreePort();
-        _cluster.StartWorker("w1", extra: ["--http-port", workerWeb.ToString()]);
-        _cluster.StartWorker("w2");
-        await _cluster.ConnectClient();
+        Cluster.StartWorker("w1", extra: ["--http-port", workerWeb.ToString()]);
+        Cluster.StartWorker("w2");
+        await Cluster.ConnectClient();
         var site = $"http://127.0.0.1:{web1}/";
         foreach (var port in new[] { web1, web2 })
         {
@@ -61,14 +52,14 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("ok", await alive!.Content.ReadAsStringAsync());
         while ((ready = await Probe("/readyz"))?.StatusCode != System.Net.HttpStatusCode.OK && DateTime.UtcNow < deadline) await Task.Delay(200);
         Assert.Equal("ready", await ready!.Content.ReadAsStringAsync());
-        var id = await _cluster.SubmitWithCli($"""
+        var id = await Cluster.SubmitWithCli($"""
             name: web
             owner: alice
             model: {"{"}type: mlp, hidden: [256, 128]{"}"}
             data: {"{"}dataset: fashion-mnist{"}"}
             train: {"{"}epochs: 6, batchSize: 64, lr: 0.05, checkpointEvery: {CheckpointEvery}{"}"}
             """);
-        var running = await _cluster.WaitFor(id, j => j.CheckpointStep >= CheckpointEvery,
+        var running = await Cluster.WaitFor(id, j => j.CheckpointStep >= CheckpointEvery,
             "checkpointed", TimeSpan.FromSeconds(120));
 
         // While it runs: the jobs, job, nodes and arrays pages show it.
@@ -85,12 +76,12 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
 
         // A chaos fault kills the job's worker; the other node takes the job over from its checkpoint.
         // Six epochs leave it thousands of steps to go after the eight Chromium runs above, even on a fast machine.
-        var beforeKill = await _cluster.Grains.GetGrain<IJobGrain>(id).GetInfo();
+        var beforeKill = await Cluster.Grains.GetGrain<IJobGrain>(id).GetInfo();
         Assert.True(beforeKill.State == JobState.Running, $"the job must still run when its worker is killed, but it is {beforeKill.State}");
         var victim = running.Assignment.NodeId;
-        var chaos = _cluster.Track(ChildProcess.Dotnet("orch-chaos", Repo.Cli, "chaos", "kill-worker", victim, "--redis", _cluster.Redis));
+        var chaos = Cluster.Track(ChildProcess.Dotnet("orch-chaos", Repo.Cli, "chaos", "kill-worker", victim, "--redis", Cluster.Redis));
         Assert.Equal(0, await chaos.WaitForExit(TimeSpan.FromSeconds(60)));
-        var done = await _cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
+        var done = await Cluster.WaitFor(id, j => j.State == JobState.Succeeded, "succeeded", TimeSpan.FromSeconds(240));
         Assert.Equal(1, done.Recoveries);
 
         // The job's ETTR, computed here from its own time line, is what the API and the reliability page report.
@@ -131,7 +122,7 @@ public sealed class WebProcessTests(ITestOutputHelper output) : IAsyncLifetime
         await Page(site, "", "dashboard", path: "dashboard/", check: false);
 
         // orch reliability: the measured rate, the incident's category and timing, the job's ETTR, projections.
-        var cli = _cluster.Track(ChildProcess.Dotnet("orch-reliability", Repo.Cli, "reliability", "--redis", _cluster.Redis, "--devices", "1024,16384,100000"));
+        var cli = Cluster.Track(ChildProcess.Dotnet("orch-reliability", Repo.Cli, "reliability", "--redis", Cluster.Redis, "--devices", "1024,16384,100000"));
         Assert.Equal(0, await cli.WaitForExit(TimeSpan.FromSeconds(60)));
         Assert.Contains("this cluster (measured)", cli.Output);
         Assert.Contains("NodeLost", cli.Output);

@@ -1,10 +1,6 @@
 using System.Diagnostics;
 using Orchestrator.Core;
 using Orchestrator.Core.Recommendation;
-using Orchestrator.Core.Reliability;
-using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
 using Orchestrator.Worker.Training;
 
 namespace Orchestrator.Worker.Recommendation;
@@ -12,8 +8,8 @@ namespace Orchestrator.Worker.Recommendation;
 /// <summary>
 /// Trains a recommendation (DLRM) job on this worker: the dense MLPs here, the embedding rows in the job's shard
 /// grains (<see cref="ShardedEmbeddingStore"/>). The file's first <c>data.testExamples</c> examples are held out; the
-/// rest are read in file order, batch by batch, every epoch. Reports like an array member: progress about once a
-/// second, test metrics at each epoch end, dense checkpoints every <c>train.checkpointEvery</c> steps.
+/// rest are read in file order, batch by batch, every training epoch. It trains under the training loop like an array
+/// member: progress about once a second, test metrics at each training epoch's end, dense checkpoints every <c>train.checkpointEvery</c> steps.
 /// </summary>
 public static class RecommendationRunner
 {

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Orchestrator.Contracts;
 using Orchestrator.Core.Recommendation;
 
 namespace Orchestrator.Worker.Recommendation;

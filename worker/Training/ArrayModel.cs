@@ -1,4 +1,3 @@
-using Orchestrator.Core.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
 

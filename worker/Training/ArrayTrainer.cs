@@ -1,5 +1,4 @@
 using Orchestrator.Core;
-using Orchestrator.Core.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,17 +15,17 @@ public sealed class MemberRun(string id, JobSpec spec)
     public int TrainingEpoch => (int)(Step / Plan.StepsPerEpoch);
     public bool Done => Step >= Plan.TotalSteps;
     int[]? _order;
-    int _orderEpoch = -1;
+    int _orderTrainingEpoch = -1;
 
     /// <summary>The training-image indices of this member's next batch.</summary>
     public ReadOnlySpan<int> NextBatch(int trainCount)
     {
-        var epoch = TrainingEpoch;
-        if (_orderEpoch != epoch)
+        var trainingEpoch = TrainingEpoch;
+        if (_orderTrainingEpoch != trainingEpoch)
         {
             var count = Spec.Data.TrainLimit > 0 ? Math.Min(Spec.Data.TrainLimit, trainCount) : trainCount;
-            _order = FashionMnist.EpochOrder(count, Spec.Train.Seed, epoch);
-            _orderEpoch = epoch;
+            _order = FashionMnist.TrainingEpochOrder(count, Spec.Train.Seed, trainingEpoch);
+            _orderTrainingEpoch = trainingEpoch;
         }
         var b = Spec.Train.BatchSize;
         var start = (int)(Step % Plan.StepsPerEpoch) * b;

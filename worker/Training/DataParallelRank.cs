@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Orchestrator.Core.Collectives;
-using Orchestrator.Core.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,8 +7,8 @@ namespace Orchestrator.Worker.Training;
 
 /// <summary>
 /// One rank of a data-parallel job: a full replica of the model that trains on its share of each global batch
-/// (rank r takes samples [c + r·B, c + (r+1)·B) of the epoch's order, c the samples the job has consumed in the
-/// epoch), combines its gradients with the other ranks' over the data plane (average, sum or per-tensor Adasum),
+/// (rank r takes samples [c + r·B, c + (r+1)·B) of the training epoch's order, c the samples the job has consumed in the
+/// training epoch), combines its gradients with the other ranks' over the data plane (average, sum or per-tensor Adasum),
 /// then takes one optimizer step. Every rank receives bit-identical combined gradients, so every rank's parameters
 /// and optimizer state stay bit-identical: any survivor of a failure holds the whole training state. (Horovod's
 /// Adasum optimizer instead combines each rank's local update and keeps momentum per rank, which would break that
@@ -30,7 +29,7 @@ public sealed class DataParallelRank : IGangRank
     Collective? _collective;
     int _rank;
     int[]? _order;
-    int _orderEpoch = -1;
+    int _orderTrainingEpoch = -1;
     float _loss;
 
     public ArrayModel Model { get; }
@@ -40,7 +39,7 @@ public sealed class DataParallelRank : IGangRank
     /// <summary>Completed steps.</summary>
     public long Step { get; private set; }
 
-    /// <summary>Passes over the training data completed (the data epoch).</summary>
+    /// <summary>Passes over the training data completed.</summary>
     public int TrainingEpoch => _batches.TrainingEpoch;
 
     public IReadOnlyList<int> NonFiniteRanks { get; private set; } = [];
@@ -158,10 +157,10 @@ public sealed class DataParallelRank : IGangRank
     {
         using var scope = NewDisposeScope();
         _batches.WrapIfEpochEnded();
-        if (_orderEpoch != TrainingEpoch)
+        if (_orderTrainingEpoch != TrainingEpoch)
         {
-            _order = FashionMnist.EpochOrder(_trainCount, _spec.Train.Seed, TrainingEpoch);
-            _orderEpoch = TrainingEpoch;
+            _order = FashionMnist.TrainingEpochOrder(_trainCount, _spec.Train.Seed, TrainingEpoch);
+            _orderTrainingEpoch = TrainingEpoch;
         }
         var share = _order.AsSpan((int)_batches.Start(_rank), _batch);
         _batches.Advance();

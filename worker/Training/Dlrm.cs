@@ -1,5 +1,4 @@
 using Orchestrator.Core.Recommendation;
-using Orchestrator.Core.Specs;
 using static TorchSharp.torch;
 
 namespace Orchestrator.Worker.Training;

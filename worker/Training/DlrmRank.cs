@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Orchestrator.Core.Collectives;
 using Orchestrator.Core.Recommendation;
-using Orchestrator.Core.Specs;
 using static TorchSharp.torch;
 
 namespace Orchestrator.Worker.Training;
@@ -10,7 +9,7 @@ namespace Orchestrator.Worker.Training;
 /// <summary>
 /// One rank of a data-parallel recommendation job. Every rank holds a replica of the dense MLPs; the embedding rows
 /// live in the job's shard grains. A step: rank r takes examples [c + r·B, c + (r+1)·B) of the file's training part
-/// (c the examples consumed in the epoch), looks its rows up and runs forward and backward; the dense gradients
+/// (c the examples consumed in the training epoch), looks its rows up and runs forward and backward; the dense gradients
 /// are combined over the data plane (average or Adasum) and every rank takes the same dense step; the row
 /// gradients are all-gathered and merged in rank order (per row: the sum over ranks divided by the world size, the
 /// gradient of the global batch's mean loss), so every rank holds the same merged rows. Each shard is then updated

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.IO.Compression;
-using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Worker.Training;
 
@@ -79,12 +78,12 @@ public sealed class FashionMnist
         }
     }
 
-    /// <summary>The order of training images in an epoch: a seeded shuffle, the same wherever the job runs.</summary>
-    public static int[] EpochOrder(int count, int seed, int epoch)
+    /// <summary>The order of training images in a training epoch: a seeded shuffle, the same wherever the job runs.</summary>
+    public static int[] TrainingEpochOrder(int count, int seed, int trainingEpoch)
     {
         var order = Enumerable.Range(0, count).ToArray();
         // Random(int) is the stable seeded generator; HashCode would differ between processes.
-        new Random(unchecked(seed * 1_000_003 + epoch)).Shuffle(order);
+        new Random(unchecked(seed * 1_000_003 + trainingEpoch)).Shuffle(order);
         return order;
     }
 }

@@ -1,11 +1,10 @@
 using Orchestrator.Core;
-using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Worker.Training;
 
 /// <summary>
 /// Where a data-parallel job is in its data: the training epoch and the samples consumed in it. A global batch is
-/// batch × world samples, rank r taking [Cursor + r·B, Cursor + (r+1)·B); the last partial global batch of an epoch
+/// batch × world samples, rank r taking [Cursor + r·B, Cursor + (r+1)·B); the last partial global batch of a training epoch
 /// is dropped (PyTorch's drop_last). The world size may change between steps.
 /// </summary>
 public sealed class GlobalBatches(TrainSpec train, long samples, string source)

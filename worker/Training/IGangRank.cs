@@ -4,7 +4,7 @@ namespace Orchestrator.Worker.Training;
 
 /// <summary>
 /// One rank of a data-parallel job, as <see cref="RankRunner"/> drives it: it trains in a membership epoch, and at
-/// the start of every epoch agrees with the other ranks on the state to continue from, so that any survivor can
+/// the start of every membership epoch agrees with the other ranks on the state to continue from, so that any survivor can
 /// hand the whole training state on.
 /// </summary>
 public interface IGangRank : IDisposable
@@ -32,7 +32,7 @@ public interface IGangRank : IDisposable
     /// <summary>One synchronous step; returns this rank's loss on its share.</summary>
     Task<float> TrainStep(CancellationToken ct = default);
 
-    /// <summary>Called on every rank at an epoch end; the test metrics, or null on a rank that does not report them.</summary>
+    /// <summary>Called on every rank at a training epoch's end; the test metrics, or null on a rank that does not report them.</summary>
     Task<TestMetrics?> Evaluate(CancellationToken ct = default);
 
     /// <summary>Chaos testing: this rank's next step sends non-finite gradients.</summary>

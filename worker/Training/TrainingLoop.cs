@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using Orchestrator.Contracts;
-using Orchestrator.Core.Reliability;
 
 namespace Orchestrator.Worker.Training;
 
@@ -82,7 +80,7 @@ public sealed class TrainingLoop(TrainingSession session, int checkpointEvery)
         {
             LeaveIfStopped();
             if (session.Members.Count == 0) break;
-            var epochs = Enumerable.Range(0, session.Members.Count).Select(session.TrainingEpoch).ToArray();
+            var trainingEpochs = Enumerable.Range(0, session.Members.Count).Select(session.TrainingEpoch).ToArray();
             var started = _clock.Elapsed;
             var losses = await session.TrainStep(ct);
             _longestStep = Math.Max(_longestStep, (_clock.Elapsed - started).TotalSeconds);
@@ -92,7 +90,7 @@ public sealed class TrainingLoop(TrainingSession session, int checkpointEvery)
                 return true;
             }
             if (losses is null) continue;
-            await AfterStep(losses, epochs, ct);
+            await AfterStep(losses, trainingEpochs, ct);
             if (session.Members.Count > 0 && !await session.AfterStep(ct)) return false;
         }
         return true;

@@ -1,4 +1,3 @@
-using Orchestrator.Grains;
 using Orleans.TestingHost;
 
 namespace Orchestrator.Tests.Infrastructure;

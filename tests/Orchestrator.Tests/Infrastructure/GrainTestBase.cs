@@ -1,7 +1,3 @@
-using Orchestrator.Core.Specs;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Orchestrator.Grains;
 using Orleans.TestingHost;
 
 namespace Orchestrator.Tests.Infrastructure;

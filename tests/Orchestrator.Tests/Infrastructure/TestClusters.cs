@@ -1,8 +1,3 @@
-using Orchestrator.Cli.LocalCluster;
-using Orchestrator.Client;
-using Orchestrator.Contracts;
-using Xunit.Abstractions;
-
 namespace Orchestrator.Tests.Infrastructure;
 
 /// <summary>

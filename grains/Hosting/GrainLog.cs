@@ -10,7 +10,7 @@ static partial class GrainLog
     [LoggerMessage(301, LogLevel.Information, "Node {Node} is back (incarnation {Incarnation})")] public static partial void NodeBack(this ILogger logger, string node, string incarnation);
     [LoggerMessage(302, LogLevel.Warning, "Node {Node} missed heartbeats for {TimeoutSeconds} s; declared dead, {Count} assignments to reschedule")] public static partial void NodeDeclaredDead(this ILogger logger, string node, double timeoutSeconds, int count);
     [LoggerMessage(401, LogLevel.Warning, "Incident kept in memory, not yet persisted: {Error}")] public static partial void IncidentNotPersisted(this ILogger logger, string error);
-    [LoggerMessage(402, LogLevel.Warning, "Could not record the death of silo {Silo}: {Error}")] public static partial void SiloDeathNotRecorded(this ILogger logger, string silo, string error);
+    [LoggerMessage(402, LogLevel.Warning, "Could not record a {Kind} incident: {Error}")] public static partial void IncidentNotRecorded(this ILogger logger, IncidentKind kind, string error);
     [LoggerMessage(403, LogLevel.Information, "Silo(s) {Joined} joined: {Count} shard(s) moved to restore their coding groups' protection")] public static partial void ProtectionRestored(this ILogger logger, string joined, int count);
     [LoggerMessage(404, LogLevel.Warning, "Could not restore coding groups' protection after silo(s) {Joined} joined: {Error}")] public static partial void ProtectionNotRestored(this ILogger logger, string joined, string error);
     [LoggerMessage(501, LogLevel.Warning, "Chaos: silo {Silo} (process {Pid}) crashes now")] public static partial void ChaosSiloCrash(this ILogger logger, string silo, int pid);

@@ -241,7 +241,7 @@ public sealed partial class JobGrain(
         T.Interruption = FailureCategory.Preemption;
         AddEvent(JobEvent.Preempted(node, cp.Step));
         await SaveAndPublish();
-        await IncidentLogGrain.Of(GrainFactory).Record(Incident.Preempted(node, JobId, cp.Step));
+        IncidentLogGrain.Report(GrainFactory, Incident.Preempted(node, JobId, cp.Step), logger);
         await Scheduler.Enqueue(Queued());
         return new WorkAck(new Refusal(StopCause.Preempted, "preempted"));
     }
@@ -267,7 +267,7 @@ public sealed partial class JobGrain(
         End(JobTrigger.Failed);
         AddEvent(JobEvent.Failed(node, failure));
         await SaveAndPublish();
-        await IncidentLogGrain.Of(GrainFactory).Record(Incident.JobFailed(node, JobId, failure));
+        IncidentLogGrain.Report(GrainFactory, Incident.JobFailed(node, JobId, failure), logger);
         return WorkAck.Go;
     }
 

@@ -44,7 +44,7 @@ public sealed class NodeGrain(
             if (S.Health == NodeHealth.Dead) logger.NodeBack(NodeId, report.Incarnation);
             else if (S.Incarnation is { } before && before != report.Incarnation && (S.Assignments.Count > 0 || ranksLost.Count > 0))
                 // Its worker process restarted before the heartbeat timeout: its work restarts from checkpoints.
-                await IncidentLogGrain.Of(GrainFactory).Record(Incident.WorkerRestarted(NodeId, S.Assignments.Count, JobsHit(S.Assignments, ranksLost), ranksLost, silent));
+                IncidentLogGrain.Report(GrainFactory, Incident.WorkerRestarted(NodeId, S.Assignments.Count, JobsHit(S.Assignments, ranksLost), ranksLost, silent), logger);
             S.Health = NodeHealth.Healthy;
             S.Devices = report.Devices.ToList();
             S.MemoryBytes = report.MemoryBytes;
@@ -109,7 +109,7 @@ public sealed class NodeGrain(
         await store.WriteStateAsync();
         var ranksLost = _ranksLostSinceHeartbeat.ToList();
         _ranksLostSinceHeartbeat.Clear();
-        await IncidentLogGrain.Of(GrainFactory).Record(Incident.NodeLost(NodeId, timeout, lost.Count, JobsHit(lost, ranksLost), ranksLost, DateTime.UtcNow - _lastHeartbeat));
+        IncidentLogGrain.Report(GrainFactory, Incident.NodeLost(NodeId, timeout, lost.Count, JobsHit(lost, ranksLost), ranksLost, DateTime.UtcNow - _lastHeartbeat), logger);
         return lost;
     }
 

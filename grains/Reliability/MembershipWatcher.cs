@@ -30,22 +30,12 @@ public sealed class MembershipWatcher(IClusterMembershipService membership, IClu
                     .Select(m => m.SiloAddress).OrderBy(a => a.ToParsableString(), StringComparer.Ordinal).FirstOrDefault();
                 previous = snapshot;
                 if (!local.SiloAddress.Equals(actor)) continue;
-                foreach (var silo in crashed) await RecordCrash(silo.SiloAddress, ct);
+                // Confirmed and retried: the log's own activation may have been on the silo that died.
+                foreach (var silo in crashed) await IncidentLogGrain.AppendConfirmed(grains, Incident.SiloCrashed(silo.SiloAddress.ToParsableString()), log, ct);
                 if (joined.Count > 0) await RestoreProtection(joined.Select(m => m.SiloAddress).ToList(), ct);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
-    }
-
-    async Task RecordCrash(SiloAddress silo, CancellationToken ct)
-    {
-        try
-        {
-            // Confirmed and retried: the log's own activation may have been on the silo that died.
-            var incident = Incident.SiloCrashed(silo.ToParsableString());
-            await Resilience.Retry(TimeSpan.FromSeconds(30)).ExecuteAsync(async _ => await grains.GetGrain<IIncidentLogGrain>(SchedulerKeys.Cluster).Append(incident), ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException) { log.SiloDeathNotRecorded(silo.ToString(), e.Message); }
     }
 
     async Task RestoreProtection(IReadOnlyList<SiloAddress> joined, CancellationToken ct)

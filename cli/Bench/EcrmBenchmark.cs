@@ -89,7 +89,7 @@ public sealed class EcrmBenchmark(int tableRows)
         {
             progress($"silo killed mid-run: {mode.Name}");
             failures.Add(await KillASilo(cluster, data, 4 * steps, mode, steady.Single(s => s.Mode == mode).MsPerStep, progress));
-            await cluster.StartSilo(); // back to full strength for the next mode
+            if (cluster.Silos.Count < silos) await cluster.StartSilo(); // back to full strength for the next mode
             await cluster.WaitForActiveSilos(silos);
         }
         return (steady, failures, checkpointSeconds, interval);

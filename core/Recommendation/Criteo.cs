@@ -85,7 +85,7 @@ public static class CriteoFormat
 /// <summary>
 /// Reads a file's examples by position without holding the file in memory: a read at or after the previous one
 /// continues the stream (skipping lines unparsed), a read before it reopens the file. Data-parallel ranks read
-/// their share of every global batch this way, and a job resumed mid-epoch seeks to where it stopped. Positions
+/// their share of every global batch this way, and a job resumed in the middle of a training epoch seeks to where it stopped. Positions
 /// count non-empty lines; a malformed line is counted and skipped (its batch is one example smaller), and reading
 /// fails once more than <see cref="MaxBadFraction"/> of the lines read (and at least <see cref="MinBadLines"/>) were bad.
 /// </summary>

@@ -11,7 +11,7 @@ namespace Orchestrator.Core.Simulation;
 /// </summary>
 public sealed partial class ClusterSimulator
 {
-    static readonly DateTime Epoch = new(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+    static readonly DateTime TimeOrigin = new(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
 
     enum Kind { Arrival, Started, Completed, NodeFailed, NodeRepaired, Requeue, Resume, Pass }
 
@@ -146,7 +146,7 @@ public sealed partial class ClusterSimulator
         log?.WriteLine(FormattableString.Invariant($"{_now:F3},{e.Kind},{e.Subject},{e.Version}"));
     }
 
-    void Mark(JobRun r, RunPhase phase, long? step = null) => r.Marks.Add(new PhaseMark(Epoch.AddSeconds(_now), phase, step ?? (long)(r.Progress * 1000)));
+    void Mark(JobRun r, RunPhase phase, long? step = null) => r.Marks.Add(new PhaseMark(TimeOrigin.AddSeconds(_now), phase, step ?? (long)(r.Progress * 1000)));
 
     void Enqueue(JobRun r)
     {
@@ -381,10 +381,10 @@ public sealed partial class ClusterSimulator
         Stats Hours(IEnumerable<double> seconds) => Stats.Of(seconds.Select(s => s / 3600));
         var small = done.Where(r => r.Job.Kind == SimJobKind.Small).ToList();
         var large = done.Where(r => r.Job.Kind == SimJobKind.Large).ToList();
-        var ettr = large.Select(r => TrainingTimeAccounting.Account(r.Marks, Epoch.AddSeconds(end), (long)(r.Progress * 1000)).Ettr);
+        var ettr = large.Select(r => TrainingTimeAccounting.Account(r.Marks, TimeOrigin.AddSeconds(end), (long)(r.Progress * 1000)).Ettr);
         var outcomes = _runs.Where(r => r.Job.Kind == SimJobKind.Large && r.Marks.Count > 0).Select(r =>
         {
-            var account = TrainingTimeAccounting.Account(r.Marks, Epoch.AddSeconds(end), (long)(r.Progress * 1000));
+            var account = TrainingTimeAccounting.Account(r.Marks, TimeOrigin.AddSeconds(end), (long)(r.Progress * 1000));
             return new LargeJobOutcome(r.Job.Id, r.Job.Devices, account.Ettr, r.Marks.Count(m => m.Phase is RunPhase.Stalled or RunPhase.Paused), account.Wall.TotalHours, r.Done is not null);
         }).ToList();
         return new SimulationResult(name, _eventCount, _hash, _runs.Count, done.Count, _busyDeviceSeconds / (_s.Devices * end),

@@ -6,6 +6,9 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
 
     /// <summary>Where ranks of data-parallel jobs listen for their peers (bound and advertised).</summary>
     public System.Net.IPAddress DataPlaneAddress { get; init; } = System.Net.IPAddress.Loopback;
+
+    /// <summary>Apply the chaos faults heartbeat replies carry (worker --allow-chaos); otherwise they are logged and ignored.</summary>
+    public bool AllowChaos { get; init; }
 }
 
 /// <summary>

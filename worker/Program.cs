@@ -19,9 +19,11 @@ var dataAddress = new Option<string>("--data-address")
 
 var httpPort = new Option<int?>("--http-port") { Description = "Serve /healthz (the process is up) and /readyz (the cluster answers this node's heartbeats) on this port, for probes. Off by default" };
 
+var allowChaos = new Option<bool>("--allow-chaos") { Description = "Apply failure injection (orch chaos ...) that reaches this worker: killing, hanging or slowing it. Off by default: faults are logged and ignored" };
+
 var root = new RootCommand("Orchestrator worker: owns a node's devices, runs the assignments its node grain wants, trains with TorchSharp.")
 {
-    redis, gateway, nodeId, devices, threads, dataAddress, httpPort,
+    redis, gateway, nodeId, devices, threads, dataAddress, httpPort, allowChaos,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -58,7 +60,7 @@ root.SetAction(async (parse, ct) =>
             client.UseConnectionRetryFilter<RetryConnectingFilter>();
             client.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<WorkerChaos>());
         });
-        builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane });
+        builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane, AllowChaos = parse.GetValue(allowChaos) });
     }
 
     if (parse.GetValue(httpPort) is int port)

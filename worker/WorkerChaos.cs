@@ -7,17 +7,49 @@ namespace Orchestrator.Worker;
 /// Faults injected into this worker process (orch chaos), delivered with heartbeat replies: a crash (SIGKILL to
 /// itself), a hang (SIGSTOP to itself, with a detached shell that sends SIGCONT when it is over: the process stops
 /// whole, heartbeats and training, as a stuck collective or a frozen host would), latency or loss on every grain
-/// call it makes (as an outgoing call filter), and non-finite gradients from a rank for some steps.
+/// call it makes (as an outgoing call filter), and non-finite gradients from a rank for some steps. Only a worker
+/// started with --allow-chaos applies any; it checks each fault's values itself (whatever the silo let through) and
+/// never throws, so that no fault stops the host that delivered it.
 /// </summary>
-public sealed class WorkerChaos(ILogger<WorkerChaos> log) : IOutgoingGrainCallFilter
+public sealed class WorkerChaos(NodeAgentOptions options, ILogger<WorkerChaos> log) : IOutgoingGrainCallFilter
 {
     readonly ConcurrentDictionary<string, int> _poisoned = new();
     (DateTime Until, TimeSpan Delay) _slow;
     (DateTime Until, double Rate) _drop;
 
-    public void Apply(NodeFault fault)
+    /// <summary>Applies the fault if this worker allows chaos and the fault is valid; true if it was applied.</summary>
+    public bool Apply(NodeFault? fault)
     {
+        if (fault is null) return false;
+        if (!options.AllowChaos)
+        {
+            log.ChaosRefused(fault.ToString(), "this worker was not started with --allow-chaos");
+            return false;
+        }
+        try
+        {
+            fault.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            log.ChaosRefused(fault.ToString(), e.Message);
+            return false;
+        }
         log.ChaosFault(fault.Kind, fault.ToString());
+        try
+        {
+            Inject(fault);
+            return true;
+        }
+        catch (Exception e)
+        {
+            log.ChaosNotApplied(fault.ToString(), e);
+            return false;
+        }
+    }
+
+    void Inject(NodeFault fault)
+    {
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(fault.Seconds);
         switch (fault.Kind)
         {

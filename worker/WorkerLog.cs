@@ -28,4 +28,6 @@ static partial class WorkerLog
     [LoggerMessage(305, LogLevel.Information, "Job {Job}: rank {Rank} took the state at step {Step} from rank {Root}")] public static partial void StateTaken(this ILogger logger, string job, int rank, long step, int root);
     [LoggerMessage(306, LogLevel.Warning, "Job {Job}: rank {Rank} lost rank {Peer} ({Failure}) in membership epoch {MembershipEpoch} at step {Step}: {Error}")] public static partial void PeerLost(this ILogger logger, string job, int rank, int peer, PeerFailure failure, long membershipEpoch, long step, string error);
     [LoggerMessage(401, LogLevel.Warning, "Chaos: {Kind} ({Fault})")] public static partial void ChaosFault(this ILogger logger, FaultKind kind, string fault);
+    [LoggerMessage(402, LogLevel.Warning, "Chaos: refused {Fault}: {Why}")] public static partial void ChaosRefused(this ILogger logger, string fault, string why);
+    [LoggerMessage(403, LogLevel.Error, "Chaos: could not apply {Fault}")] public static partial void ChaosNotApplied(this ILogger logger, string fault, Exception error);
 }

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Orchestrator.Cli.LocalCluster;
 
-/// <param name="AllowChaos">Silos accept failure injection (--allow-chaos).</param>
+/// <param name="AllowChaos">Silos accept failure injection and workers apply it (--allow-chaos).</param>
 /// <param name="Devices">Each worker's devices unless given when it starts.</param>
 /// <param name="HttpPort">The first silo started serves its pages, API and dashboard on this port (null: no web host).</param>
 /// <param name="SiloDll">orch-silo.dll to run (default: the one beside this program).</param>
@@ -101,7 +101,7 @@ public sealed class ProcessCluster : IAsyncDisposable
     {
         Progress($"worker {node}");
         var worker = Track(ChildProcess.Start($"worker-{node}-{Environment.TickCount64}", "dotnet", [_options.WorkerDll ?? Beside("orch-worker.dll"),
-            "--redis", Redis, "--node-id", node, "--devices", devices ?? _options.Devices, .. extra], LogFolder));
+            "--redis", Redis, "--node-id", node, "--devices", devices ?? _options.Devices, .. _options.AllowChaos ? new[] { "--allow-chaos" } : [], .. extra], LogFolder));
         Workers[node] = worker;
         return worker;
     }

@@ -25,7 +25,7 @@ public interface INodeGrain : IGrainWithStringKey
     [Alias("rank-lost")] Task RankLost(string jobId, long assignmentEpoch);
 
     /// <summary>Chaos testing: the fault goes to the worker with its next heartbeat reply.</summary>
-    [Alias("inject-fault")] Task InjectFault(NodeFault fault);
+    [Alias("inject-fault"), ChaosOperation] Task InjectFault(NodeFault fault);
 
     /// <summary>Declares the node dead if it missed heartbeats for <paramref name="timeout"/>; returns what it ran.</summary>
     [Alias("liveness")] Task<IReadOnlyList<Assignment>> CheckLiveness(TimeSpan timeout);

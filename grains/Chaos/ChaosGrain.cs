@@ -1,19 +1,12 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Options;
 
 namespace Orchestrator.Grains;
 
-public sealed class ChaosGrain(IOptions<OrchestratorOptions> options, IClusterMembershipService membership, ILogger<ChaosGrain> log) : Grain, IChaosGrain
+/// <summary>Failure injection; <see cref="ChaosGate"/> refuses every call unless the silo runs with --allow-chaos.</summary>
+public sealed class ChaosGrain(IClusterMembershipService membership, ILogger<ChaosGrain> log) : Grain, IChaosGrain
 {
-    void EnsureAllowed()
-    {
-        if (!options.Value.AllowChaos)
-            throw new ChaosDisabledException("chaos is disabled on this cluster: start every silo with --allow-chaos to allow failure injection");
-    }
-
     public async Task<ChaosResult> KillSilo(string? silo)
     {
-        EnsureAllowed();
         var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order().ToList();
         var target = silo ?? active[Random.Shared.Next(active.Count)];
         if (!active.Contains(target))
@@ -25,7 +18,8 @@ public sealed class ChaosGrain(IOptions<OrchestratorOptions> options, IClusterMe
 
     public async Task<ChaosResult> FaultNode(string? node, NodeFault fault)
     {
-        EnsureAllowed();
+        ArgumentNullException.ThrowIfNull(fault);
+        fault.Validate();
         if (node is null)
         {
             var nodes = new List<string>();
@@ -41,22 +35,22 @@ public sealed class ChaosGrain(IOptions<OrchestratorOptions> options, IClusterMe
 
     public async Task<ChaosResult> NanGradients(string jobId, int rank, int steps)
     {
-        EnsureAllowed();
+        var fault = new NodeFault(FaultKind.NanGradients, JobId: jobId, Steps: steps);
+        fault.Validate();
         var job = await GrainFactory.GetGrain<IJobGrain>(jobId).GetInfo();
         if (job.Gang is not { } gang || rank < 0 || rank >= gang.Ranks.Count)
             throw new ArgumentException($"job {jobId} has no rank {rank} (it has {job.Gang?.Ranks.Count ?? 0} ranks in training)");
         var node = job.Ranks!.First(a => a.AssignmentEpoch == gang.Ranks[rank]).NodeId;
-        return await FaultNode(node, new NodeFault(FaultKind.NanGradients, JobId: jobId, Steps: steps));
+        return await FaultNode(node, fault);
     }
 }
 
 /// <summary>Crashes its own silo: SIGKILL to its own process, a moment after replying.</summary>
 [SiloNamedByKeyPlacement]
-public sealed class SiloChaosGrain(IOptions<OrchestratorOptions> options) : Grain, ISiloChaosGrain
+public sealed class SiloChaosGrain : Grain, ISiloChaosGrain
 {
     public Task<int> Crash()
     {
-        if (!options.Value.AllowChaos) throw new ChaosDisabledException("chaos is disabled on this silo: start it with --allow-chaos");
         _ = Task.Delay(100).ContinueWith(_ => Process.GetCurrentProcess().Kill(), TaskScheduler.Default);
         return Task.FromResult(Environment.ProcessId);
     }

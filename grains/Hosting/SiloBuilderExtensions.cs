@@ -20,6 +20,7 @@ public static class SiloBuilderExtensions
         silo.Services.AddHostedService<SchedulerTicker>();
         silo.Services.AddHostedService<MembershipWatcher>();
         silo.AddIncomingGrainCallFilter<StoreFailureFilter>();
+        silo.AddIncomingGrainCallFilter<ChaosGate>();
         silo.Services.AddPlacementDirector<CodingGroupPlacement, CodingGroupPlacementDirector>();
         silo.Services.AddPlacementDirector<SiloNamedByKey, SiloNamedByKeyDirector>();
         // Shards keep their rows only in memory: a second activation of a live shard (which the default, eventually

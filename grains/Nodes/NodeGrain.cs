@@ -64,6 +64,8 @@ public sealed class NodeGrain(
 
     public Task InjectFault(NodeFault fault)
     {
+        ArgumentNullException.ThrowIfNull(fault);
+        fault.Validate();
         if (!store.RecordExists) throw new ArgumentException($"node '{NodeId}' is not known to this cluster");
         _faults.Add(fault);
         return Task.CompletedTask;

@@ -31,8 +31,8 @@ public sealed class WebProcessTests(ITestOutputHelper output) : ProcessClusterTe
         await Cluster.StartSilo("--http-port", web1.ToString(), "--allow-chaos");
         await Cluster.StartSilo("--http-port", web2.ToString(), "--allow-chaos");
         var workerWeb = ProcessCluster.FreePort();
-        Cluster.StartWorker("w1", extra: ["--http-port", workerWeb.ToString()]);
-        Cluster.StartWorker("w2");
+        Cluster.StartWorker("w1", extra: ["--http-port", workerWeb.ToString(), "--allow-chaos"]);
+        Cluster.StartWorker("w2", extra: ["--allow-chaos"]);
         await Cluster.ConnectClient();
         var site = $"http://127.0.0.1:{web1}/";
         foreach (var port in new[] { web1, web2 })

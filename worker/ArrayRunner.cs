@@ -46,7 +46,7 @@ public sealed class ArrayRunner
         if (accepted.Count == 0) return;
         var reporting = accepted.Select(a => a.Channel.Run()).ToList();
         // A recommendation job is never fused: it trains alone, its embedding in shard grains.
-        var training = JobSpecParser.Parse(accepted[0].Reply.SpecJson).Model.Type == ModelType.Dlrm
+        var training = JobSpecJson.Read(accepted[0].Reply.SpecJson).Model.Type == ModelType.Dlrm
             ? RecommendationRunner.Run(_grains, accepted[0].Channel, accepted[0].Reply)
             : Task.Factory.StartNew(() => Train(accepted), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         try { await training; }
@@ -60,7 +60,7 @@ public sealed class ArrayRunner
 
     static void Train(IReadOnlyList<(MemberChannel Channel, StartReply Reply)> members)
     {
-        var specs = members.Select(m => JobSpecParser.Parse(m.Reply.SpecJson)).ToList();
+        var specs = members.Select(m => JobSpecJson.Read(m.Reply.SpecJson)).ToList();
         using var trainer = new ArrayTrainer(specs, FashionMnist.Load(specs[0].Data.Path), members.Select(m => m.Channel.JobId).ToList());
         for (int k = 0; k < members.Count; k++)
             if (members[k].Reply.Checkpoint is { } cp) trainer.Restore(k, cp.Data);

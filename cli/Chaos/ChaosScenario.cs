@@ -1,6 +1,4 @@
-using YamlDotNet.Core;
 using YamlDotNet.Serialization;
-using YamlDotNet.Serialization.NamingConventions;
 
 namespace Orchestrator.Cli.Chaos;
 
@@ -24,17 +22,7 @@ public sealed class ChaosScenario
 
     public static ChaosScenario Load(string path)
     {
-        if (!File.Exists(path)) throw new UsageException($"scenario file '{path}' does not exist");
-        ChaosScenario scenario;
-        try
-        {
-            scenario = new DeserializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance).Build()
-                .Deserialize<ChaosScenario>(File.ReadAllText(path)) ?? throw new UsageException($"{path} is empty");
-        }
-        catch (YamlException e)
-        {
-            throw new UsageException($"{Path.GetFileName(path)}, line {e.Start.Line}: {e.InnerException?.Message ?? e.Message} (fields: name, seed, cluster, jobs, faults, random, timeout, restartAfter)");
-        }
+        var scenario = ScenarioFiles.Load<ChaosScenario>(path, "name, seed, cluster, jobs, faults, random, timeout, restartAfter");
         scenario.Validate(Path.GetFileName(path));
         foreach (var job in scenario.Jobs) job.File = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, job.File));
         return scenario;

@@ -2,9 +2,6 @@ using System.Globalization;
 using Orchestrator.Core.Reliability;
 using Orchestrator.Core.Scheduling;
 using Orchestrator.Core.Simulation;
-using YamlDotNet.Core;
-using YamlDotNet.Serialization;
-using YamlDotNet.Serialization.NamingConventions;
 
 namespace Orchestrator.Cli.Simulation;
 
@@ -43,17 +40,7 @@ public sealed class SimScenario
 
     public static SimScenario Load(string path)
     {
-        if (!File.Exists(path)) throw new UsageException($"scenario file '{path}' does not exist");
-        SimScenario s;
-        try
-        {
-            s = new DeserializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance).Build().Deserialize<SimScenario>(File.ReadAllText(path))
-                ?? throw new UsageException($"{path} is empty");
-        }
-        catch (YamlException e)
-        {
-            throw new UsageException($"{Path.GetFileName(path)}, line {e.Start.Line}: {e.InnerException?.Message ?? e.Message} (fields: name, seed, devices, days, workload, trace, failures, recovery, maxArrayWidth, fusionThroughput, schedulerCost, bigJobCheck)");
-        }
+        var s = ScenarioFiles.Load<SimScenario>(path, "name, seed, devices, days, workload, trace, failures, recovery, maxArrayWidth, fusionThroughput, schedulerCost, bigJobCheck");
         var problems = new List<string>();
         if (s.Devices is < 8 or > 1_000_000) problems.Add($"devices: {s.Devices}, give 8 to 1,000,000");
         if (s.Days is <= 0 or > 365) problems.Add($"days: {s.Days}, give more than 0, at most 365");

@@ -223,23 +223,29 @@ public sealed class Collective(IRankTransport transport)
         return all;
     }
 
-    /// <summary>Copies the root's bytes (of any length) to every rank; returns them on every rank.</summary>
-    public async Task<byte[]> Broadcast(byte[]? payload, int root, long step, CancellationToken ct = default)
+    /// <summary>Copies the root's bytes to every rank; returns them on every rank. A receiver accepts at most
+    /// <paramref name="maxBytes"/> (what the caller knows the payload can be): a longer length is refused before
+    /// anything is allocated.</summary>
+    public async Task<byte[]> Broadcast(byte[]? payload, int root, long step, long maxBytes, CancellationToken ct = default)
     {
         if (Rank == root)
         {
             ArgumentNullException.ThrowIfNull(payload);
-            var length = BitConverter.GetBytes((long)payload.Length);
+            if (payload.Length > maxBytes) throw new ArgumentException($"a broadcast of {payload.Length} bytes is longer than the {maxBytes} its receivers accept", nameof(payload));
+            var announced = BitConverter.GetBytes((long)payload.Length);
             await Task.WhenAll(Enumerable.Range(0, Size).Where(r => r != root).Select(async r =>
             {
-                await transport.Send(r, step, BytesTag, length, ct);
+                await transport.Send(r, step, BytesTag, announced, ct);
                 await transport.Send(r, step, BytesTag + 1, payload, ct);
             }));
             return payload;
         }
         var header = new byte[sizeof(long)];
         await transport.Receive(root, step, BytesTag, header, ct);
-        var received = new byte[BitConverter.ToInt64(header)];
+        var length = BitConverter.ToInt64(header);
+        if (length < 0 || length > Math.Min(maxBytes, Array.MaxLength))
+            throw new PeerFailedException(root, Reliability.PeerFailure.BadFrame, $"rank {Rank}: rank {root} announced a broadcast of {length} bytes for step {step}; at most {maxBytes} are expected");
+        var received = new byte[length];
         await transport.Receive(root, step, BytesTag + 1, received, ct);
         return received;
     }

@@ -32,6 +32,10 @@ public sealed record RankMembership(string JobId, long MembershipEpoch, IReadOnl
 /// another job or membership epoch is refused and closes its connection. Every receive has a deadline, so a frozen peer
 /// becomes a <see cref="PeerFailedException"/> instead of a hang.
 /// Header: magic u32 | job u64 | membership epoch i64 | step i64 | tag i32 | length i32 (36 bytes).
+/// A header's length is trusted for nothing: a frame is read straight into the receive that wants it, after its length
+/// is checked against that receive's; only small frames that arrive before their receive are held, a bounded number
+/// of them; a larger early frame waits (unread, the connection backs up) until its receive is posted, and a frame no
+/// receive wants within the receive timeout, or longer than <see cref="MaxFrameBytes"/>, closes its connection.
 /// </summary>
 public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
 {
@@ -47,6 +51,10 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
     readonly object _lock = new();
     readonly Dictionary<(int Peer, long Step, int Tag), Queue<byte[]>> _arrived = [];
     readonly Dictionary<(int Peer, long Step, int Tag), (Memory<byte> Destination, TaskCompletionSource Done)> _posted = [];
+    // Large frames that arrived before their receive, waiting unread for it to be posted.
+    readonly Dictionary<(int Peer, long Step, int Tag), TaskCompletionSource> _early = [];
+    int _heldFrames;
+    readonly Dictionary<int, string> _badFrames = [];
     readonly HashSet<int> _lost = [];
     readonly CancellationTokenSource _closing = new();
 
@@ -56,6 +64,17 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
 
     /// <summary>How long a receive waits for its frame before the peer is declared failed.</summary>
     public TimeSpan ReceiveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest frame accepted: longer ones close the connection before anything is read or allocated.</summary>
+    public int MaxFrameBytes { get; set; } = int.MaxValue;
+
+    /// <summary>Frames up to this size that arrive before their receive are held in memory (exchanges, Adasum
+    /// partials, the length of a byte broadcast); larger ones wait unread for their receive.</summary>
+    public const int HeldFrameBytes = 64 << 10;
+
+    /// <summary>Most early frames held at once. A peer runs at most a few frames ahead of its receiver (it waits for
+    /// the receiver's frames in turn), so more means a peer that sends what nobody will receive: its connection closes.</summary>
+    public const int MaxHeldFrames = 256;
 
     /// <summary>Frames and connections refused because they named another job or an older membership epoch.</summary>
     public int RefusedFrames => _refused + _listener.Refused;
@@ -115,11 +134,17 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
             if (_arrived.TryGetValue(key, out var queue) && queue.TryDequeue(out frame))
             {
                 if (queue.Count == 0) _arrived.Remove(key);
+                _heldFrames--;
             }
+            else if (_badFrames.TryGetValue(peer, out var bad))
+                throw new PeerFailedException(peer, PeerFailure.BadFrame, bad);
             else if (_lost.Contains(peer))
                 throw new PeerFailedException(peer, PeerFailure.ConnectionLost, $"rank {Rank}: connection to rank {peer} closed");
             else
+            {
                 _posted[key] = (destination, posted);
+                if (_early.Remove(key, out var early)) early.TrySetResult();
+            }
         }
         if (frame is not null)
         {
@@ -231,6 +256,7 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
     async Task ReadLoop(int peer, Peer connection)
     {
         var header = new byte[HeaderBytes];
+        string? bad = null;
         try
         {
             while (!_closing.IsCancellationRequested)
@@ -244,21 +270,22 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
                 }
                 var step = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(20));
                 var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(32));
-                if (length < 0) break;
-                var key = (peer, step, tag);
-                (Memory<byte> Destination, TaskCompletionSource Done) waiter;
-                lock (_lock)
+                if (length < 0 || length > MaxFrameBytes)
                 {
-                    if (_posted.Remove(key, out waiter) && waiter.Destination.Length != length)
-                    {
-                        waiter.Done.TrySetException(new PeerFailedException(peer, PeerFailure.BadFrame, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {waiter.Destination.Length}"));
-                        waiter = default;
-                    }
+                    bad = $"rank {Rank}: rank {peer} sent a frame of {length} bytes for step {step} tag {tag} (at most {MaxFrameBytes} are accepted)";
+                    break;
                 }
-                if (waiter.Done is not null)
+                var key = (peer, step, tag);
+                var (destination, done, why) = await Destination(key, length);
+                if (why is not null)
                 {
-                    await connection.Stream.ReadExactlyAsync(waiter.Destination, _closing.Token);
-                    waiter.Done.TrySetResult();
+                    bad = why;
+                    break;
+                }
+                if (done is not null)
+                {
+                    await connection.Stream.ReadExactlyAsync(destination, _closing.Token);
+                    done.TrySetResult();
                     continue;
                 }
                 var payload = GC.AllocateUninitializedArray<byte>(length);
@@ -266,17 +293,19 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
                 lock (_lock)
                 {
                     // A receive may have been posted while the payload was read.
-                    if (_posted.Remove(key, out var late) && late.Destination.Length == length)
+                    if (_posted.Remove(key, out var late))
                     {
-                        payload.CopyTo(late.Destination.Span);
-                        late.Done.TrySetResult();
+                        if (late.Destination.Length == length)
+                        {
+                            payload.CopyTo(late.Destination.Span);
+                            late.Done.TrySetResult();
+                            _heldFrames--;
+                            continue;
+                        }
+                        late.Done.TrySetException(new PeerFailedException(peer, PeerFailure.BadFrame, LengthMismatch(peer, step, tag, length, late.Destination.Length)));
                     }
-                    else
-                    {
-                        if (!_arrived.TryGetValue(key, out var queue)) _arrived[key] = queue = new Queue<byte[]>();
-                        queue.Enqueue(payload);
-                        late.Done?.TrySetException(new PeerFailedException(peer, PeerFailure.BadFrame, $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {late.Destination.Length}"));
-                    }
+                    if (!_arrived.TryGetValue(key, out var queue)) _arrived[key] = queue = new Queue<byte[]>();
+                    queue.Enqueue(payload);
                 }
             }
         }
@@ -288,10 +317,58 @@ public sealed class TcpRankTransport : IRankTransport, IAsyncDisposable
         lock (_lock)
         {
             _lost.Add(peer);
+            if (bad is not null) _badFrames.TryAdd(peer, bad);
             foreach (var (key, waiter) in _posted)
-                if (key.Peer == peer) waiter.Done.TrySetException(new PeerFailedException(peer, PeerFailure.ConnectionLost, $"rank {Rank}: connection to rank {peer} closed"));
+                if (key.Peer == peer)
+                    waiter.Done.TrySetException(bad is not null
+                        ? new PeerFailedException(peer, PeerFailure.BadFrame, bad)
+                        : new PeerFailedException(peer, PeerFailure.ConnectionLost, $"rank {Rank}: connection to rank {peer} closed"));
         }
         connection.Client.Dispose();
+    }
+
+    string LengthMismatch(int peer, long step, int tag, int length, int expected) =>
+        $"rank {Rank}: rank {peer} sent {length} bytes for step {step} tag {tag}, expected {expected}";
+
+    /// <summary>
+    /// Where a frame of <paramref name="length"/> bytes goes: the destination of the receive posted for it (its length
+    /// checked), or nowhere yet (null: read it into a held buffer, for a small frame with a free slot); a large frame
+    /// waits for its receive. <c>Why</c> says why the frame is refused instead.
+    /// </summary>
+    async Task<(Memory<byte> Destination, TaskCompletionSource? Done, string? Why)> Destination((int Peer, long Step, int Tag) key, int length)
+    {
+        TaskCompletionSource? early = null;
+        lock (_lock)
+        {
+            if (_posted.Remove(key, out var waiter)) return Checked(waiter);
+            if (length <= HeldFrameBytes)
+            {
+                if (_heldFrames >= MaxHeldFrames)
+                    return (default, null, $"rank {Rank}: rank {key.Peer} sent more than {MaxHeldFrames} frames no receive wanted yet (the latest for step {key.Step} tag {key.Tag})");
+                _heldFrames++;
+                return (default, null, null);
+            }
+            _early[key] = early = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
+        deadline.CancelAfter(ReceiveTimeout);
+        try { await early.Task.WaitAsync(deadline.Token); }
+        catch (OperationCanceledException) { }
+        lock (_lock)
+        {
+            _early.Remove(key);
+            return _posted.Remove(key, out var waiter)
+                ? Checked(waiter)
+                : (default, null, $"rank {Rank}: rank {key.Peer} sent a frame of {length} bytes for step {key.Step} tag {key.Tag} that no receive wanted within {ReceiveTimeout.TotalSeconds:0.#} s");
+        }
+
+        (Memory<byte>, TaskCompletionSource?, string?) Checked((Memory<byte> Destination, TaskCompletionSource Done) waiter)
+        {
+            if (waiter.Destination.Length == length) return (waiter.Destination, waiter.Done, null);
+            var why = LengthMismatch(key.Peer, key.Step, key.Tag, length, waiter.Destination.Length);
+            waiter.Done.TrySetException(new PeerFailedException(key.Peer, PeerFailure.BadFrame, why));
+            return (default, null, why);
+        }
     }
 
     public async ValueTask DisposeAsync()

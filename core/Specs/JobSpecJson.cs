@@ -9,6 +9,17 @@ namespace Orchestrator.Core.Specs;
 /// </summary>
 public static class JobSpecJson
 {
+    /// <summary>Reads and validates a spec in its wire form: a JSON object only (YAML is refused, so that no YAML
+    /// parser ever sees a message a process received).</summary>
+    /// <exception cref="SpecValidationException">The text is not a JSON object or not a valid spec.</exception>
+    public static JobSpec Read(string? json, SpecValidationOptions? options = null)
+    {
+        SpecNode root;
+        try { root = SpecDocument.ParseJsonObject(json ?? throw new SpecFormatException("no spec was given")); }
+        catch (SpecFormatException e) { throw new SpecValidationException([new SpecError("(document)", e.Message)]); }
+        return JobSpecParser.FromNode(root, options);
+    }
+
     public static string Write(JobSpec s)
     {
         var train = new JsonObject

@@ -38,6 +38,21 @@ public static partial class JobSpecParser
         return spec;
     }
 
+    /// <summary>The index of the first character that is invisible or changes how text around it shows (controls,
+    /// zero-width and bidirectional formatting, separators other than space, private use, lone surrogates), if any.</summary>
+    static int? Unprintable(string text)
+    {
+        for (int i = 0; i < text.Length;)
+        {
+            if (System.Text.Rune.DecodeFromUtf16(text.AsSpan(i), out var rune, out var length) != System.Buffers.OperationStatus.Done
+                || System.Text.Rune.GetUnicodeCategory(rune) is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.LineSeparator
+                    or UnicodeCategory.ParagraphSeparator or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned)
+                return i;
+            i += length;
+        }
+        return null;
+    }
+
     static JobSpec? ReadSpec(Reader r, SpecMap root, SpecValidationOptions options)
     {
         var top = r.Fields(root, "", ["name", "kind", "owner", "priority", "model", "data", "train", "resources", "fusion", "workers", "gradients", "embedding"]);
@@ -320,7 +335,12 @@ public static partial class JobSpecParser
             var s = Scalar(map, key, required);
             if (s is null) return fallback;
             if (s.Text is { Length: > 4096 }) { Error(PathOf(map, key), "is longer than 4096 characters"); return fallback; }
-            if (s.Text is { } text && text.Any(char.IsControl)) { Error(PathOf(map, key), "contains control characters"); return fallback; }
+            if (s.Text is { } text && Unprintable(text) is { } at)
+            {
+                // Strings end up in pages, logs and metric labels, where these would hide or reorder text.
+                Error(PathOf(map, key), $"contains an invisible or control character (U+{(int)text[at]:X4}) at position {at + 1}; write it in plain characters");
+                return fallback;
+            }
             return s.Text;
         }
 

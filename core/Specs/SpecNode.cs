@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
+using YamlDotNet.Core.Events;
 
 namespace Orchestrator.Core.Specs;
 
@@ -37,59 +37,145 @@ public sealed record SpecScalar(string? Text, bool Quoted) : SpecNode
 
 public sealed class SpecFormatException(string message) : Exception(message);
 
-/// <summary>Reads YAML or JSON text into a <see cref="SpecNode"/> tree, with limits against hostile input.</summary>
+/// <summary>
+/// Reads YAML or JSON text into a <see cref="SpecNode"/> tree, with limits against hostile input enforced while
+/// reading, before anything is built from it: document size, nesting depth and node count; YAML anchors, aliases and
+/// tags are refused where they appear (an alias bomb never expands, a deep document never recurses).
+/// </summary>
 public static class SpecDocument
 {
     public const int MaxDocumentBytes = 1 << 20;
     public const int MaxDepth = 32;
+    /// <summary>Scalars, lists and maps in one document: a job spec has a few dozen.</summary>
+    public const int MaxNodes = 10_000;
 
     public static SpecNode Parse(string text)
     {
-        if (System.Text.Encoding.UTF8.GetByteCount(text) > MaxDocumentBytes)
-            throw new SpecFormatException($"the document is larger than {MaxDocumentBytes / 1024} KiB; a job spec is a few hundred bytes, check that the right file was given");
+        CheckSize(text);
         var trimmed = text.TrimStart('\uFEFF', ' ', '\t', '\r', '\n');
         return trimmed.StartsWith('{') || trimmed.StartsWith('[') ? ParseJson(text) : ParseYaml(text);
+    }
+
+    /// <summary>Reads a JSON object only: the form a spec crosses processes in (<see cref="JobSpecJson"/>).</summary>
+    public static SpecNode ParseJsonObject(string text)
+    {
+        CheckSize(text);
+        if (!text.TrimStart('\uFEFF', ' ', '\t', '\r', '\n').StartsWith('{'))
+            throw new SpecFormatException("the cluster accepts a job spec only as a canonical JSON object; submit YAML through the CLI (orch submit), which converts it");
+        return ParseJson(text);
+    }
+
+    static void CheckSize(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        // Two bytes a char at least for anything but ASCII: count only when the length alone does not decide.
+        if (text.Length > MaxDocumentBytes || (text.Length > MaxDocumentBytes / 4 && System.Text.Encoding.UTF8.GetByteCount(text) > MaxDocumentBytes))
+            throw new SpecFormatException($"the document is larger than {MaxDocumentBytes / 1024} KiB; a job spec is a few hundred bytes, check that the right file was given");
     }
 
     static SpecNode ParseJson(string text)
     {
         try
         {
+            // JsonDocument enforces the depth while it reads.
             using var doc = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = MaxDepth, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            return FromJson(doc.RootElement);
+            var nodes = 0;
+            return FromJson(doc.RootElement, ref nodes);
         }
         catch (JsonException e)
         {
-            throw new SpecFormatException($"invalid JSON at line {e.LineNumber + 1}, position {e.BytePositionInLine + 1}: {e.Message.Split(" LineNumber")[0]}");
+            var why = e.Message.Split(" LineNumber")[0];
+            if (why.Contains("maximum configured depth", StringComparison.Ordinal)) why = $"the document is nested deeper than {MaxDepth} levels";
+            throw new SpecFormatException($"invalid JSON at line {e.LineNumber + 1}, position {e.BytePositionInLine + 1}: {why}");
         }
     }
 
-    static SpecNode FromJson(JsonElement e) => e.ValueKind switch
+    static SpecNode FromJson(JsonElement e, ref int nodes)
     {
-        JsonValueKind.Object => new SpecMap(ObjectEntries(e)),
-        JsonValueKind.Array => new SpecList(e.EnumerateArray().Select(FromJson).ToList()),
-        JsonValueKind.String => new SpecScalar(e.GetString(), Quoted: true),
-        JsonValueKind.Null => new SpecScalar(null, Quoted: false),
-        _ => new SpecScalar(e.GetRawText(), Quoted: false),
-    };
-
-    static List<KeyValuePair<string, SpecNode>> ObjectEntries(JsonElement e)
-    {
-        var entries = new List<KeyValuePair<string, SpecNode>>();
-        foreach (var p in e.EnumerateObject())
+        if (++nodes > MaxNodes) throw TooManyNodes();
+        switch (e.ValueKind)
         {
-            if (entries.Any(x => x.Key == p.Name)) throw new SpecFormatException($"duplicate key '{p.Name}'");
-            entries.Add(new(p.Name, FromJson(p.Value)));
+            case JsonValueKind.Object:
+                var entries = new List<KeyValuePair<string, SpecNode>>();
+                var keys = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var p in e.EnumerateObject())
+                {
+                    if (!keys.Add(p.Name)) throw new SpecFormatException($"duplicate key '{Truncate(p.Name)}'");
+                    entries.Add(new(p.Name, FromJson(p.Value, ref nodes)));
+                }
+                return new SpecMap(entries);
+            case JsonValueKind.Array:
+                var items = new List<SpecNode>();
+                foreach (var item in e.EnumerateArray()) items.Add(FromJson(item, ref nodes));
+                return new SpecList(items);
+            case JsonValueKind.String: return new SpecScalar(e.GetString(), Quoted: true);
+            case JsonValueKind.Null: return new SpecScalar(null, Quoted: false);
+            default: return new SpecScalar(e.GetRawText(), Quoted: false);
         }
-        return entries;
     }
 
+    static SpecFormatException TooManyNodes() =>
+        new($"the document has more than {MaxNodes} values; a job spec has a few dozen, check that the right file was given");
+
+    /// <summary>A list or map being read: its items, or its entries and the key waiting for its value.</summary>
+    sealed class Open(bool isMap, string where)
+    {
+        public readonly bool IsMap = isMap;
+        public readonly string Where = where;
+        public readonly List<SpecNode> Items = [];
+        public readonly List<KeyValuePair<string, SpecNode>> Entries = [];
+        public readonly HashSet<string> Keys = new(StringComparer.Ordinal);
+        public string? PendingKey;
+    }
+
+    /// <summary>YAML through the parser's event stream (no representation tree, no recursion): every limit is checked at
+    /// the event that would break it.</summary>
     static SpecNode ParseYaml(string text)
     {
-        var stream = new YamlStream();
+        var parser = new Parser(new StringReader(text));
+        var open = new Stack<Open>();
+        SpecNode? root = null;
+        int documents = 0, nodes = 0;
         try
         {
-            stream.Load(new StringReader(text));
+            while (parser.MoveNext())
+            {
+                var e = parser.Current!;
+                var where = $"line {e.Start.Line}, column {e.Start.Column}";
+                switch (e)
+                {
+                    case DocumentStart:
+                        if (++documents > 1) throw new SpecFormatException("the file holds several YAML documents; give one job spec per file (use --sweep for variations)");
+                        break;
+                    case AnchorAlias:
+                        throw new SpecFormatException($"an alias (*name) at {where}: anchors and aliases are not allowed (a small document never needs them, a hostile one expands them a billion-fold); write the value out");
+                    case NodeEvent n when !n.Anchor.IsEmpty:
+                        throw new SpecFormatException($"an anchor (&{Truncate(n.Anchor.Value)}) at {where}: anchors and aliases are not allowed (a small document never needs them, a hostile one expands them a billion-fold); write the value out");
+                    case NodeEvent n when !n.Tag.IsEmpty:
+                        throw new SpecFormatException($"a tag ({Truncate(n.Tag.Value)}) at {where}: tags are not allowed; write the plain value");
+                    case MappingStart or SequenceStart:
+                        if (open.Count >= MaxDepth) throw new SpecFormatException($"the document is nested deeper than {MaxDepth} levels (at {where})");
+                        if (++nodes > MaxNodes) throw TooManyNodes();
+                        if (open.TryPeek(out var parent) && parent.IsMap && parent.PendingKey is null)
+                            throw new SpecFormatException($"a key at {where} is not a plain name");
+                        open.Push(new Open(e is MappingStart, where));
+                        break;
+                    case Scalar s:
+                        if (++nodes > MaxNodes) throw TooManyNodes();
+                        if (open.TryPeek(out var owner) && owner.IsMap && owner.PendingKey is null)
+                        {
+                            if (!owner.Keys.Add(s.Value)) throw new SpecFormatException($"duplicate key '{Truncate(s.Value)}' at line {s.Start.Line}");
+                            owner.PendingKey = s.Value;
+                            break;
+                        }
+                        Add(open, ref root, new SpecScalar(s.Value, s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded) { Location = where });
+                        break;
+                    case MappingEnd or SequenceEnd:
+                        var done = open.Pop();
+                        Add(open, ref root, done.IsMap ? new SpecMap(done.Entries) { Location = done.Where } : new SpecList(done.Items) { Location = done.Where });
+                        break;
+                }
+            }
         }
         catch (YamlException e)
         {
@@ -101,33 +187,23 @@ public static class SpecDocument
             // YamlDotNet reports some unterminated flow collections this way.
             throw new SpecFormatException($"invalid YAML: {e.Message} (check for an unclosed {{ or [)");
         }
-        if (stream.Documents.Count == 0) return new SpecMap([]);
-        if (stream.Documents.Count > 1) throw new SpecFormatException("the file holds several YAML documents; give one job spec per file (use --sweep for variations)");
-        return FromYaml(stream.Documents[0].RootNode, 0);
+        return root ?? new SpecMap([]);
     }
 
-    static SpecNode FromYaml(YamlNode node, int depth)
+    static void Add(Stack<Open> open, ref SpecNode? root, SpecNode node)
     {
-        if (depth > MaxDepth) throw new SpecFormatException($"the document is nested deeper than {MaxDepth} levels");
-        var where = $"line {node.Start.Line}, column {node.Start.Column}";
-        switch (node)
+        if (!open.TryPeek(out var parent))
         {
-            case YamlMappingNode map:
-                var entries = new List<KeyValuePair<string, SpecNode>>();
-                foreach (var (k, v) in map.Children)
-                {
-                    if (k is not YamlScalarNode ks || ks.Value is null) throw new SpecFormatException($"a key at {where} is not a plain name");
-                    if (entries.Any(x => x.Key == ks.Value)) throw new SpecFormatException($"duplicate key '{ks.Value}' at line {k.Start.Line}");
-                    entries.Add(new(ks.Value, FromYaml(v, depth + 1)));
-                }
-                return new SpecMap(entries) { Location = where };
-            case YamlSequenceNode seq:
-                return new SpecList(seq.Children.Select(c => FromYaml(c, depth + 1)).ToList()) { Location = where };
-            case YamlScalarNode s:
-                return new SpecScalar(s.Value, s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded) { Location = where };
-            default:
-                throw new SpecFormatException($"unsupported YAML node at {where} (aliases and tags are not allowed in job specs)");
+            root = node;
+            return;
         }
+        if (!parent.IsMap)
+        {
+            parent.Items.Add(node);
+            return;
+        }
+        parent.Entries.Add(new(parent.PendingKey!, node));
+        parent.PendingKey = null;
     }
 
     /// <summary>Sets a dotted path ("train.lr") to a value written as on a command line, creating maps as needed.</summary>

@@ -42,15 +42,20 @@ public sealed partial class JobGrain(
     bool PreviousSiloLeft(string previous) =>
         membership.CurrentSnapshot.GetSiloStatus(SiloAddress.FromParsableString(previous)) is SiloStatus.Dead or SiloStatus.None;
 
+    const int MaxSubmitterLength = 128;
+
     public async Task<JobInfo> Submit(JobSubmission submission)
     {
+        ArgumentNullException.ThrowIfNull(submission);
+        if (submission.SubmittedBy is not { Length: > 0 and <= MaxSubmitterLength })
+            throw new ArgumentException($"submittedBy: a submitter name of 1 to {MaxSubmitterLength} characters is required", nameof(submission));
         if (Exists)
         {
             if (D.SpecJson == submission.SpecJson) return Info();
             throw new ArgumentException($"job id '{JobId}' already exists with a different spec; submit under another id");
         }
         JobSpec spec;
-        try { spec = JobSpecParser.Parse(submission.SpecJson, new SpecValidationOptions { CheckFiles = false }); }
+        try { spec = JobSpecJson.Read(submission.SpecJson, new SpecValidationOptions { CheckFiles = false }); }
         catch (SpecValidationException e) { throw new ArgumentException($"invalid job spec:{Environment.NewLine}{e.Message}"); }
 
         var liveSilos = membership.CurrentSnapshot.Members.Values.Count(m => m.Status == SiloStatus.Active);

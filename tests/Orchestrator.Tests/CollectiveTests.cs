@@ -143,7 +143,7 @@ public class CollectiveTests
     {
         var payload = Enumerable.Range(0, length).Select(i => (byte)(i * 31 + 7)).ToArray();
 
-        var results = await LoopbackRanks.Run(4, (c, r) => c.Broadcast(r == root ? payload : null, root, step: -2));
+        var results = await LoopbackRanks.Run(4, (c, r) => c.Broadcast(r == root ? payload : null, root, step: -2, maxBytes: length));
 
         Assert.All(results, bytes => Assert.Equal(payload, bytes));
     }

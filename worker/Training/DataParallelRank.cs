@@ -142,7 +142,7 @@ public sealed class DataParallelRank : IGangRank
         var all = await collective.Exchange(progress, AgreementStep, ct);
         if (all.All(p => p == all[0])) return -1;
         var root = Array.IndexOf(all, all.Max());
-        var state = await collective.Broadcast(_rank == root ? CaptureState() : null, root, AgreementStep, ct);
+        var state = await collective.Broadcast(_rank == root ? CaptureState() : null, root, AgreementStep, MaxStateBytes, ct);
         if (_rank != root) RestoreState(state);
         HasPendingGradients = false;
         return root;
@@ -150,6 +150,10 @@ public sealed class DataParallelRank : IGangRank
 
     /// <summary>The frames of the agreement use a step number no training step has.</summary>
     const long AgreementStep = -2;
+
+    /// <summary>The most a captured state can be: the parameters and at most three optimizer slots for each, and the
+    /// batch order's few numbers; what a peer announces beyond it is refused.</summary>
+    long MaxStateBytes => 16L * Layout.Length + (1 << 20);
 
     /// <summary>Forward and backward on this rank's share of the step's global batch (no awaits: TorchSharp's
     /// dispose scopes belong to a thread).</summary>

@@ -86,7 +86,7 @@ public sealed class DlrmRank : IGangRank
         var mineFinite = Collective.AllFinite(_buffer) && Collective.AllFinite(rows.Gradients);
         await collective.AllReduce(_buffer, _dense, _combine, Step, ct);
         GradientBuffer.Load(_dlrm.DenseParameters, _dense, _buffer);
-        var shares = await Task.WhenAll(Enumerable.Range(0, _batches.World).Select(r => collective.Broadcast(r == _rank ? Pack(rows) : null, r, Step, ct)));
+        var shares = await Task.WhenAll(Enumerable.Range(0, _batches.World).Select(r => collective.Broadcast(r == _rank ? Pack(rows) : null, r, Step, MaxShareBytes, ct)));
         var merged = Merge(shares, _dlrm.Shape.Dim);
         _combining.Stop();
         if (!Collective.AllFinite(_buffer) || !Collective.AllFinite(merged.Gradients))
@@ -140,7 +140,7 @@ public sealed class DlrmRank : IGangRank
             await _dlrm.UpdateRows(mine, _ => true, ct);
             Finish();
         }
-        var state = await collective.Broadcast(_rank == root ? CaptureState() : null, root, AgreementStep, ct);
+        var state = await collective.Broadcast(_rank == root ? CaptureState() : null, root, AgreementStep, 16L * _dense.Length + (1 << 20), ct);
         if (_rank != root) RestoreState(state);
         return root;
     }
@@ -181,6 +181,9 @@ public sealed class DlrmRank : IGangRank
     }
 
     /// <summary>A rank's row gradients as bytes: count, ids, then dim floats per id.</summary>
+    /// <summary>The most one rank's row gradients can be: every example of its batch using a distinct row of every table.</summary>
+    long MaxShareBytes => sizeof(int) + (long)_batch * CriteoFormat.CategoricalFeatures * (sizeof(long) + _dlrm.Shape.Dim * sizeof(float));
+
     static byte[] Pack(RowGradients rows)
     {
         var ids = MemoryMarshal.AsBytes(rows.Ids.AsSpan());
@@ -199,9 +202,12 @@ public sealed class DlrmRank : IGangRank
     public static RowGradients Merge(IReadOnlyList<byte[]> shares, int dim)
     {
         var sums = new SortedDictionary<long, float[]>();
-        foreach (var share in shares)
+        for (int rank = 0; rank < shares.Count; rank++)
         {
-            var count = BitConverter.ToInt32(share);
+            var share = shares[rank];
+            var count = share.Length >= sizeof(int) ? BitConverter.ToInt32(share) : -1;
+            if (count < 0 || share.Length != sizeof(int) + (long)count * (sizeof(long) + dim * sizeof(float)))
+                throw new PeerFailedException(rank, PeerFailure.BadFrame, $"rank {rank} sent {share.Length} bytes of row gradients that do not hold {count} rows of {dim} values");
             var ids = MemoryMarshal.Cast<byte, long>(share.AsSpan(sizeof(int), count * sizeof(long)));
             var grads = MemoryMarshal.Cast<byte, float>(share.AsSpan(sizeof(int) + count * sizeof(long)));
             for (int n = 0; n < count; n++)

@@ -45,22 +45,38 @@ public sealed class ArrayRunner
         var accepted = starts.Where(s => s.Reply is not null).Select(s => (s.Channel, Reply: s.Reply!)).ToList();
         if (accepted.Count == 0) return;
         var reporting = accepted.Select(a => a.Channel.Run()).ToList();
-        // A recommendation job is never fused: it trains alone, its embedding in shard grains.
-        var training = JobSpecJson.Read(accepted[0].Reply.SpecJson).Model.Type == ModelType.Dlrm
-            ? RecommendationRunner.Run(_grains, accepted[0].Channel, accepted[0].Reply)
-            : Task.Factory.StartNew(() => Train(accepted), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        try { await training; }
-        catch (Exception e)
+        // From here every failure ends the members it concerns with a typed cause (and frees the device when the last
+        // one leaves): a failure the runner let escape would run them again at the next reconcile, forever.
+        var members = new List<Member>();
+        foreach (var (channel, reply) in accepted)
         {
-            _log.ArrayFailed(ArrayId, e);
-            foreach (var (c, _) in accepted) c.End(MemberOutcome.Failed(Describe(e)));
+            // The silo validated the spec; whether its files exist is a question for this node, answered by loading them.
+            try { members.Add(new Member(channel, reply, JobSpecJson.Read(reply.SpecJson, new SpecValidationOptions { CheckFiles = false }))); }
+            catch (Exception e) { Fail([channel], e); }
+        }
+        if (members.Count > 0)
+        {
+            // A recommendation job is never fused: it trains alone, its embedding in shard grains.
+            var training = members[0].Spec.Model.Type == ModelType.Dlrm
+                ? RecommendationRunner.Run(_grains, members[0].Channel, members[0].Reply)
+                : Task.Factory.StartNew(() => Train(members), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            try { await training; }
+            catch (Exception e) { Fail(members.Select(m => m.Channel), e); }
         }
         await Task.WhenAll(reporting);
     }
 
-    static void Train(IReadOnlyList<(MemberChannel Channel, StartReply Reply)> members)
+    void Fail(IEnumerable<MemberChannel> members, Exception e)
     {
-        var specs = members.Select(m => JobSpecJson.Read(m.Reply.SpecJson)).ToList();
+        _log.ArrayFailed(ArrayId, e);
+        foreach (var c in members) c.End(MemberOutcome.Failed(Describe(e)));
+    }
+
+    sealed record Member(MemberChannel Channel, StartReply Reply, JobSpec Spec);
+
+    static void Train(IReadOnlyList<Member> members)
+    {
+        var specs = members.Select(m => m.Spec).ToList();
         using var trainer = new ArrayTrainer(specs, FashionMnist.Load(specs[0].Data.Path), members.Select(m => m.Channel.JobId).ToList());
         for (int k = 0; k < members.Count; k++)
             if (members[k].Reply.Checkpoint is { } cp) trainer.Restore(k, cp.Data);
@@ -97,7 +113,12 @@ public sealed class ArrayRunner
         FileNotFoundException or InvalidDataException => new(FailureCause.InvalidData, e.Message),
         SpecValidationException => new(FailureCause.InvalidSpec, e.Message),
         OutOfMemoryException => new(FailureCause.OutOfMemory, "use a smaller batch size or model"),
+        // libtorch's allocator failures reach .NET as ExternalException; its message is the only sign of which kind.
+        System.Runtime.InteropServices.ExternalException when e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase)
+            => new(FailureCause.OutOfMemory, $"the device ran out of memory ({FirstLine(e.Message)}); use a smaller batch size or model"),
         EmbeddingShardLostException => new(FailureCause.EmbeddingLost, e.Message),
         _ => new(FailureCause.WorkerError, $"{e.GetType().Name}: {e.Message}"),
     };
+
+    static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
 }

@@ -104,7 +104,7 @@ public sealed class RankRunner
 
     async Task Train(StartReply start, RankListener listener)
     {
-        var spec = JobSpecJson.Read(start.SpecJson);
+        var spec = JobSpecJson.Read(start.SpecJson, new SpecValidationOptions { CheckFiles = false });
         using var rank = OpenRank(spec, start);
         if (start.Checkpoint is { } cp) rank.RestoreState(cp.Data);
         var view = start.Gang!;

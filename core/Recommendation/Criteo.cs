@@ -1,3 +1,4 @@
+using Orchestrator.Core.Data;
 using System.Globalization;
 using System.IO.Compression;
 
@@ -16,26 +17,27 @@ public sealed record CriteoExample(float Label, float[] Dense, int[] Categories)
 public static class CriteoFormat
 {
     public const int DenseFeatures = 13, CategoricalFeatures = 26, Columns = 1 + DenseFeatures + CategoricalFeatures;
+    /// <summary>A Criteo line is a few hundred characters; one far longer means the file is something else.</summary>
+    public const int MaxLineChars = 16 * 1024;
 
     /// <summary>Streams the examples of a file; a malformed line fails with its line number and what is wrong.</summary>
     public static IEnumerable<CriteoExample> Read(string path, IReadOnlyList<int> tableRows)
     {
         if (tableRows.Count != CategoricalFeatures) throw new ArgumentException($"need {CategoricalFeatures} table sizes, got {tableRows.Count}");
         using var reader = OpenText(path);
-        long number = 0;
         while (reader.ReadLine() is { } line)
         {
-            number++;
             if (line.Length == 0) continue;
-            yield return Parse(line, tableRows, path, number);
+            yield return Parse(line, tableRows, path, reader.LineNumber);
         }
     }
 
-    /// <summary>A file's text, decompressed when its name ends in .gz.</summary>
-    public static StreamReader OpenText(string path)
+    /// <summary>A file's lines, decompressed when its name ends in .gz, none longer than <see cref="MaxLineChars"/>.</summary>
+    public static BoundedLineReader OpenText(string path)
     {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing on this node; copy the data there or fix data.path", path);
         Stream file = File.OpenRead(path);
-        return new StreamReader(path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress) : file);
+        return new BoundedLineReader(new StreamReader(path.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress) : file), MaxLineChars, path);
     }
 
     /// <summary>The number of examples (non-empty lines) in a file, without parsing them.</summary>
@@ -94,7 +96,7 @@ public sealed class CriteoCursor(string path, IReadOnlyList<int> tableRows) : ID
     public const double MaxBadFraction = 0.01;
     public const int MinBadLines = 10;
     readonly HashSet<long> _bad = [];
-    StreamReader? _reader;
+    BoundedLineReader? _reader;
     long _position, _line, _parsed;
 
     /// <summary>Distinct malformed lines met so far, and the first one's problem.</summary>
@@ -113,7 +115,7 @@ public sealed class CriteoCursor(string path, IReadOnlyList<int> tableRows) : ID
         var examples = new List<CriteoExample>(count);
         while (_position < start + count && _reader.ReadLine() is { } line)
         {
-            _line++;
+            _line = _reader.LineNumber;
             if (line.Length == 0) continue;
             if (_position++ < start) continue;
             try

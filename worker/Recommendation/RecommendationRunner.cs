@@ -15,7 +15,7 @@ public static class RecommendationRunner
 {
     public static async Task Run(IGrainFactory grains, MemberChannel channel, StartReply reply)
     {
-        var spec = JobSpecJson.Read(reply.SpecJson);
+        var spec = JobSpecJson.Read(reply.SpecJson, new SpecValidationOptions { CheckFiles = false });
         var (dlrmModel, store) = OpenModel(grains, spec, reply.Shards, channel.Assignment.AssignmentEpoch);
         await store.Fence(); // a worker that ran this job before (and may thaw) can no longer write its rows
         using var dlrm = dlrmModel;

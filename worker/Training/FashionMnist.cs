@@ -25,9 +25,23 @@ public sealed class FashionMnist
         (TrainImages, TrainLabels, TestImages, TestLabels) = (trainImages, trainLabels, testImages, testLabels);
     }
 
-    /// <summary>Loads once per process and folder; every job on the node shares the bytes.</summary>
-    public static FashionMnist Load(string folder) =>
-        Cache.GetOrAdd(Path.GetFullPath(folder), f => new Lazy<FashionMnist>(() => Read(f))).Value;
+    /// <summary>Loads once per process and folder; every job on the node shares the bytes. A load that failed is not
+    /// kept: the next job tries again (the data may have been installed since).</summary>
+    public static FashionMnist Load(string folder)
+    {
+        var key = Path.GetFullPath(folder);
+        var entry = Cache.GetOrAdd(key, f => new Lazy<FashionMnist>(() => Read(f)));
+        try { return entry.Value; }
+        catch
+        {
+            Cache.TryRemove(new KeyValuePair<string, Lazy<FashionMnist>>(key, entry));
+            throw;
+        }
+    }
+
+    /// <summary>The most bytes one IDX file may hold once decompressed (Fashion-MNIST's largest is 47 MB): a header
+    /// that claims more is refused before anything is allocated, so a small gzip bomb cannot fill the memory.</summary>
+    public const long MaxIdxBytes = 1L << 30;
 
     static FashionMnist Read(string folder)
     {
@@ -44,27 +58,37 @@ public sealed class FashionMnist
         return new FashionMnist(trainImages, trainLabels, testImages, testLabels);
     }
 
-    /// <summary>Reads an IDX file (big-endian header: magic, counts, dims) and checks its size against the header.</summary>
+    /// <summary>Reads an IDX file (big-endian header: magic, counts, dims) and checks its size against the header
+    /// while decompressing: no more than the header announces (and <see cref="MaxIdxBytes"/>) is ever read.</summary>
     static byte[] ReadIdx(string path, int expectedMagic, out int count)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing; install dataset-fashion-mnist or fix data.path", path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing on this node; install dataset-fashion-mnist there or fix data.path", path);
         using var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress);
-        using var ms = new MemoryStream();
-        try { gz.CopyTo(ms); }
-        catch (InvalidDataException e) { throw new InvalidDataException($"{path} is not a valid gzip file ({e.Message})"); }
-        var bytes = ms.GetBuffer().AsSpan(0, (int)ms.Length);
-        if (bytes.Length < 8) throw new InvalidDataException($"{path} is truncated: {bytes.Length} bytes");
-        var magic = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes);
+        // Bytes decompressed into the span (fewer only at the end of the file).
+        int Fill(Span<byte> into)
+        {
+            try { return gz.ReadAtLeast(into, into.Length, throwOnEndOfStream: false); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"{path} is not a valid gzip file ({e.Message})"); }
+        }
+        Span<byte> head = stackalloc byte[8];
+        if (Fill(head) < head.Length) throw new InvalidDataException($"{path} is truncated: no IDX header");
+        var magic = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head);
         if (magic != expectedMagic) throw new InvalidDataException($"{path}: IDX magic {magic}, expected {expectedMagic}; this is not the right Fashion-MNIST file");
-        count = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes[4..]);
+        count = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head[4..]);
         var dims = magic & 0xff;
+        Span<byte> sizes = stackalloc byte[4 * (dims - 1)];
+        if (Fill(sizes) < sizes.Length) throw new InvalidDataException($"{path} is truncated inside its IDX header");
         long itemSize = 1;
-        for (int d = 1; d < dims; d++) itemSize *= System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes[(4 + 4 * d)..]);
-        var header = 4 + 4 * dims;
+        for (int d = 0; d < dims - 1; d++) itemSize *= System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(sizes[(4 * d)..]);
         if (dims == 3 && itemSize != Pixels) throw new InvalidDataException($"{path}: images are not 28×28");
-        if (count < 0 || bytes.Length - header != count * itemSize)
-            throw new InvalidDataException($"{path} is truncated or padded: header says {count} items of {itemSize} bytes, file has {bytes.Length - header} data bytes");
-        return bytes[header..].ToArray();
+        var total = count * itemSize;
+        if (count < 0 || total > MaxIdxBytes)
+            throw new InvalidDataException($"{path}: its header announces {count} items of {itemSize} bytes; at most {MaxIdxBytes >> 20} MiB are read");
+        var data = GC.AllocateUninitializedArray<byte>((int)total);
+        var read = Fill(data);
+        if (read < data.Length || Fill(stackalloc byte[1]) > 0)
+            throw new InvalidDataException($"{path} is truncated or padded: its header says {count} items of {itemSize} bytes ({total} bytes), the file holds {(read < data.Length ? $"{read}" : "more")}");
+        return data;
     }
 
     /// <summary>Writes normalized pixels of the given images into <paramref name="destination"/> (count × 784).</summary>

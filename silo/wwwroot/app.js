@@ -8,7 +8,7 @@ const TIME_PARTS = [
 ];
 const CATEGORY_COLORS = ['#c0392b', '#8e44ad', '#e67e22', '#e0a526', '#3b7dd8', '#16a085', '#7f8c8d', '#2c3e50', '#d35400'];
 
-const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+const esc = Charts.esc;
 const num = (v, digits = 2) => v == null ? '–' : Number(v).toFixed(digits);
 const pct = v => v == null ? '–' : `${(v * 100).toFixed(1)}%`;
 const time = iso => iso ? new Date(iso).toLocaleTimeString() : '–';
@@ -54,8 +54,8 @@ const pages = {
     const curves = jobs.filter(j => j.progress).slice(-8);
     return `<h1>Jobs</h1>
       <div class="cards">${Object.entries(counts).map(([s, c]) => `<div class="card"><div class="value">${c}</div><div class="label">${esc(s)}</div></div>`).join('') || '<div class="card"><div class="label">no jobs yet: submit one with orch submit</div></div>'}</div>
-      <div class="charts">${Charts.bars('Progress (fraction of steps done)', curves.map(j => ({ label: esc(j.jobId), value: j.progress.totalSteps ? j.progress.step / j.progress.totalSteps : 0 })), { max: 1, format: pct })}
-      ${Charts.bars('ETTR (productive / wall time)', jobs.filter(j => j.time).slice(-12).map(j => ({ label: esc(j.jobId), value: j.time.ettr, color: '#2e9e5b' })), { max: 1, format: v => v.toFixed(3) })}</div>
+      <div class="charts">${Charts.bars('Progress (fraction of steps done)', curves.map(j => ({ label: j.jobId, value: j.progress.totalSteps ? j.progress.step / j.progress.totalSteps : 0 })), { max: 1, format: pct })}
+      ${Charts.bars('ETTR (productive / wall time)', jobs.filter(j => j.time).slice(-12).map(j => ({ label: j.jobId, value: j.time.ettr, color: '#2e9e5b' })), { max: 1, format: v => v.toFixed(3) })}</div>
       <h2>All jobs</h2>
       <table><tr><th>Job</th><th>Name</th><th>State</th><th>Kind</th><th>Progress</th><th class="num">Accuracy</th><th>Owner</th><th class="num">ETTR</th></tr>${rows}</table>`;
   },
@@ -81,13 +81,13 @@ const pages = {
         <div class="card"><div class="value">${j.recoveries}</div><div class="label">recoveries</div></div>
         <div class="card"><div class="value">${esc(j.model)}</div><div class="label">${kindOf(j)}, owner ${esc(j.owner)}</div></div>
       </div>
-      ${j.failure ? `<p class="error">Failed (${esc(j.failure.cause)}, ${esc(j.failure.category)}): ${esc(j.failure.message)}</p>` : ''}
+      ${j.failure ? `<p class="failure">Failed (${esc(j.failure.cause)}, ${esc(j.failure.category)}): ${esc(j.failure.message)}</p>` : ''}
       <div class="charts" id="curves">
         ${Charts.line('Training loss', [{ name: 'loss', color: '#c0392b', points: loss }], { xLabel: 'step' })}
         ${Charts.line('Test accuracy', [{ name: 'test accuracy', color: '#2e9e5b', points: acc }], { xLabel: 'step', yMin: 0, yMax: 1 })}
       </div>
       <h2>Where the time went</h2>
-      ${t ? Charts.stacked(`Wall time ${secs(t.wallSeconds)}: ETTR ${num(t.ettr, 3)}${t.lostSteps ? `, ${t.lostSteps} steps redone` : ''}`, [{ label: esc(j.jobId), parts: TIME_PARTS.map(([k, n, c]) => ({ name: n, value: t[k], color: c })) }]) : ''}
+      ${t ? Charts.stacked(`Wall time ${secs(t.wallSeconds)}: ETTR ${num(t.ettr, 3)}${t.lostSteps ? `, ${t.lostSteps} steps redone` : ''}`, [{ label: j.jobId, parts: TIME_PARTS.map(([k, n, c]) => ({ name: n, value: t[k], color: c })) }]) : ''}
       <table><tr><th>From</th><th>Phase</th><th class="num">Step</th><th class="num">For</th></tr>${phaseRows}</table>
       ${members ? `<h2>Ranks (membership epoch ${j.gang ? j.gang.membershipEpoch : '–'})</h2><table><tr><th>Rank</th><th>Device</th><th>Assignment epoch</th><th>Placed</th></tr>${members}</table>` : ''}
       <h2>Incidents</h2>
@@ -101,7 +101,7 @@ const pages = {
     const rows = nodes.map(n => `<tr><td>${esc(n.nodeId)}</td><td class="health-${esc(n.health)}">${esc(n.health)}</td><td>${n.devices.length}</td>
       <td>${n.devices.map(dev => { const a = n.assignments.filter(x => x.device === dev); return `${esc(dev)}: ${a.length ? a.map(x => `<a href="#/job/${encodeURIComponent(x.jobId)}">${esc(x.jobId)}</a>`).join(', ') : '<span class="muted">idle</span>'}`; }).join('<br>')}</td>
       <td>${ago(n.lastHeartbeat)}</td><td>${esc(n.host || '')} ${n.processId || ''}</td></tr>`).join('');
-    const busy = nodes.map(n => ({ label: esc(n.nodeId), value: n.devices.length ? new Set(n.assignments.map(a => a.device)).size / n.devices.length : 0, color: n.health === 'Dead' ? '#c0392b' : '#3b7dd8' }));
+    const busy = nodes.map(n => ({ label: n.nodeId, value: n.devices.length ? new Set(n.assignments.map(a => a.device)).size / n.devices.length : 0, color: n.health === 'Dead' ? '#c0392b' : '#3b7dd8' }));
     return `<h1>Nodes</h1>
       <div class="cards"><div class="card"><div class="value">${nodes.length}</div><div class="label">nodes</div></div>
       <div class="card"><div class="value">${nodes.filter(n => n.health === 'Healthy').length}</div><div class="label">healthy</div></div>
@@ -117,8 +117,8 @@ const pages = {
       <td class="num">${num(a.samplesPerSecond, 0)}</td><td>${bar(a.utilization)} ${pct(a.utilization)}</td></tr>`).join('');
     return `<h1>Fused arrays</h1>
       <p class="muted">Compatible small jobs trained as one fused model on one device (HFTA); a job alone is an array of width 1.</p>
-      <div class="charts">${Charts.bars('Samples/s per array', arrays.map(a => ({ label: `${esc(a.arrayId)} (×${a.width})`, value: a.samplesPerSecond })))}
-      ${Charts.bars('Array width', arrays.map(a => ({ label: esc(a.arrayId), value: a.width, color: '#16a085' })))}</div>
+      <div class="charts">${Charts.bars('Samples/s per array', arrays.map(a => ({ label: `${a.arrayId} (×${a.width})`, value: a.samplesPerSecond })))}
+      ${Charts.bars('Array width', arrays.map(a => ({ label: a.arrayId, value: a.width, color: '#16a085' })))}</div>
       <table><tr><th>Array</th><th>Device</th><th class="num">Width</th><th>Members</th><th class="num">Samples/s</th><th>Utilization</th></tr>${rows || '<tr><td colspan="6" class="muted">no arrays running</td></tr>'}</table>`;
   },
 
@@ -126,7 +126,7 @@ const pages = {
     const incidents = await api('incidents?last=500');
     const categories = [...new Set(incidents.map(v => v.incident.category))].sort();
     const events = incidents.map(v => ({ at: new Date(v.incident.at).getTime(), row: v.incident.category, label: `${v.incident.category}: ${v.incident.message}` }));
-    const counts = categories.map((c, i) => ({ label: esc(c), value: incidents.filter(v => v.incident.category === c).length, color: CATEGORY_COLORS[i % CATEGORY_COLORS.length] }));
+    const counts = categories.map((c, i) => ({ label: c, value: incidents.filter(v => v.incident.category === c).length, color: CATEGORY_COLORS[i % CATEGORY_COLORS.length] }));
     return `<h1>Incidents</h1>
       <p class="muted">Every failure the cluster noticed, in the taxonomy of Meta's reliability study; recovery: until each job it hit trained again.</p>
       <div class="charts">${Charts.timeline('When', events, categories, CATEGORY_COLORS)}${Charts.bars('By category', counts, { format: v => v.toFixed(0) })}</div>
@@ -189,7 +189,8 @@ function incidentRow(v) {
 async function render() {
   const main = document.getElementById('page'), status = document.getElementById('status');
   const [, name = 'jobs', arg] = (location.hash || '#/jobs').split('/').map(decodeURIComponent);
-  const page = pages[name] || pages.jobs;
+  // Own pages only: a name like 'constructor' must not reach Object.prototype (and run what the hash says).
+  const page = Object.hasOwn(pages, name) ? pages[name] : pages.jobs;
   try {
     main.innerHTML = await page(arg);
     main.dataset.page = name;

@@ -1,13 +1,16 @@
 // Small SVG charts for the pages: lines (curves, projections), bars, stacked bars and phase timelines.
 'use strict';
 
+// Every text a chart shows (titles, labels, series and row names) is escaped here: callers pass plain strings,
+// which may come from users (job ids, owners, failure messages).
 const Charts = (() => {
   const NS = 'http://www.w3.org/2000/svg';
+  const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
   const fmt = v => Math.abs(v) >= 1000 ? v.toLocaleString('en', { maximumFractionDigits: 0 })
     : Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2);
 
   function frame(title, width, height, body) {
-    return `<div class="chart"><div class="title">${title}</div><svg xmlns="${NS}" width="${width}" height="${height}" role="img" aria-label="${title}">${body}</svg></div>`;
+    return `<div class="chart"><div class="title">${esc(title)}</div><svg xmlns="${NS}" width="${width}" height="${height}" role="img" aria-label="${esc(title)}">${body}</svg></div>`;
   }
 
   function ticks(min, max, n) {
@@ -37,12 +40,12 @@ const Charts = (() => {
       const v = options.logX ? Math.pow(10, x) : x;
       body += `<text x="${sx(v)}" y="${H - B + 13}" text-anchor="middle">${fmt(v)}</text>`;
     }
-    body += `<text x="${(L + W - R) / 2}" y="${H - 4}" text-anchor="middle">${options.xLabel || ''}</text>`;
+    body += `<text x="${(L + W - R) / 2}" y="${H - 4}" text-anchor="middle">${esc(options.xLabel)}</text>`;
     for (const s of series) {
       if (s.points.length === 0) continue;
       const d = s.points.map((p, i) => `${i ? 'L' : 'M'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join('');
-      body += `<path class="series" data-series="${s.name}" d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`;
-      if (s.points.length === 1) body += `<circle cx="${sx(s.points[0][0])}" cy="${sy(s.points[0][1])}" r="3" fill="${s.color}"/>`;
+      body += `<path class="series" data-series="${esc(s.name)}" d="${d}" fill="none" stroke="${esc(s.color)}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`;
+      if (s.points.length === 1) body += `<circle cx="${sx(s.points[0][0])}" cy="${sy(s.points[0][1])}" r="3" fill="${esc(s.color)}"/>`;
     }
     return frame(title, W, H, body) + legend(series);
   }
@@ -55,8 +58,8 @@ const Charts = (() => {
     let body = '';
     items.forEach((item, i) => {
       const w = Math.max(0, item.value / max * (W - L - 60)), y = 5 + i * rowH;
-      body += `<text x="${L - 5}" y="${y + 11}" text-anchor="end">${item.label}</text>`
-        + `<rect x="${L}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 5}" fill="${item.color || '#3b7dd8'}"/>`
+      body += `<text x="${L - 5}" y="${y + 11}" text-anchor="end">${esc(item.label)}</text>`
+        + `<rect x="${L}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 5}" fill="${esc(item.color || '#3b7dd8')}"/>`
         + `<text x="${L + w + 4}" y="${y + 11}">${options.format ? options.format(item.value) : fmt(item.value)}</text>`;
     });
     return frame(title, W, H, body);
@@ -70,10 +73,10 @@ const Charts = (() => {
     rows.forEach((row, i) => {
       const total = row.parts.reduce((a, p) => a + p.value, 0) || 1, y = 5 + i * rowH;
       let x = L;
-      body += `<text x="${L - 5}" y="${y + 12}" text-anchor="end">${row.label}</text>`;
+      body += `<text x="${L - 5}" y="${y + 12}" text-anchor="end">${esc(row.label)}</text>`;
       for (const p of row.parts) {
         const w = p.value / total * (W - L - 10);
-        if (w > 0) body += `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 5}" fill="${p.color}"><title>${p.name}: ${fmt(p.value)}</title></rect>`;
+        if (w > 0) body += `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 5}" fill="${esc(p.color)}"><title>${esc(p.name)}: ${fmt(p.value)}</title></rect>`;
         x += w;
       }
     });
@@ -88,18 +91,18 @@ const Charts = (() => {
     const t0 = Math.min(...events.map(e => e.at)), t1 = Math.max(...events.map(e => e.at), t0 + 1000);
     const sx = t => L + (t - t0) / (t1 - t0) * (W - L - 16);
     let body = '';
-    rows.forEach((r, i) => body += `<text x="${L - 5}" y="${i * rowH + 16}" text-anchor="end">${r}</text><line x1="${L}" x2="${W - 10}" y1="${i * rowH + 12}" y2="${i * rowH + 12}" stroke="#eee"/>`);
+    rows.forEach((r, i) => body += `<text x="${L - 5}" y="${i * rowH + 16}" text-anchor="end">${esc(r)}</text><line x1="${L}" x2="${W - 10}" y1="${i * rowH + 12}" y2="${i * rowH + 12}" stroke="#eee"/>`);
     for (const e of events) {
       const i = rows.indexOf(e.row);
-      body += `<circle cx="${sx(e.at).toFixed(1)}" cy="${i * rowH + 12}" r="5" fill="${colors[i % colors.length]}"><title>${e.label}</title></circle>`;
+      body += `<circle cx="${sx(e.at).toFixed(1)}" cy="${i * rowH + 12}" r="5" fill="${esc(colors[i % colors.length])}"><title>${esc(e.label)}</title></circle>`;
     }
     body += `<text x="${L}" y="${H - 4}">${new Date(t0).toLocaleTimeString()}</text><text x="${W - 10}" y="${H - 4}" text-anchor="end">${new Date(t1).toLocaleTimeString()}</text>`;
     return frame(title, W, H, body);
   }
 
   function legend(series) {
-    return `<div class="legend">${series.map(s => `<span><i style="background:${s.color}"></i>${s.name}</span>`).join('')}</div>`;
+    return `<div class="legend">${series.map(s => `<span><i style="background:${esc(s.color)}"></i>${esc(s.name)}</span>`).join('')}</div>`;
   }
 
-  return { line, bars, stacked, timeline, fmt };
+  return { line, bars, stacked, timeline, fmt, esc };
 })();

@@ -147,6 +147,22 @@ public sealed class WebProcessTests(ITestOutputHelper output) : ProcessClusterTe
         Assert.True(scrapes.Sum(s => Metric(s, "orch_queue_wait_seconds_count")) >= 2); // placed, and placed again
         Assert.True(scrapes.Sum(s => Metric(s, "orch_step_seconds_count")) > 10);
         Assert.True(scrapes.Sum(s => Metric(s, "orch_scheduling_latency_seconds_count")) >= 2);
+
+        // Stored XSS: a failure reason carrying markup (here a data path, echoed by the worker that cannot find it) was
+        // drawn unescaped into the incidents chart. Reflected DOM XSS: '#/constructor/<markup>' reached Object.prototype.
+        const string Markup = "<img src=x onerror=\"document.body.dataset.pwned=1\">";
+        var hostile = JobSpecJson.Write(JobSpecParser.Parse($"name: hostile\nmodel: {{type: mlp, hidden: [8]}}\ndata: {{dataset: fashion-mnist, path: '/nowhere/{Markup}'}}\ntrain: {{steps: 5}}",
+            new SpecValidationOptions { CheckFiles = false }));
+        await Cluster.Grains.GetGrain<IJobGrain>("hostile").Submit(new JobSubmission(hostile, "mallory"));
+        var failed = await Cluster.WaitFor("hostile", j => j.State == JobState.Failed, "failed", TimeSpan.FromSeconds(60));
+        Assert.Contains(Markup, failed.Failure!.Message);
+        foreach (var (route, name) in new[] { ("incidents", "incidents-hostile"), ("job/hostile", "job-hostile"), ($"constructor/{Uri.EscapeDataString(Markup)}", "constructor") })
+        {
+            var dom = await Page(site, route, name);
+            Assert.DoesNotContain("data-pwned", dom);
+            Assert.DoesNotContain("<img src=\"x\"", dom);
+        }
+        Assert.Contains("&lt;img src=x", await Page(site, "incidents", "incidents-hostile"));
     }
 
     /// <summary>The curves are drawn, each with more than one point.</summary>

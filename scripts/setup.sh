@@ -4,10 +4,11 @@
 set -euo pipefail
 
 # Extra packages can be named (test.sh adds docker-compose, to validate docker-compose.yml, and chromium, for the
-# browser test of the silo's pages).
+# browser test of the silo's pages, and binutils' readelf, to check the published TorchSharp library).
 ensure_packages() {
   local need=()
-  for extra in "$@"; do command -v "$extra" >/dev/null 2>&1 || need+=("$extra"); done
+  # Each argument is a command that is also its package's name, or COMMAND:PACKAGE.
+  for extra in "$@"; do command -v "${extra%%:*}" >/dev/null 2>&1 || need+=("${extra#*:}"); done
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
   if [ ${#need[@]} -gt 0 ]; then

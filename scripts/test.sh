@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-ensure_packages docker-compose chromium
+ensure_packages docker-compose chromium readelf:binutils
 results=artifacts/test-results
 rm -rf "$results"
 echo "Building (Release) ..."

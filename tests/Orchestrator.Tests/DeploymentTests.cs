@@ -156,6 +156,41 @@ public class DeploymentTests
         return errors;
     }
 
+    /// <summary>The images could not start (their base lacked ASP.NET Core, which the silo's pages, the worker's probes
+    /// and the CLI's embedded silo need) and ran as root.</summary>
+    [Theory]
+    [InlineData("silo/Dockerfile")]
+    [InlineData("worker/Dockerfile")]
+    [InlineData("cli/Dockerfile")]
+    public void EveryImage_RunsOnTheAspNetCoreRuntime_AsAnUnprivilegedUser(string dockerfile)
+    {
+        var lines = File.ReadAllLines(Path.Combine(Repo.Root, dockerfile)).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+        var final = lines.FindLastIndex(l => l.StartsWith("FROM "));
+        Assert.StartsWith("FROM mcr.microsoft.com/dotnet/aspnet:10.0", lines[final]);
+        var stage = lines[final..];
+        var user = stage.FindLastIndex(l => l.StartsWith("USER "));
+        Assert.True(user >= 0, $"{dockerfile}: the image runs as root");
+        Assert.DoesNotMatch(@"^USER\s+(root|0)(:|$)", stage[user]);
+        Assert.True(user > stage.FindLastIndex(l => l.StartsWith("RUN ")), $"{dockerfile}: USER must come after the last RUN (apt-get needs root, the program does not)");
+        Assert.StartsWith("ENTRYPOINT", stage[^1]);
+    }
+
+    /// <summary>dotnet publish copied TorchSharp's library from the NuGet cache again, without the GLIBCXX fix that
+    /// Directory.Build.targets applies to bin/: a published worker could not load libtorch on Debian 12.</summary>
+    [Fact]
+    public async Task APublishedWorker_CarriesThePatchedTorchSharpLibrary()
+    {
+        var output = Directory.CreateTempSubdirectory("publish").FullName;
+        using var publish = ChildProcess.Start("publish", "dotnet", "publish", Path.Combine(Repo.Root, "worker", "Orchestrator.Worker.csproj"),
+            "-c", Repo.Configuration, "--no-build", "-o", output, "-nologo");
+        Assert.Equal(0, await publish.WaitForExit(TimeSpan.FromMinutes(3)));
+        var library = Path.Combine(output, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        using var readelf = ChildProcess.Start("readelf", "readelf", "-V", library);
+        Assert.Equal(0, await readelf.WaitForExit(TimeSpan.FromSeconds(30)));
+        var need = readelf.Output.Split('\n').Single(l => l.Contains("Name: GLIBCXX_3.4.32"));
+        Assert.Contains("Flags: WEAK", need);
+    }
+
     static YamlMappingNode Load(string path)
     {
         var yaml = new YamlStream();

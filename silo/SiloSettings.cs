@@ -23,6 +23,13 @@ public sealed record SiloSettings(
     int MaxArrayWidth = Orchestrator.Core.Scheduling.PriorityBestFitPolicy.DefaultMaxArrayWidth,
     bool AllowChaos = false)
 {
+    /// <summary>Where the silo's ports (silo, gateway, web) listen: the advertised address alone when it is a loopback
+    /// address (localhost, 127.x, ::1), so that nothing outside this machine reaches them; every address of the host
+    /// otherwise (a container advertises a name that resolves to one of its addresses).</summary>
+    public IPAddress ListenAddress => IPAddress.IsLoopback(Advertised) ? Advertised : IPAddress.Any;
+
+    IPAddress Advertised => ClusterConnection.ResolveAddress(AdvertisedAddress, "--advertise");
+
     public void Configure(ISiloBuilder silo)
     {
         silo.Configure<ClusterOptions>(o =>
@@ -40,7 +47,7 @@ public sealed record SiloSettings(
         else
         {
             silo.UseRedisClustering(Redis);
-            silo.ConfigureEndpoints(ClusterConnection.ResolveAddress(AdvertisedAddress, "--advertise"), SiloPort, GatewayPort, listenOnAnyHostAddress: AdvertisedAddress != "127.0.0.1");
+            silo.ConfigureEndpoints(Advertised, SiloPort, GatewayPort, listenOnAnyHostAddress: ListenAddress.Equals(IPAddress.Any));
             foreach (var name in new[] { StorageNames.State, StorageNames.Checkpoints })
             {
                 // Orleans' binary serializer instead of the default JSON one: exact, and compact for byte[] checkpoints.

@@ -35,7 +35,7 @@ public static class SiloWeb
             return plain.Build();
         }
         var builder = WebApplication.CreateSlimBuilder();
-        AddServices(builder, settings.AdvertisedAddress == "127.0.0.1" ? IPAddress.Loopback : IPAddress.Any, port);
+        AddServices(builder, settings.ListenAddress, port);
         builder.UseOrleans(silo =>
         {
             settings.Configure(silo);

@@ -5,8 +5,16 @@ namespace Orchestrator.Contracts;
 /// <param name="SpecJson">The canonical spec (see Orchestrator.Core.Specs.JobSpecJson); validated again by the grain.</param>
 /// <param name="DeferEnqueue">Leave queueing to the caller, who enqueues a batch at once (see
 /// <see cref="ISchedulerGrain.EnqueueMany"/>) so that a sweep's jobs can be packed into one fused array.</param>
+/// <param name="SubmissionId">Names this submission (a fresh GUID per job the caller means to create): a retry with the
+/// same one is answered with the job it created, while another submission that drew the same job id is refused
+/// (<see cref="JobIdTakenException"/>) instead of silently getting someone else's job. Without it, the same spec
+/// under the same id counts as the same submission.</param>
 [GenerateSerializer, Immutable, Alias("job-submission")]
-public sealed record JobSubmission(string SpecJson, string SubmittedBy, bool DeferEnqueue = false);
+public sealed record JobSubmission(string SpecJson, string SubmittedBy, bool DeferEnqueue = false, string? SubmissionId = null);
+
+/// <summary>The job id is taken by another submission: submit under another id.</summary>
+[GenerateSerializer, Alias("job-id-taken")]
+public sealed class JobIdTakenException(string message) : ArgumentException(message);
 
 /// <summary>
 /// One placement of a job on a device. <see cref="AssignmentEpoch"/> is a cluster-wide fencing token: it grows with every

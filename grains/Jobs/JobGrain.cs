@@ -51,8 +51,8 @@ public sealed partial class JobGrain(
             throw new ArgumentException($"submittedBy: a submitter name of 1 to {MaxSubmitterLength} characters is required", nameof(submission));
         if (Exists)
         {
-            if (D.SpecJson == submission.SpecJson) return Info();
-            throw new ArgumentException($"job id '{JobId}' already exists with a different spec; submit under another id");
+            if (D.SpecJson == submission.SpecJson && D.SubmissionId == submission.SubmissionId) return Info();
+            throw new JobIdTakenException($"job id '{JobId}' already exists (another submission or another spec); submit under another id");
         }
         JobSpec spec;
         try { spec = JobSpecJson.Read(submission.SpecJson, new SpecValidationOptions { CheckFiles = false }); }
@@ -62,6 +62,7 @@ public sealed partial class JobGrain(
         store.State.Definition = new JobDefinition
         {
             SpecJson = submission.SpecJson,
+            SubmissionId = submission.SubmissionId,
             Name = spec.Name,
             Owner = spec.Owner,
             Priority = spec.Priority,

@@ -34,6 +34,8 @@ public sealed class JobDefinition
     [Id(11)] public int MaxRanks { get; set; }
     /// <summary>Recommendation jobs: their embedding shards, resolved at submission.</summary>
     [Id(12)] public ShardConfig? Shards { get; set; }
+    /// <summary>The submission that created the job (<see cref="JobSubmission.SubmissionId"/>), if it named one.</summary>
+    [Id(13)] public string? SubmissionId { get; set; }
 
     public bool IsDataParallel => MaxRanks > 0;
 }

@@ -226,13 +226,36 @@ public sealed class GrainTests : GrainTestBase
         var first = await Submit(id);
 
         var again = await Submit(id);
-        var other = await Assert.ThrowsAsync<ArgumentException>(() =>
+        var other = await Assert.ThrowsAsync<JobIdTakenException>(() =>
             Grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(SpecJson("other"), "test")));
 
         Assert.Equal(first.SubmittedAt, again.SubmittedAt);
         Assert.Contains("already exists", other.Message);
         Assert.Single(await Grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List(), j => j.JobId == id);
         await Grains.GetGrain<IJobGrain>(id).Cancel("test");
+    }
+
+    /// <summary>A resubmission of the same spec that drew a taken id got the earlier job back as if it were its own.</summary>
+    [Fact]
+    public async Task ASubmissionId_TellsARetryFromAnotherSubmissionThatDrewTheSameId()
+    {
+        var id = NewId("token");
+        var spec = SpecJson("token");
+        var first = await Grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(spec, "alice", SubmissionId: "s-1"));
+
+        var retry = await Grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(spec, "alice", SubmissionId: "s-1"));
+        await Assert.ThrowsAsync<JobIdTakenException>(() => Grains.GetGrain<IJobGrain>(id).Submit(new JobSubmission(spec, "alice", SubmissionId: "s-2")));
+
+        Assert.Equal(first.SubmittedAt, retry.SubmittedAt);
+        await Grains.GetGrain<IJobGrain>(id).Cancel("test");
+    }
+
+    [Fact]
+    public void JobIds_OfOneName_DoNotCollide_OverAThousandSubmissions()
+    {
+        var ids = Enumerable.Range(0, 1000).Select(_ => Orchestrator.Cli.Jobs.JobSubmitter.NewJobId("sweep")).ToList();
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        Assert.All(ids, id => Assert.Matches("^sweep-[0-9a-f]{10}$", id));
     }
 }
 

@@ -30,11 +30,13 @@ public static class SiloWeb
         if (httpPort is not int port)
         {
             var plain = Host.CreateApplicationBuilder();
+            ShutdownDeadline.AddTo(plain.Services);
             plain.UseOrleans(settings.Configure);
             more(plain);
             return plain.Build();
         }
         var builder = WebApplication.CreateSlimBuilder();
+        ShutdownDeadline.AddTo(builder.Services);
         AddServices(builder, settings.ListenAddress, port);
         builder.UseOrleans(silo =>
         {

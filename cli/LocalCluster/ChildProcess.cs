@@ -88,6 +88,9 @@ public sealed class ChildProcess : IDisposable
     public void Freeze() => Signal("STOP");
     public void Thaw() => Signal("CONT");
 
+    /// <summary>SIGTERM: asks the process to shut down, as an orchestrator stopping it would.</summary>
+    public void Terminate() => Signal("TERM");
+
     void Signal(string signal)
     {
         using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString()]) ?? throw new CliException("could not run kill");

@@ -31,6 +31,23 @@ public sealed class ProcessTests(ITestOutputHelper output) : ProcessClusterTest(
             """);
     }
 
+    /// <summary>A silo asked to stop while Redis was down kept retrying its membership writes for over 90 s.</summary>
+    [Fact]
+    public async Task ASilo_StopsWithinItsDeadline_OnSigterm_WhileTheStateStoreIsDown()
+    {
+        var (silo, _) = await StartSilo();
+        Cluster.RedisProcess.Freeze();
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            silo.Terminate();
+            await silo.WaitForExit(TimeSpan.FromSeconds(60));
+            output.WriteLine($"stopped after {clock.Elapsed.TotalSeconds:F1} s, exit code {silo.ExitCode}");
+            Assert.InRange(clock.Elapsed.TotalSeconds, 0, Orchestrator.Silo.ShutdownDeadline.Limit.TotalSeconds + 5);
+        }
+        finally { Cluster.RedisProcess.Thaw(); }
+    }
+
     [Fact]
     public async Task KillingTheSiloThatHostsTheJobGrain_TheJobStillCompletes()
     {

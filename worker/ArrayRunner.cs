@@ -14,10 +14,10 @@ public sealed class ArrayRunner
     readonly ILogger _log;
     readonly Dictionary<string, MemberChannel> _channels;
 
-    public ArrayRunner(IGrainFactory grains, string arrayId, IReadOnlyList<Assignment> members, ILogger log)
+    public ArrayRunner(IGrainFactory grains, string arrayId, IReadOnlyList<Assignment> members, ICheckpointStore checkpoints, ILogger log)
     {
         (ArrayId, _grains, _log) = (arrayId, grains, log);
-        _channels = members.ToDictionary(m => m.JobId, m => new MemberChannel(grains, m, log));
+        _channels = members.ToDictionary(m => m.JobId, m => new MemberChannel(grains, m, checkpoints, log));
         Completion = Task.Run(async () =>
         {
             try { await RunAsync(); }
@@ -51,7 +51,13 @@ public sealed class ArrayRunner
         foreach (var (channel, reply) in accepted)
         {
             // The silo validated the spec; whether its files exist is a question for this node, answered by loading them.
-            try { members.Add(new Member(channel, reply, JobSpecJson.Read(reply.SpecJson, new SpecValidationOptions { CheckFiles = false }))); }
+            try
+            {
+                var spec = JobSpecJson.Read(reply.SpecJson, new SpecValidationOptions { CheckFiles = false });
+                // A recommendation job reads its dense checkpoint itself, beside its shards.
+                var state = spec.Model.Type == ModelType.Dlrm ? null : await channel.ReadCheckpoint(reply);
+                members.Add(new Member(channel, reply, spec, state));
+            }
             catch (Exception e) { Fail([channel], e); }
         }
         if (members.Count > 0)
@@ -72,14 +78,14 @@ public sealed class ArrayRunner
         foreach (var c in members) c.End(MemberOutcome.Failed(Describe(e)));
     }
 
-    sealed record Member(MemberChannel Channel, StartReply Reply, JobSpec Spec);
+    sealed record Member(MemberChannel Channel, StartReply Reply, JobSpec Spec, byte[]? Checkpoint);
 
     static void Train(IReadOnlyList<Member> members)
     {
         var specs = members.Select(m => m.Spec).ToList();
         using var trainer = new ArrayTrainer(specs, FashionMnist.Load(specs[0].Data.Path), members.Select(m => m.Channel.JobId).ToList());
         for (int k = 0; k < members.Count; k++)
-            if (members[k].Reply.Checkpoint is { } cp) trainer.Restore(k, cp.Data);
+            if (members[k].Checkpoint is { } state) trainer.Restore(k, state);
         // Every step of an array is synchronous: the loop runs on this thread (TorchSharp's dispose scopes belong to one).
         new TrainingLoop(new ArraySession(trainer, members.Select(m => m.Channel).ToList()), specs[0].Train.CheckpointEvery)
             .Run(CancellationToken.None).GetAwaiter().GetResult();
@@ -110,6 +116,7 @@ public sealed class ArrayRunner
     /// <summary>The cause of a training run that threw.</summary>
     internal static JobFailure Describe(Exception e) => e switch
     {
+        CheckpointUnreadableException => new(FailureCause.CheckpointUnreadable, e.Message),
         FileNotFoundException or InvalidDataException => new(FailureCause.InvalidData, e.Message),
         SpecValidationException => new(FailureCause.InvalidSpec, e.Message),
         OutOfMemoryException => new(FailureCause.OutOfMemory, "use a smaller batch size or model"),

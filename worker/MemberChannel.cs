@@ -3,9 +3,10 @@ namespace Orchestrator.Worker;
 /// <summary>
 /// One array member's line to its job grain: it starts the member, then sends its latest progress and
 /// checkpoint from an async loop (the training thread only drops them in a mailbox), and finally its outcome.
-/// A stop from the cluster (cancelled, or a stale assignment) is passed to the training thread.
+/// A stop from the cluster (cancelled, or a stale assignment) is passed to the training thread. Checkpoints go to the
+/// checkpoint store; the job grain gets their references.
 /// </summary>
-public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, ILogger log)
+public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, ICheckpointStore checkpoints, ILogger log)
 {
     static readonly TimeSpan ReportPeriod = TimeSpan.FromSeconds(2);
     readonly SemaphoreSlim _wake = new(0);
@@ -59,6 +60,33 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
         return null;
     }
 
+    /// <summary>
+    /// The newest of the reply's checkpoints that reads back intact from the store (an older one if it does not), or
+    /// null when the job has none: it starts afresh.
+    /// </summary>
+    /// <exception cref="CheckpointUnreadableException">The job has checkpoints and none can be read: starting afresh
+    /// would silently throw its training away.</exception>
+    public async Task<byte[]?> ReadCheckpoint(StartReply reply, CancellationToken ct = default)
+    {
+        if (reply.Checkpoints.Count == 0) return null;
+        var problems = new List<string>();
+        foreach (var cp in reply.Checkpoints)
+        {
+            try
+            {
+                var data = await checkpoints.Read(new StoredCheckpoint(cp.Key, cp.Bytes, cp.Sha256), ct);
+                if (problems.Count > 0) log.CheckpointFallback(JobId, cp.Step, reply.Checkpoints[0].Step);
+                return data;
+            }
+            catch (CheckpointUnreadableException e)
+            {
+                log.CheckpointUnreadable(JobId, cp.Step, e.Message);
+                problems.Add(e.Message);
+            }
+        }
+        throw new CheckpointUnreadableException($"none of the job's {problems.Count} checkpoints in the {checkpoints.Location} can be read: {string.Join("; ", problems)}");
+    }
+
     public void Post(JobProgress progress) => _progress = progress;
 
     public void Post(JobCheckpoint checkpoint)
@@ -86,8 +114,10 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
             {
                 if (_checkpoint is { } cp && cp != sentCheckpoint && !ended)
                 {
-                    Apply(await Job.SaveCheckpoint(assignmentEpoch, cp));
+                    var stored = await Store(cp);
+                    // A checkpoint the store refused is not tried again: the next one, some steps later, is.
                     sentCheckpoint = cp;
+                    if (stored is not null) Apply(await Job.SaveCheckpoint(assignmentEpoch, stored));
                 }
                 if (_progress is { } p && p != sentProgress)
                 {
@@ -105,6 +135,28 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
             await _wake.WaitAsync(ReportPeriod);
         }
         await Deliver(await _outcome.Task);
+    }
+
+    (JobCheckpoint Payload, CheckpointRef Reference)? _stored;
+
+    /// <summary>Writes the checkpoint to the store (once) and returns its reference; null if the store refused it.</summary>
+    async Task<CheckpointRef?> Store(JobCheckpoint cp)
+    {
+        if (_stored is { } done && done.Payload == cp) return done.Reference;
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var stored = await checkpoints.Write(JobId, cp.Step, cp.Data);
+            log.CheckpointWritten(JobId, cp.Step, stored.Bytes, stored.Bytes / 1e6 / Math.Max(clock.Elapsed.TotalSeconds, 1e-6));
+            var reference = new CheckpointRef(cp.Step, stored.Key, stored.Bytes, stored.Sha256, cp.At);
+            _stored = (cp, reference);
+            return reference;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            log.CheckpointNotWritten(JobId, cp.Step, checkpoints.Location, e);
+            return null;
+        }
     }
 
     void Apply(WorkAck ack)
@@ -132,9 +184,11 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
                     await Job.Fail(assignmentEpoch, failure);
                     log.JobFailed(JobId, failure.Cause, failure.Message);
                     break;
-                case { StopReason: { } reason } when YieldRequested && _checkpoint is { } cp:
-                    await Job.Yield(assignmentEpoch, cp);
-                    log.JobYielded(JobId, cp.Step, reason);
+                case { StopReason: { } reason } when YieldRequested:
+                    // Without a stored checkpoint the job resumes from its last one.
+                    var stored = _checkpoint is { } cp ? await Store(cp) : null;
+                    await Job.Yield(assignmentEpoch, stored);
+                    log.JobYielded(JobId, stored?.Step ?? -1, reason);
                     break;
                 default:
                     log.JobStopped(JobId, outcome.StopReason);
@@ -150,6 +204,9 @@ public sealed class MemberChannel(IGrainFactory grains, Assignment assignment, I
         }
     }
 }
+
+/// <summary>Model and optimizer state at <see cref="Step"/> in the worker's checkpoint format, before it is stored.</summary>
+public sealed record JobCheckpoint(long Step, byte[] Data, DateTime At);
 
 /// <summary>How a member left its array: succeeded with a result, failed with a cause, or stopped (moved, cancelled).</summary>
 public sealed record MemberOutcome(JobResult? Result, JobFailure? Failure, string? StopReason)

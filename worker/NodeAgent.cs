@@ -7,6 +7,19 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
     /// <summary>Where ranks of data-parallel jobs listen for their peers (bound and advertised).</summary>
     public System.Net.IPAddress DataPlaneAddress { get; init; } = System.Net.IPAddress.Loopback;
 
+    /// <summary>Where checkpoints are written and read (a shared volume when workers run on several hosts, so that a
+    /// job moved to another node finds them).</summary>
+    public string CheckpointDirectory { get; init; } = DefaultCheckpointDirectory;
+
+    /// <summary>How often the checkpoint store is cleaned (<see cref="CheckpointJanitor"/>).</summary>
+    public TimeSpan CheckpointCleanupPeriod { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Files of the checkpoint store younger than this are never removed (being written, or not yet reported).</summary>
+    public TimeSpan CheckpointGrace { get; init; } = TimeSpan.FromMinutes(10);
+
+    public static string DefaultCheckpointDirectory =>
+        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "orchestrator", "checkpoints");
+
     /// <summary>Apply the chaos faults heartbeat replies carry (worker --allow-chaos); otherwise they are logged and ignored.</summary>
     public bool AllowChaos { get; init; }
 }
@@ -15,7 +28,7 @@ public sealed record NodeAgentOptions(string NodeId, IReadOnlyList<string> Devic
 /// The node's agent: heartbeats to its node grain every second and reconciles what runs here with the desired
 /// assignments in the reply (start what is new, stop what was removed), like a kubelet.
 /// </summary>
-public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, WorkerChaos chaos, ILogger<NodeAgent> log)
+public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, ICheckpointStore checkpoints, WorkerChaos chaos, ILogger<NodeAgent> log)
 {
     readonly Dictionary<string, ArrayRunner> _arrays = [];
     readonly Dictionary<string, RankRunner> _ranks = [];
@@ -113,7 +126,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
             // A rank that ended without the cluster knowing (it could not reach it) runs again.
             if (_ranks.TryGetValue(a.ArrayId, out var existing) && (!existing.Ended || existing.Settled)) continue;
             log.StartingRank(options.NodeId, a.ArrayId, a.JobId, a.Device);
-            _ranks[a.ArrayId] = new RankRunner(grains, a, options.DataPlaneAddress, chaos, log);
+            _ranks[a.ArrayId] = new RankRunner(grains, a, options.DataPlaneAddress, checkpoints, chaos, log);
         }
     }
 
@@ -142,7 +155,7 @@ public sealed class NodeAgent(IGrainFactory grains, NodeAgentOptions options, Wo
             var done = existing?.Members.Where(m => m.Settled).Select(m => m.JobId).ToHashSet() ?? [];
             var members = group.Where(a => !done.Contains(a.JobId)).ToList();
             log.StartingArray(options.NodeId, group.Key, members.Count, string.Join(", ", members.Select(m => m.JobId)), members[0].Device);
-            _arrays[group.Key] = new ArrayRunner(grains, group.Key, members, log);
+            _arrays[group.Key] = new ArrayRunner(grains, group.Key, members, checkpoints, log);
         }
     }
 

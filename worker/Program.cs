@@ -19,11 +19,16 @@ var dataAddress = new Option<string>("--data-address")
 
 var httpPort = new Option<int?>("--http-port") { Description = "Serve /healthz (the process is up) and /readyz (the cluster answers this node's heartbeats) on this port, for probes. Off by default" };
 
+var checkpointDir = new Option<string>("--checkpoint-dir")
+{
+    Description = "Directory of the checkpoint store (env ORCH_CHECKPOINT_DIR). Workers on several hosts must share it (NFS, a Kubernetes volume), so that a job moved to another node finds its checkpoints",
+    DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ORCH_CHECKPOINT_DIR") is { Length: > 0 } env ? env : NodeAgentOptions.DefaultCheckpointDirectory,
+};
 var allowChaos = new Option<bool>("--allow-chaos") { Description = "Apply failure injection (orch chaos ...) that reaches this worker: killing, hanging or slowing it. Off by default: faults are logged and ignored" };
 
 var root = new RootCommand("Orchestrator worker: owns a node's devices, runs the assignments its node grain wants, trains with TorchSharp.")
 {
-    redis, gateway, nodeId, devices, threads, dataAddress, httpPort, allowChaos,
+    redis, gateway, nodeId, devices, threads, dataAddress, httpPort, checkpointDir, allowChaos,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -40,6 +45,12 @@ root.SetAction(async (parse, ct) =>
     catch (ArgumentException e)
     {
         Console.Error.WriteLine($"error: {e.Message}");
+        return 2;
+    }
+    try { new Orchestrator.Core.Checkpoints.FileCheckpointStore(parse.GetValue(checkpointDir)!).Probe(); }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"error: --checkpoint-dir {parse.GetValue(checkpointDir)} cannot be written: {e.Message}");
         return 2;
     }
     if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
@@ -60,7 +71,7 @@ root.SetAction(async (parse, ct) =>
             client.UseConnectionRetryFilter<RetryConnectingFilter>();
             client.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<WorkerChaos>());
         });
-        builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane, AllowChaos = parse.GetValue(allowChaos) });
+        builder.Services.AddNodeAgent(new NodeAgentOptions(parse.GetValue(nodeId)!, deviceList) { DataPlaneAddress = dataPlane, AllowChaos = parse.GetValue(allowChaos), CheckpointDirectory = parse.GetValue(checkpointDir)! });
     }
 
     if (parse.GetValue(httpPort) is int port)

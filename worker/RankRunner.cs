@@ -35,10 +35,10 @@ public sealed class RankRunner
     long _step;
     int _nonFiniteInARow;
 
-    public RankRunner(IGrainFactory grains, Assignment assignment, IPAddress dataPlaneAddress, WorkerChaos chaos, ILogger log)
+    public RankRunner(IGrainFactory grains, Assignment assignment, IPAddress dataPlaneAddress, ICheckpointStore checkpoints, WorkerChaos chaos, ILogger log)
     {
         (_grains, Assignment, _address, _chaos, _log) = (grains, assignment, dataPlaneAddress, chaos, log);
-        _channel = new MemberChannel(grains, assignment, log);
+        _channel = new MemberChannel(grains, assignment, checkpoints, log);
         Completion = Task.Run(async () =>
         {
             try { await RunAsync(); }
@@ -106,7 +106,7 @@ public sealed class RankRunner
     {
         var spec = JobSpecJson.Read(start.SpecJson, new SpecValidationOptions { CheckFiles = false });
         using var rank = OpenRank(spec, start);
-        if (start.Checkpoint is { } cp) rank.RestoreState(cp.Data);
+        if (await _channel.ReadCheckpoint(start, _stop.Token) is { } state) rank.RestoreState(state);
         var view = start.Gang!;
         // A running job's ranks are ahead of this one: it takes their state at its first agreement.
         var joining = view.Ranks.Count > 0;

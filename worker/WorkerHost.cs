@@ -7,7 +7,9 @@ namespace Orchestrator.Worker;
 public static class WorkerHost
 {
     public static IServiceCollection AddNodeAgent(this IServiceCollection services, NodeAgentOptions options) =>
-        services.AddSingleton(options).AddSingleton<WorkerChaos>().AddSingleton<NodeAgent>().AddHostedService<NodeAgentService>();
+        services.AddSingleton(options).AddSingleton<WorkerChaos>().AddSingleton<NodeAgent>().AddHostedService<NodeAgentService>()
+            .AddSingleton<ICheckpointStore>(_ => new FileCheckpointStore(options.CheckpointDirectory))
+            .AddSingleton<CheckpointJanitor>().AddHostedService(sp => sp.GetRequiredService<CheckpointJanitor>());
 
     sealed class NodeAgentService(NodeAgent agent, ILogger<NodeAgentService> log) : BackgroundService
     {

@@ -34,6 +34,7 @@ public sealed class ProcessCluster : IAsyncDisposable
         (Progress, _options) = (progress, options ?? new ProcessClusterOptions());
         LogFolder = _options.LogFolder ?? Directory.CreateTempSubdirectory("orch-local-cluster").FullName;
         Directory.CreateDirectory(LogFolder);
+        CheckpointFolder = Directory.CreateTempSubdirectory("orch-checkpoints").FullName;
         (RedisProcess, RedisPort) = StartRedis(LogFolder);
         Track(RedisProcess);
         progress($"redis-server on {Redis}; process logs in {LogFolder}");
@@ -67,6 +68,9 @@ public sealed class ProcessCluster : IAsyncDisposable
     public string Redis => $"127.0.0.1:{RedisPort}";
     public ChildProcess RedisProcess { get; }
     public string LogFolder { get; }
+
+    /// <summary>The checkpoint store every worker of this cluster shares (removed with the cluster).</summary>
+    public string CheckpointFolder { get; }
     public IGrainFactory Grains => _client?.Services.GetRequiredService<IGrainFactory>() ?? throw new InvalidOperationException("connect the client first");
 
     /// <summary>Live silos by silo port.</summary>
@@ -101,7 +105,8 @@ public sealed class ProcessCluster : IAsyncDisposable
     {
         Progress($"worker {node}");
         var worker = Track(ChildProcess.Start($"worker-{node}-{Environment.TickCount64}", "dotnet", [_options.WorkerDll ?? Beside("orch-worker.dll"),
-            "--redis", Redis, "--node-id", node, "--devices", devices ?? _options.Devices, .. _options.AllowChaos ? new[] { "--allow-chaos" } : [], .. extra], LogFolder));
+            "--redis", Redis, "--node-id", node, "--devices", devices ?? _options.Devices, "--checkpoint-dir", CheckpointFolder,
+            .. _options.AllowChaos ? new[] { "--allow-chaos" } : [], .. extra], LogFolder));
         Workers[node] = worker;
         return worker;
     }
@@ -160,5 +165,7 @@ public sealed class ProcessCluster : IAsyncDisposable
             if (_options.ReportTails) Progress($"----- {p.Name} -----\n{string.Join('\n', p.Output.Split('\n').TakeLast(40))}");
             p.Dispose();
         }
+        try { Directory.Delete(CheckpointFolder, recursive: true); }
+        catch (IOException) { /* a process still writing: the temporary folder goes with the machine's cleanup */ }
     }
 }

@@ -52,11 +52,16 @@ public interface IJobGrain : IGrainWithStringKey
     [Alias("start")] Task<StartReply> Start(long assignmentEpoch, string nodeId);
     /// <summary>Progress and checkpoints are reported from a loop that sends the latest again if one is lost.</summary>
     [Alias("progress"), NotRetried] Task<WorkAck> ReportProgress(long assignmentEpoch, JobProgress progress);
-    [Alias("checkpoint"), NotRetried] Task<WorkAck> SaveCheckpoint(long assignmentEpoch, JobCheckpoint checkpoint);
+    /// <summary>A checkpoint is in the checkpoint store: the job keeps its reference (and the newest few before it).</summary>
+    [Alias("checkpoint"), NotRetried] Task<WorkAck> SaveCheckpoint(long assignmentEpoch, CheckpointRef checkpoint);
     [Alias("complete")] Task<WorkAck> Complete(long assignmentEpoch, JobResult result);
     [Alias("fail")] Task<WorkAck> Fail(long assignmentEpoch, JobFailure failure);
-    /// <summary>A preempted job's worker hands back its latest state and leaves; the job waits to be placed again.</summary>
-    [Alias("yield")] Task<WorkAck> Yield(long assignmentEpoch, JobCheckpoint checkpoint);
+    /// <summary>A preempted job's worker hands back its latest state (null: it could not store one, the job resumes from
+    /// its last checkpoint) and leaves; the job waits to be placed again.</summary>
+    [Alias("yield")] Task<WorkAck> Yield(long assignmentEpoch, CheckpointRef? checkpoint);
+
+    /// <summary>For the checkpoint store's cleanup: what the job keeps there (nothing, if the job does not exist).</summary>
+    [Alias("checkpoints")] Task<CheckpointHolding> GetCheckpoints();
 
     // Ranks of a data-parallel job (the job grain is their rendezvous), each known by its assignment epoch.
     /// <summary>A rank's data-plane endpoint is up: it joins when the gang forms, or at the next step boundary.</summary>

@@ -69,9 +69,18 @@ public sealed record StepSplit(double ComputeMs, double CombineMs, double Optimi
     public override string ToString() => $"per step: compute {ComputeMs:F2} ms, combine {CombineMs:F2} ms, optimizer {OptimizerMs:F2} ms";
 }
 
-/// <summary>Model and optimizer state at <see cref="Step"/> in the worker's checkpoint format.</summary>
-[GenerateSerializer, Immutable, Alias("job-checkpoint")]
-public sealed record JobCheckpoint(long Step, byte[] Data, DateTime At);
+/// <summary>
+/// A checkpoint of the job at <see cref="Step"/> in the checkpoint store (model and optimizer state in the worker's
+/// format): its key in the store, size and SHA-256, which a reader verifies. Only this reference crosses the control
+/// plane; the bytes go from worker to store and back.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("checkpoint-ref")]
+public sealed record CheckpointRef(long Step, string Key, long Bytes, string Sha256, DateTime At);
+
+/// <summary>What a job holds in the checkpoint store, for retention: whether it exists, its state, when it ended, and
+/// the checkpoints it keeps (newest first).</summary>
+[GenerateSerializer, Immutable, Alias("checkpoint-holding")]
+public sealed record CheckpointHolding(bool Exists, JobState State, DateTime? EndedAt, IReadOnlyList<CheckpointRef> Kept);
 
 /// <param name="HostSilo">The silo whose activation of the job grain answered (Orleans' parsable silo address).</param>
 [GenerateSerializer, Immutable, Alias("job-info")]
@@ -100,10 +109,12 @@ public sealed record JobInfo(
 /// <summary>A worker's answer for starting an assignment: the spec, and where to resume from (for a rank of a
 /// data-parallel job, also the membership it is in or waits to join).</summary>
 [GenerateSerializer, Immutable, Alias("start-reply")]
-public sealed record StartReply(Refusal? Refused, string SpecJson, JobCheckpoint? Checkpoint, GangView? Gang = null, ShardConfig? Shards = null)
+/// <param name="Checkpoints">The checkpoints to resume from, newest first (a worker falls back to an older one if the
+/// newest cannot be read); empty to start afresh.</param>
+public sealed record StartReply(Refusal? Refused, string SpecJson, IReadOnlyList<CheckpointRef> Checkpoints, GangView? Gang = null, ShardConfig? Shards = null)
 {
     public bool Accepted => Refused is null;
-    public static StartReply Refuse(Refusal why) => new(why, "", null);
+    public static StartReply Refuse(Refusal why) => new(why, "", []);
 }
 
 /// <summary>

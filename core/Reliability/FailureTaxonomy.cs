@@ -15,6 +15,8 @@ public enum FailureCategory
     OutOfMemory,
     UserError,
     Preemption,
+    /// <summary>A checkpoint could not be written to or read back from the checkpoint store.</summary>
+    CheckpointStore,
 }
 
 /// <summary>Why a job failed, as the worker that ran it knows it (each cause belongs to one <see cref="FailureCategory"/>).</summary>
@@ -31,6 +33,8 @@ public enum FailureCause
     OutOfMemory,
     /// <summary>An embedding shard was lost with its silo and its coding group could not rebuild it.</summary>
     EmbeddingLost,
+    /// <summary>None of the job's checkpoints could be read back (missing from this node's store, or damaged).</summary>
+    CheckpointUnreadable,
     /// <summary>Anything else the worker could not handle (a bug, or a fault the taxonomy has no name for).</summary>
     WorkerError,
 }
@@ -56,6 +60,7 @@ public static class FailureTaxonomy
         FailureCause.NonFiniteLoss or FailureCause.NonFiniteGradients or FailureCause.InvalidData or FailureCause.InvalidSpec => FailureCategory.UserError,
         FailureCause.OutOfMemory => FailureCategory.OutOfMemory,
         FailureCause.EmbeddingLost => FailureCategory.SiloCrash,
+        FailureCause.CheckpointUnreadable => FailureCategory.CheckpointStore,
         _ => FailureCategory.WorkerCrash,
     };
 

@@ -30,6 +30,10 @@ public sealed class OrchestratorOptions
 
     /// <summary>Points kept of a job's training curve; when reached, every other point is dropped.</summary>
     public int MaxCurvePoints { get; set; } = 400;
+
+    /// <summary>Checkpoints a job keeps in the checkpoint store: the newest, and older ones to fall back to if the
+    /// newest cannot be read. Older ones are removed by the workers' cleanup.</summary>
+    public int CheckpointsKept { get; set; } = 2;
 }
 
 /// <summary>Refuses settings the control plane cannot run with, naming each, when the silo starts.</summary>
@@ -49,6 +53,7 @@ public sealed class OrchestratorOptionsValidator : IValidateOptions<Orchestrator
         if (o.MaxArrayWidth is < 1 or > 1024) problems.Add($"{nameof(o.MaxArrayWidth)} is {o.MaxArrayWidth}: give 1 (no fusion) to 1024");
         if (o.MaxEventsPerJob < 1) problems.Add($"{nameof(o.MaxEventsPerJob)} is {o.MaxEventsPerJob}: keep at least 1");
         if (o.MaxCurvePoints < 2) problems.Add($"{nameof(o.MaxCurvePoints)} is {o.MaxCurvePoints}: keep at least 2 (the curve is halved when full)");
+        if (o.CheckpointsKept is < 1 or > 100) problems.Add($"{nameof(o.CheckpointsKept)} is {o.CheckpointsKept}: keep 1 to 100");
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }
@@ -58,6 +63,7 @@ public static class StorageNames
     /// <summary>Job, node, scheduler and index state: small, written often.</summary>
     public const string State = "orchestrator";
 
-    /// <summary>Model checkpoints: larger, written every N steps.</summary>
+    /// <summary>References to a job's checkpoints (the bytes are in the checkpoint store), and shard tables'
+    /// checkpoints.</summary>
     public const string Checkpoints = "checkpoints";
 }

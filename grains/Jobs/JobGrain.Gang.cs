@@ -69,7 +69,7 @@ public sealed partial class JobGrain
         }
         else if (G.Waiting.All(w => w.AssignmentEpoch != assignmentEpoch)) Join(seat, nodeId);
         await SaveAndPublish();
-        return new StartReply(null, D.SpecJson, checkpoint.State.Checkpoint, View(assignmentEpoch), D.Shards);
+        return new StartReply(null, D.SpecJson, checkpoint.State.Kept.ToList(), View(assignmentEpoch), D.Shards);
     }
 
     public async Task<GangView> SyncGang(long assignmentEpoch, long completedSteps)
@@ -188,7 +188,7 @@ public sealed partial class JobGrain
         R.State = JobLifecycle.Apply(R.State, JobTrigger.Started, R.Recoveries > 0);
         R.StartedAt ??= DateTime.UtcNow;
         Mark(RunPhase.Training, G.Step);
-        AddEvent(JobEvent.GangFormed(G.Ranks.Count, G.MembershipEpoch, checkpoint.State.Checkpoint?.Step ?? 0));
+        AddEvent(JobEvent.GangFormed(G.Ranks.Count, G.MembershipEpoch, checkpoint.State.Newest?.Step ?? 0));
     }
 
     void Join(GangSeat seat, string nodeId)

@@ -186,12 +186,12 @@ public sealed partial class JobGrain(
         {
             R.State = JobLifecycle.Apply(R.State, JobTrigger.Started, R.Recoveries > 0);
             R.StartedAt ??= DateTime.UtcNow;
-            var from = checkpoint.State.Checkpoint?.Step ?? 0;
+            var from = checkpoint.State.Newest?.Step ?? 0;
             Mark(RunPhase.Training, from);
             AddEvent(JobEvent.Started(nodeId, from));
             await SaveAndPublish();
         }
-        return new StartReply(null, D.SpecJson, checkpoint.State.Checkpoint, Shards: D.Shards);
+        return new StartReply(null, D.SpecJson, checkpoint.State.Kept.ToList(), Shards: D.Shards);
     }
 
     public async Task<WorkAck> ReportProgress(long assignmentEpoch, JobProgress progress)
@@ -209,22 +209,31 @@ public sealed partial class JobGrain(
         return WorkAck.Go;
     }
 
-    public async Task<WorkAck> SaveCheckpoint(long assignmentEpoch, JobCheckpoint cp)
+    public async Task<WorkAck> SaveCheckpoint(long assignmentEpoch, CheckpointRef cp)
     {
         if (Refused(assignmentEpoch) is { } why) return new WorkAck(why);
         if (await KeepCheckpoint(cp)) await SaveAndPublish();
         return WorkAck.Go;
     }
 
-    /// <summary>Stores a checkpoint newer than the one kept; false when it is not newer.</summary>
-    async Task<bool> KeepCheckpoint(JobCheckpoint cp)
+    /// <summary>Keeps a checkpoint newer than the newest kept (and the newest few before it); false when it is not newer.</summary>
+    async Task<bool> KeepCheckpoint(CheckpointRef cp)
     {
+        ArgumentNullException.ThrowIfNull(cp);
         if (cp.Step <= (R.CheckpointStep ?? -1)) return false;
-        checkpoint.State.Checkpoint = cp;
+        // A reference names a checkpoint of this job only: a worker (or anyone holding an assignment epoch) cannot point
+        // the job at another job's state.
+        if (cp.Bytes < 0 || cp.Key is not { Length: <= 512 } key || !key.StartsWith(JobId + "/", StringComparison.Ordinal) || cp.Sha256 is not { Length: 64 })
+            throw new ArgumentException($"checkpoint: key '{cp.Key}', {cp.Bytes} bytes, hash '{cp.Sha256}' is not a reference to a checkpoint of job {JobId}");
+        checkpoint.State.Kept.Insert(0, cp);
+        if (checkpoint.State.Kept.Count > options.Value.CheckpointsKept) checkpoint.State.Kept.RemoveRange(options.Value.CheckpointsKept, checkpoint.State.Kept.Count - options.Value.CheckpointsKept);
         await checkpoint.WriteStateAsync();
         R.CheckpointStep = cp.Step;
         return true;
     }
+
+    public Task<CheckpointHolding> GetCheckpoints() =>
+        Task.FromResult(new CheckpointHolding(Exists, R.State, R.EndedAt, checkpoint.State.Kept.ToList()));
 
     public async Task Preempt(string forJob)
     {
@@ -234,20 +243,21 @@ public sealed partial class JobGrain(
         await SaveAndPublish();
     }
 
-    public async Task<WorkAck> Yield(long assignmentEpoch, JobCheckpoint cp)
+    public async Task<WorkAck> Yield(long assignmentEpoch, CheckpointRef? cp)
     {
         if (Refused(assignmentEpoch) is { } why) return new WorkAck(why);
-        await KeepCheckpoint(cp);
+        if (cp is not null) await KeepCheckpoint(cp);
+        var step = checkpoint.State.Newest?.Step ?? 0;
         var node = Reporter(assignmentEpoch);
         await ReleaseNode();
         R.Assignment = null;
         R.PreemptedFor = null;
         R.State = JobLifecycle.Apply(R.State, JobTrigger.Yielded, R.Recoveries > 0);
-        Mark(RunPhase.Queued, cp.Step);
+        Mark(RunPhase.Queued, step);
         T.Interruption = FailureCategory.Preemption;
-        AddEvent(JobEvent.Preempted(node, cp.Step));
+        AddEvent(JobEvent.Preempted(node, step));
         await SaveAndPublish();
-        IncidentLogGrain.Report(GrainFactory, Incident.Preempted(node, JobId, cp.Step), logger);
+        IncidentLogGrain.Report(GrainFactory, Incident.Preempted(node, JobId, step), logger);
         await Scheduler.Enqueue(Queued());
         return new WorkAck(new Refusal(StopCause.Preempted, "preempted"));
     }

@@ -139,8 +139,11 @@ public sealed class GangRecord
 [GenerateSerializer, Immutable, Alias("gang-seat")]
 public sealed record GangSeat(long AssignmentEpoch, string Endpoint);
 
+/// <summary>The job's checkpoints in the checkpoint store, newest first.</summary>
 [GenerateSerializer, Alias("checkpoint-state")]
 public sealed class CheckpointState
 {
-    [Id(0)] public JobCheckpoint? Checkpoint { get; set; }
+    [Id(1)] public List<CheckpointRef> Kept { get; set; } = [];
+
+    public CheckpointRef? Newest => Kept.Count > 0 ? Kept[0] : null;
 }

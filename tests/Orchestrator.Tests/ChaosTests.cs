@@ -144,7 +144,7 @@ public class ChaosFaultValidationTests
         {
             var options = new Orchestrator.Worker.NodeAgentOptions("agent", ["cpu:0"]) { AllowChaos = allowChaos, HeartbeatPeriod = TimeSpan.FromMilliseconds(200) };
             var chaos = new Orchestrator.Worker.WorkerChaos(options, Microsoft.Extensions.Logging.Abstractions.NullLogger<Orchestrator.Worker.WorkerChaos>.Instance);
-            var agent = new Orchestrator.Worker.NodeAgent(fixture.Grains, options, chaos, Microsoft.Extensions.Logging.Abstractions.NullLogger<Orchestrator.Worker.NodeAgent>.Instance);
+            var agent = new Orchestrator.Worker.NodeAgent(fixture.Grains, options, new Orchestrator.Core.Checkpoints.FileCheckpointStore(Directory.CreateTempSubdirectory("ckpt").FullName), chaos, Microsoft.Extensions.Logging.Abstractions.NullLogger<Orchestrator.Worker.NodeAgent>.Instance);
             var running = agent.RunAsync(stop.Token);
             var node = fixture.Grains.GetGrain<INodeGrain>("agent");
             await Until(async () => (await node.GetInfo()).LastHeartbeat is not null, "the agent's first heartbeat");

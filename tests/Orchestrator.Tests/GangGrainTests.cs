@@ -154,7 +154,7 @@ public sealed class GangGrainTests : GrainTestBase
             acks.Add(await Grains.GetGrain<IJobGrain>(j.JobId).ReportProgress(j.Assignment!.AssignmentEpoch, new JobProgress(42, 100, 0, 0.5, null, 1, DateTime.UtcNow)));
         var gangBeforeYield = await Grains.GetGrain<IJobGrain>(gang).GetInfo();
         foreach (var j in running)
-            await Grains.GetGrain<IJobGrain>(j.JobId).Yield(j.Assignment!.AssignmentEpoch, new JobCheckpoint(42, [1, 2, 3], DateTime.UtcNow));
+            await Grains.GetGrain<IJobGrain>(j.JobId).Yield(j.Assignment!.AssignmentEpoch, Checkpoint(j.JobId, 42));
         var placedGang = await WaitFor(gang, j => j.Ranks?.Count == 2, "placed after the preemption");
         var requeued = await Task.WhenAll(singles.Select(id => Grains.GetGrain<IJobGrain>(id).GetInfo()));
         var events = await Grains.GetGrain<IJobGrain>(singles[0]).GetEvents();

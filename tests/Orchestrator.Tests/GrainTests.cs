@@ -19,7 +19,7 @@ public sealed class GrainTests : GrainTestBase
         var epoch = scheduled.Assignment!.AssignmentEpoch;
         var start = await job.Start(epoch, node);
         var ack = await job.ReportProgress(epoch, new JobProgress(10, 100, 0, 1.5, null, 1000, DateTime.UtcNow));
-        await job.SaveCheckpoint(epoch, new JobCheckpoint(10, [1, 2, 3], DateTime.UtcNow));
+        await job.SaveCheckpoint(epoch, Checkpoint(id, 10));
         await job.Complete(epoch, new JobResult(0.9, 0.3, 100, 1, 2.0, 3000));
         var done = await job.GetInfo();
         var nodeInfo = await Grains.GetGrain<INodeGrain>(node).GetInfo();
@@ -29,7 +29,7 @@ public sealed class GrainTests : GrainTestBase
         Assert.Equal(node, scheduled.Assignment.NodeId);
         Assert.Equal(id, Assert.Single(directive.Desired, a => a.JobId == id).JobId);
         Assert.True(start.Accepted);
-        Assert.Null(start.Checkpoint);
+        Assert.Empty(start.Checkpoints);
         Assert.Equal(SpecJson("j"), start.SpecJson);
         Assert.True(ack.Continue);
         Assert.Equal(JobState.Succeeded, done.State);
@@ -81,7 +81,7 @@ public sealed class GrainTests : GrainTestBase
             await Submit(id);
             firstAssignment = (await WaitFor(id, j => j.State == JobState.Scheduled && j.Assignment!.NodeId == first, "scheduled on the first node")).Assignment!;
             await job.Start(firstAssignment.AssignmentEpoch, first);
-            await job.SaveCheckpoint(firstAssignment.AssignmentEpoch, new JobCheckpoint(40, [9, 9], DateTime.UtcNow));
+            await job.SaveCheckpoint(firstAssignment.AssignmentEpoch, Checkpoint(id, 40));
         }
         // The first node stops heartbeating; a second one joins.
         await using var alive = KeepAlive(second, "cpu:0");
@@ -93,7 +93,7 @@ public sealed class GrainTests : GrainTestBase
 
         Assert.True(moved.Assignment.AssignmentEpoch > firstAssignment.AssignmentEpoch);
         Assert.Equal(1, moved.Recoveries);
-        Assert.Equal(40, start.Checkpoint!.Step);
+        Assert.Equal(40, start.Checkpoints[0].Step);
         Assert.False(zombie.Continue);
         Assert.Equal(NodeHealth.Dead, firstNode.Health);
         Assert.Empty(firstNode.Assignments);
@@ -189,7 +189,7 @@ public sealed class GrainTests : GrainTestBase
                 var a = (await WaitFor(id, j => j.State == JobState.Scheduled, "scheduled")).Assignment!;
                 before.Add(a);
                 await Grains.GetGrain<IJobGrain>(id).Start(a.AssignmentEpoch, first);
-                await Grains.GetGrain<IJobGrain>(id).SaveCheckpoint(a.AssignmentEpoch, new JobCheckpoint(100 + k, [(byte)k], DateTime.UtcNow));
+                await Grains.GetGrain<IJobGrain>(id).SaveCheckpoint(a.AssignmentEpoch, Checkpoint(id, 100 + k));
             }
         }
         await using var alive = KeepAlive(second, "cpu:0");
@@ -203,7 +203,7 @@ public sealed class GrainTests : GrainTestBase
         Assert.Single(after.Select(j => j.Assignment!.ArrayId).Distinct());
         Assert.All(after, j => Assert.Equal(3, j.Assignment!.ArrayWidth));
         Assert.All(after, j => Assert.Equal(1, j.Recoveries));
-        Assert.Equal([100L, 101L, 102L], starts.Select(s => s.Checkpoint!.Step).ToArray());
+        Assert.Equal([100L, 101L, 102L], starts.Select(s => s.Checkpoints[0].Step).ToArray());
     }
 
     [Fact]

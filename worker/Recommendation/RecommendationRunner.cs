@@ -19,7 +19,7 @@ public static class RecommendationRunner
         var (dlrmModel, store) = OpenModel(grains, spec, reply.Shards, channel.Assignment.AssignmentEpoch);
         await store.Fence(); // a worker that ran this job before (and may thaw) can no longer write its rows
         using var dlrm = dlrmModel;
-        if (reply.Checkpoint is { } cp) dlrm.RestoreDense(cp.Data);
+        if (await channel.ReadCheckpoint(reply) is { } state) dlrm.RestoreDense(state);
         using var data = new CriteoCursor(spec.Data.Path, dlrm.Shape.TableRows);
         var session = new RecommendationSession(grains, channel, spec, dlrm, store, data);
         await new TrainingLoop(session, spec.Train.CheckpointEvery).Run(CancellationToken.None);

@@ -24,7 +24,7 @@ public class WorkerSetupFailureTests
         try
         {
             var options = new NodeAgentOptions("setup", ["cpu:0"]) { HeartbeatPeriod = TimeSpan.FromMilliseconds(200) };
-            var agent = new NodeAgent(fixture.Grains, options, new WorkerChaos(options, NullLogger<WorkerChaos>.Instance), NullLogger<NodeAgent>.Instance);
+            var agent = new NodeAgent(fixture.Grains, options, new Orchestrator.Core.Checkpoints.FileCheckpointStore(Directory.CreateTempSubdirectory("ckpt").FullName), new WorkerChaos(options, NullLogger<WorkerChaos>.Instance), NullLogger<NodeAgent>.Instance);
             var running = agent.RunAsync(stop.Token);
             var missing = Path.Combine(Path.GetTempPath(), $"no-data-{Guid.NewGuid():n}");
 

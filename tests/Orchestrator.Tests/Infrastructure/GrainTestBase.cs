@@ -21,6 +21,10 @@ public abstract class GrainTestBase : IAsyncLifetime
         $"name: {name}\npriority: {priority}\nfusion: {fusion}\nmodel: {{type: mlp}}\ndata: {{dataset: fashion-mnist}}\ntrain: {{steps: 100}}",
         new SpecValidationOptions { CheckFiles = false }));
 
+    /// <summary>A reference to a checkpoint of the job at <paramref name="step"/> (the grain keeps references only).</summary>
+    protected static CheckpointRef Checkpoint(string jobId, long step) =>
+        new(step, $"{jobId}/{step:D12}-{new string('a', 64)}.ckpt", 3, new string('a', 64), DateTime.UtcNow);
+
     protected static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():n}"[..20];
 
     protected async Task<JobInfo> Submit(string id, int priority = 0, string fusion = "auto", bool defer = false) =>

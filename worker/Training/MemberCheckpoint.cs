@@ -17,13 +17,16 @@ public static class MemberCheckpoint
 
     public static byte[] Capture(ArrayModel model, ArrayOptimizer optimizer, int member, long step)
     {
-        using var ms = new MemoryStream();
+        var tensors = NamedState(model, optimizer).ToList();
+        // Sized up front: a growing stream would double past 2 GB for a checkpoint of a little over 1 GB.
+        var size = 4 + 4 + 8 + 8 + 4 + tensors.Sum(x => PrefixedSize(x.Name) + 4 + 8L * (x.Tensor.dim() - 1) + 4 * (x.Tensor.numel() / x.Tensor.shape[0]));
+        if (size > Array.MaxLength) throw new OutOfMemoryException($"the member's state is {size} bytes, more than one checkpoint holds ({Array.MaxLength})");
+        using var ms = new MemoryStream((int)size);
         using var w = new BinaryWriter(ms, Encoding.UTF8);
         w.Write(Magic);
         w.Write(Version);
         w.Write(step);
         w.Write(optimizer.Steps[member]);
-        var tensors = NamedState(model, optimizer).ToList();
         w.Write(tensors.Count);
         using var noGrad = no_grad();
         foreach (var (name, t) in tensors)
@@ -35,7 +38,15 @@ public static class MemberCheckpoint
             var data = slice.data<float>().ToArray();
             w.Write(MemoryMarshal.AsBytes(data.AsSpan()));
         }
-        return ms.ToArray();
+        // The stream's buffer is the checkpoint when it was sized exactly (no copy of a large state).
+        return ms.Length == ms.Capacity ? ms.GetBuffer() : ms.ToArray();
+    }
+
+    /// <summary>A string as BinaryWriter writes it: its UTF-8 bytes after their count in 7-bit groups.</summary>
+    static int PrefixedSize(string text)
+    {
+        var n = Encoding.UTF8.GetByteCount(text);
+        return n + (n < 1 << 7 ? 1 : n < 1 << 14 ? 2 : n < 1 << 21 ? 3 : n < 1 << 28 ? 4 : 5);
     }
 
     /// <summary>Loads a member's state into slot <paramref name="member"/>; returns the step it was taken at.</summary>

@@ -156,6 +156,46 @@ public class DeploymentTests
         return errors;
     }
 
+    /// <summary>
+    /// Helm's Redis had AOF but no volume (a restart erased every job, checkpoint reference, incident and the
+    /// membership table), and checkpoints had no store outside the control plane. The chart now gives Redis a volume
+    /// and every worker the shared checkpoint volume at the directory it passes as --checkpoint-dir; so does compose.
+    /// </summary>
+    [Fact]
+    public async Task RedisAndTheCheckpointStore_LiveOnVolumes_InTheChartAndInCompose()
+    {
+        var templates = Path.Combine(Repo.Root, "charts", "orchestrator", "templates");
+        var redis = File.ReadAllText(Path.Combine(templates, "redis.yaml"));
+        Assert.Contains("\"--appendonly\", \"yes\"", redis);
+        Assert.Contains("mountPath: /data", redis);
+        Assert.Contains("kind: PersistentVolumeClaim", redis);
+        Assert.Contains("claimName: {{ .Release.Name }}-redis-data", redis);
+        var worker = File.ReadAllText(Path.Combine(templates, "worker.yaml"));
+        Assert.Matches(@"- --checkpoint-dir\s+- /checkpoints", worker);
+        Assert.Contains("mountPath: /checkpoints", worker);
+        Assert.Contains("accessModes: [ReadWriteMany]", File.ReadAllText(Path.Combine(templates, "checkpoints.yaml")));
+
+        using var compose = ChildProcess.Start("docker-compose", "docker-compose", "-f", Path.Combine(Repo.Root, "docker-compose.yml"), "config");
+        Assert.Equal(0, await compose.WaitForExit(TimeSpan.FromSeconds(60)));
+        var yaml = new YamlStream();
+        yaml.Load(new StringReader(compose.Output));
+        var services = (YamlMappingNode)((YamlMappingNode)yaml.Documents[0].RootNode)["services"];
+        foreach (var name in new[] { "worker1", "worker2" })
+        {
+            var service = (YamlMappingNode)services[name];
+            var command = ((YamlSequenceNode)service["command"]).Children.Select(c => c.ToString()).ToList();
+            var dir = command[command.IndexOf("--checkpoint-dir") + 1];
+            Assert.Contains(Volumes(service), v => v == ("checkpoints", dir));
+        }
+        Assert.Contains(Volumes((YamlMappingNode)services["redis"]), v => v == ("redis-data", "/data"));
+    }
+
+    /// <summary>A service's volumes as (source, target), from either syntax `docker-compose config` prints.</summary>
+    static IEnumerable<(string Source, string Target)> Volumes(YamlMappingNode service) =>
+        ((YamlSequenceNode)service["volumes"]).Children.Select(v => v is YamlMappingNode m
+            ? (m["source"].ToString(), m["target"].ToString())
+            : (v.ToString().Split(':')[0], v.ToString().Split(':')[1]));
+
     /// <summary>The images could not start (their base lacked ASP.NET Core, which the silo's pages, the worker's probes
     /// and the CLI's embedded silo need) and ran as root.</summary>
     [Theory]

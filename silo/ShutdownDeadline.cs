@@ -40,6 +40,6 @@ public sealed partial class ShutdownDeadline(IHostApplicationLifetime lifetime, 
     [DllImport("libc", EntryPoint = "_exit")]
     static extern void ExitNow(int status);
 
-    [LoggerMessage(601, LogLevel.Error, "The silo did not stop within {Seconds} s of the shutdown request (is the state store reachable?); exiting now")]
+    [LoggerMessage(701, LogLevel.Error, "The silo did not stop within {Seconds} s of the shutdown request (is the state store reachable?); exiting now")]
     static partial void Overdue(ILogger logger, double seconds);
 }

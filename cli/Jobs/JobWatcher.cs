@@ -102,6 +102,7 @@ public static class JobWatcher
     {
         if (i.Result is { } r) return $"accuracy {r.TestAccuracy:F4}  loss {r.FinalLoss:F4}  {r.Steps} steps in {r.TrainingSeconds:F0}s";
         if (i.State == JobState.Failed) return i.Failure?.Message ?? "failed";
+        if (i.Unschedulable is { } why) return $"unschedulable: it {why.Message}";
         if (i.Progress is not { } p) return i.State is JobState.Pending or JobState.Recovering ? "waiting for a device" : "starting";
         var acc = p.TestAccuracy is { } a ? $"  acc {a:F4}" : "";
         return $"step {p.Step}/{p.TotalSteps}  epoch {p.TrainingEpoch}  loss {p.Loss:F4}{acc}  {p.SamplesPerSecond:F0} samples/s";
@@ -114,6 +115,7 @@ public static class JobWatcher
         JobState.Cancelled => "[grey]cancelled[/]",
         JobState.Running => "[blue]running[/]",
         JobState.Recovering => "[yellow]recovering[/]",
+        JobState.Unschedulable => "[red]unschedulable[/]",
         _ => s.ToString().ToLowerInvariant(),
     };
 }

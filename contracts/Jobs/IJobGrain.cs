@@ -42,6 +42,11 @@ public interface IJobGrain : IGrainWithStringKey
     /// </summary>
     [Alias("preempt")] Task Preempt(string forJob);
 
+    /// <summary>The scheduler found that the cluster as it is cannot run the waiting job (it stays queued).</summary>
+    [Alias("unschedulable")] Task MarkUnschedulable(Unschedulable why);
+    /// <summary>The cluster can run the job again: it waits as before.</summary>
+    [Alias("schedulable")] Task MarkSchedulable();
+
     /// <summary>The node could not take an accepted placement: back to waiting. Returns the queue entry, or null if stale.</summary>
     [Alias("unschedule")] Task<QueuedJob?> Unschedule(long assignmentEpoch);
     /// <summary>The job's node sent no heartbeat for <paramref name="timeout"/>: the job becomes Recovering; returns its

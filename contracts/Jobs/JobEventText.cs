@@ -18,6 +18,8 @@ public static class JobEventText
         JobEventKind.Succeeded => e.Result is { } r ? Succeeded(r) : "succeeded",
         JobEventKind.Failed => $"failed: {e.Failure?.Message}",
         JobEventKind.Cancelled => "cancelled",
+        JobEventKind.Unschedulable => $"unschedulable: {e.Unschedulable?.Message}; it waits until the cluster can run it",
+        JobEventKind.Schedulable => "the cluster can run it again: waiting for devices",
         JobEventKind.PreemptionRequested => $"preempted for data-parallel job {e.OtherJob} (higher priority): checkpointing, then back to the queue",
         JobEventKind.Preempted => $"preempted at step {e.Step}: checkpoint saved, requeued",
         JobEventKind.RecoveredFromStorage =>

@@ -36,6 +36,8 @@ public enum JobEventKind
     RolledBack,
     NonFiniteStepSkipped,
     MalformedDataSkipped,
+    Unschedulable,
+    Schedulable,
 }
 
 /// <summary>Why a data-parallel job lost a rank.</summary>
@@ -107,6 +109,7 @@ public sealed record JobEvent
     [Id(34)] public string? Path { get; init; }
     [Id(35)] public int? MinRanks { get; init; }
     [Id(36)] public string? Detail { get; init; }
+    [Id(37)] public Unschedulable? Unschedulable { get; init; }
 
     /// <summary>The event in words, rendered from its fields.</summary>
     public string Message => JobEventText.Render(this);
@@ -140,6 +143,10 @@ public sealed record JobEvent
     public static JobEvent Failed(string node, JobFailure failure) => Of(JobEventKind.Failed, node) with { Failure = failure, Step = failure.Step };
 
     public static JobEvent Cancelled(string by) => Of(JobEventKind.Cancelled, by);
+
+    public static JobEvent FoundUnschedulable(Unschedulable why) => Of(JobEventKind.Unschedulable, SchedulerSource) with { Unschedulable = why };
+
+    public static JobEvent FoundSchedulable() => Of(JobEventKind.Schedulable, SchedulerSource);
 
     public static JobEvent PreemptionRequested(string forJob) => Of(JobEventKind.PreemptionRequested, SchedulerSource) with { OtherJob = forJob };
 

@@ -31,6 +31,16 @@ public sealed record Assignment(string JobId, string NodeId, string Device, long
 [GenerateSerializer, Immutable, Alias("job-progress")]
 public sealed record JobProgress(long Step, long TotalSteps, int TrainingEpoch, double Loss, double? TestAccuracy, double SamplesPerSecond, DateTime At);
 
+/// <summary>Why the cluster as it is cannot run a job: the cause, what the job needs and the most the cluster has
+/// (devices, or bytes), and where that most is.</summary>
+[GenerateSerializer, Immutable, Alias("unschedulable")]
+public sealed record Unschedulable(Orchestrator.Core.Scheduling.UnschedulableCause Cause, long Needed, long Available, string? Where)
+{
+    public static Unschedulable From(Orchestrator.Core.Scheduling.AdmissionRefusal r) => new(r.Cause, r.Needed, r.Available, r.Where);
+
+    public string Message => new Orchestrator.Core.Scheduling.AdmissionRefusal(Cause, Needed, Available, Where).Message;
+}
+
 /// <summary>Why a job failed: a cause (an enum programs read), the step it failed at where known, and words for people.</summary>
 [GenerateSerializer, Immutable, Alias("job-failure")]
 public sealed record JobFailure(FailureCause Cause, string Detail, long? Step = null)
@@ -104,7 +114,8 @@ public sealed record JobInfo(
     GangView? Gang = null,
     IReadOnlyList<Assignment>? Ranks = null,
     ShardConfig? Shards = null,
-    JobTime? Time = null);
+    JobTime? Time = null,
+    Unschedulable? Unschedulable = null);
 
 /// <summary>A worker's answer for starting an assignment: the spec, and where to resume from (for a rank of a
 /// data-parallel job, also the membership it is in or waits to join).</summary>

@@ -24,6 +24,10 @@ public interface ISchedulerGrain : IGrainWithStringKey
     [Alias("tick")] Task Tick();
 
     [Alias("info")] Task<SchedulerInfo> GetInfo();
+
+    /// <summary>What the healthy nodes offer at most, as of the last pass (unknown before any node reported), for
+    /// admission at submission.</summary>
+    [Alias("shape")] Task<ClusterSize> GetShape();
 }
 
 public static class SchedulerKeys

@@ -12,6 +12,9 @@ public sealed record ShardConfig(string JobId, int K, int R, int Shards, int Dim
 {
     public int Groups => Shards / K;
 
+    /// <summary>Memory the tables take across the silos: weights and Adagrad state of every row, and the parity.</summary>
+    public long MemoryBytes => TotalRows * Dim * 4L * 2 * (K + R) / K;
+
     /// <summary>
     /// A shard's lookup, update or delta takes milliseconds. One to a silo that just died would otherwise wait for
     /// Orleans' response timeout (10 s) before it is sent again; giving up after this long resends it, and it reaches

@@ -1,7 +1,9 @@
 namespace Orchestrator.Core.Jobs;
 
-/// <summary>Job life cycle. Recovering: the job lost its node or gang and waits to be placed again.</summary>
-public enum JobState { Pending, Scheduled, Running, Recovering, Succeeded, Failed, Cancelled }
+/// <summary>Job life cycle. Recovering: the job lost its node or gang and waits to be placed again. Unschedulable:
+/// it waits, but the cluster as it is could never run it (too few devices, or none large enough); it waits again
+/// once the cluster can.</summary>
+public enum JobState { Pending, Scheduled, Running, Recovering, Succeeded, Failed, Cancelled, Unschedulable }
 
 /// <summary>What moves a job from one state to another.</summary>
 public enum JobTrigger
@@ -16,6 +18,10 @@ public enum JobTrigger
     Lost,
     /// <summary>Preempted: its worker handed a checkpoint back.</summary>
     Yielded,
+    /// <summary>The scheduler found that the cluster as it is cannot run it.</summary>
+    FoundUnschedulable,
+    /// <summary>The cluster can run it again.</summary>
+    FoundSchedulable,
     Succeeded,
     Failed,
     Cancelled,
@@ -45,20 +51,23 @@ public enum StopCause
 ///    ▲                 │  │                    │
 ///    └─PlacementNotTaken┘  └──────Lost─────────┴──▶ Recovering ──Placed──▶ Scheduled …
 /// Yielded (preempted) goes back to Pending (Recovering once it has recovered); Cancelled from any state that has not ended.
+/// A waiting job the cluster cannot run becomes Unschedulable, and waits again (Pending or Recovering) once it can.
 /// </code>
 /// </summary>
 public static class JobLifecycle
 {
     public static bool IsTerminal(this JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled;
 
-    /// <summary>Waiting to be placed.</summary>
-    public static bool IsQueued(this JobState s) => s is JobState.Pending or JobState.Recovering;
+    /// <summary>Waiting to be placed (an unschedulable job stays queued, to be placed once the cluster can run it).</summary>
+    public static bool IsQueued(this JobState s) => s is JobState.Pending or JobState.Recovering or JobState.Unschedulable;
 
     /// <summary>The state <paramref name="trigger"/> leads to from <paramref name="state"/>, or null when it does not apply there.
     /// <paramref name="hasRecovered"/>: the job has been lost before, so it waits as Recovering rather than Pending.</summary>
     public static JobState? Next(JobState state, JobTrigger trigger, bool hasRecovered) => (state, trigger) switch
     {
-        (JobState.Pending or JobState.Recovering, JobTrigger.Placed) => JobState.Scheduled,
+        (JobState.Pending or JobState.Recovering or JobState.Unschedulable, JobTrigger.Placed) => JobState.Scheduled,
+        (JobState.Pending or JobState.Recovering, JobTrigger.FoundUnschedulable) => JobState.Unschedulable,
+        (JobState.Unschedulable, JobTrigger.FoundSchedulable) => Waiting(hasRecovered),
         (JobState.Scheduled, JobTrigger.Started) => JobState.Running,
         (JobState.Scheduled, JobTrigger.PlacementNotTaken) => Waiting(hasRecovered),
         (JobState.Scheduled or JobState.Running, JobTrigger.Lost) => JobState.Recovering,

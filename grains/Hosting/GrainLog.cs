@@ -6,6 +6,7 @@ static partial class GrainLog
 {
     [LoggerMessage(101, LogLevel.Warning, "Job {JobId} recovered from storage after silo {Silo} was lost")] public static partial void JobRecoveredFromStorage(this ILogger logger, string jobId, string silo);
     [LoggerMessage(201, LogLevel.Information, "Scheduler reconciled with the job index: {Removed} stale entries removed, {Added} waiting jobs re-queued")] public static partial void SchedulerReconciled(this ILogger logger, int removed, int added);
+    [LoggerMessage(203, LogLevel.Warning, "Job {Job} is unschedulable: it {Why}")] public static partial void Unschedulable(this ILogger logger, string job, string why);
     [LoggerMessage(202, LogLevel.Debug, "Scheduler tick failed; retrying next period")] public static partial void SchedulerTickFailed(this ILogger logger, Exception error);
     [LoggerMessage(301, LogLevel.Information, "Node {Node} is back (incarnation {Incarnation})")] public static partial void NodeBack(this ILogger logger, string node, string incarnation);
     [LoggerMessage(302, LogLevel.Warning, "Node {Node} missed heartbeats for {TimeoutSeconds} s; declared dead, {Count} assignments to reschedule")] public static partial void NodeDeclaredDead(this ILogger logger, string node, double timeoutSeconds, int count);

@@ -32,6 +32,7 @@ public sealed partial class JobGrain
             store.State.Gang = new GangRecord { MembershipEpoch = G.MembershipEpoch + 1, Step = R.CheckpointStep ?? 0 };
             R.Assignment = ranks[0];
             R.State = JobLifecycle.Apply(R.State, JobTrigger.Placed, R.Recoveries > 0);
+            R.Unschedulable = null;
             Mark(RunPhase.Starting);
             AddEvent(JobEvent.GangPlaced(ranks, R.CheckpointStep));
         }

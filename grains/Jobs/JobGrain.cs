@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Orchestrator.Core.Fusion;
+using Orchestrator.Core.Scheduling;
 using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Grains;
@@ -59,6 +60,14 @@ public sealed partial class JobGrain(
         catch (SpecValidationException e) { throw new ArgumentException($"invalid job spec:{Environment.NewLine}{e.Message}"); }
 
         var liveSilos = membership.CurrentSnapshot.Members.Values.Count(m => m.Status == SiloStatus.Active);
+        var devices = spec.DataParallel?.MinWorkers ?? spec.Resources.Devices;
+        var memory = FusionPlanning.EstimateMemberBytes(spec);
+        var shards = spec.Embedding is null ? null : EmbeddingSharding.Plan(JobId, spec, liveSilos);
+        // Admission: a job the cluster could never run is refused now, with the numbers, instead of waiting in silence.
+        var shape = (await Scheduler.GetShape()).Shape;
+        var refusal = Admission.CheckAtSubmission(new PendingJob(JobId, spec.Priority, 0, devices, null, memory, Gang: spec.DataParallel is not null), shape)
+            ?? (shards is null ? null : Admission.CheckEmbedding(shards.MemoryBytes, liveSilos, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, Silo));
+        if (refusal is not null) throw new ArgumentException($"the cluster cannot run job {spec.Name}: it {refusal.Message}");
         store.State.Definition = new JobDefinition
         {
             SpecJson = submission.SpecJson,
@@ -68,12 +77,12 @@ public sealed partial class JobGrain(
             Priority = spec.Priority,
             Model = ModelSummary(spec.Model),
             SubmittedAt = DateTime.UtcNow,
-            Devices = spec.DataParallel?.MinWorkers ?? spec.Resources.Devices,
+            Devices = devices,
             MinRanks = spec.DataParallel?.MinWorkers ?? 0,
             MaxRanks = spec.DataParallel?.MaxWorkers ?? 0,
             FusionKey = FusionPlanning.Key(spec),
-            MemoryBytes = FusionPlanning.EstimateMemberBytes(spec),
-            Shards = spec.Embedding is null ? null : EmbeddingSharding.Plan(JobId, spec, liveSilos),
+            MemoryBytes = memory,
+            Shards = shards,
             Sequence = await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).Add(JobId),
         };
         if (IsDataParallel) store.State.Gang = new GangRecord();
@@ -83,7 +92,7 @@ public sealed partial class JobGrain(
         var dp = spec.DataParallel;
         AddEvent(JobEvent.Submitted(submission.SubmittedBy, new JobSummary(D.Model, spec.Train.Optimizer.ToString().ToLowerInvariant(), spec.Train.Lr, spec.Priority,
             dp?.MinWorkers, dp?.MaxWorkers, dp?.Gradients.ToString().ToLowerInvariant())));
-        if (D.Shards is { } shards) AddEvent(JobEvent.EmbeddingPlanned(shards, liveSilos));
+        if (shards is not null) AddEvent(JobEvent.EmbeddingPlanned(shards, liveSilos));
         await SaveAndPublish();
         if (!submission.DeferEnqueue) await Scheduler.Enqueue(Queued());
         return Info();
@@ -144,10 +153,34 @@ public sealed partial class JobGrain(
         R.HighestAssignmentEpoch = a.AssignmentEpoch;
         R.Assignment = a;
         R.State = next;
+        R.Unschedulable = null;
         Mark(RunPhase.Starting);
         AddEvent(JobEvent.Placed(a, R.CheckpointStep));
         await SaveAndPublish();
         return true;
+    }
+
+    public async Task MarkUnschedulable(Unschedulable why)
+    {
+        ArgumentNullException.ThrowIfNull(why);
+        if (!Exists || R.Unschedulable == why) return;
+        if (R.State != JobState.Unschedulable)
+        {
+            if (JobLifecycle.Next(R.State, JobTrigger.FoundUnschedulable, R.Recoveries > 0) is not { } next) return;
+            R.State = next;
+        }
+        R.Unschedulable = why;
+        AddEvent(JobEvent.FoundUnschedulable(why));
+        await SaveAndPublish();
+    }
+
+    public async Task MarkSchedulable()
+    {
+        if (!Exists || JobLifecycle.Next(R.State, JobTrigger.FoundSchedulable, R.Recoveries > 0) is not { } next) return;
+        R.State = next;
+        R.Unschedulable = null;
+        AddEvent(JobEvent.FoundSchedulable());
+        await SaveAndPublish();
     }
 
     public async Task<QueuedJob?> Unschedule(long assignmentEpoch)
@@ -342,7 +375,7 @@ public sealed partial class JobGrain(
 
     JobInfo Info() => new(JobId, D.Name, D.Owner, R.State, D.Priority, D.Model, D.SubmittedAt, R.StartedAt, R.EndedAt,
         R.Assignment, R.Progress, R.Result, R.Failure, R.CheckpointStep, R.Recoveries, Silo, IsDataParallel ? View(null) : null,
-        IsDataParallel ? store.State.Ranks.ToList() : null, D.Shards, JobTime.From(T.Account(R.Progress?.Step ?? 0)));
+        IsDataParallel ? store.State.Ranks.ToList() : null, D.Shards, JobTime.From(T.Account(R.Progress?.Step ?? 0)), R.Unschedulable);
 
     async Task SaveAndPublish()
     {

@@ -60,6 +60,8 @@ public sealed class JobRun
     [Id(10)] public string? PreemptedFor { get; set; }
     /// <summary>The silo of the latest activation; if that silo has left the cluster, the next activation is a recovery.</summary>
     [Id(11)] public string? LiveOn { get; set; }
+    /// <summary>Why the cluster cannot run the job now, while it is Unschedulable.</summary>
+    [Id(12)] public Unschedulable? Unschedulable { get; set; }
 }
 
 /// <summary>

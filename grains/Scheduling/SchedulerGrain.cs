@@ -35,6 +35,10 @@ public sealed class SchedulerGrain(
     SchedulerState S => store.State;
     DateTime _lastTick = DateTime.MinValue;
     int _ticks;
+    // What the healthy nodes offer at most (as of the last pass), and the queued jobs found unable to run on it.
+    ClusterShape _shape = ClusterShape.Unknown;
+    DateTime _shapeAt = DateTime.MinValue;
+    readonly Dictionary<string, AdmissionRefusal> _unschedulable = [];
 
     public override async Task OnActivateAsync(CancellationToken ct)
     {
@@ -169,9 +173,11 @@ public sealed class SchedulerGrain(
     {
         if (S.Queue.Count == 0 || S.Nodes.Count == 0) return;
         var capacity = new List<NodeCapacity>();
+        var healthy = new List<(string, int, long)>();
         foreach (var nodeId in S.Nodes)
         {
             var info = await GrainFactory.GetGrain<INodeGrain>(nodeId).GetInfo();
+            if (info.Health == NodeHealth.Healthy) healthy.Add(Offered(nodeId, info));
             // A node that has gone quiet is not given new work while the liveness check decides about it.
             if (info.Health != NodeHealth.Healthy || DateTime.UtcNow - info.LastHeartbeat > options.Value.RankSilenceLimit) continue;
             var busy = info.Assignments.Select(a => a.Device).ToHashSet();
@@ -181,13 +187,18 @@ public sealed class SchedulerGrain(
                 .ToList();
             capacity.Add(new NodeCapacity(nodeId, info.Devices.Where(d => !busy.Contains(d)).ToList(), perDevice, running));
         }
-        var queue = S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices, q.FusionKey, q.MemoryBytes, q.Gang, q.MaxDevices, q.Growth)).ToList();
+        (_shape, _shapeAt) = (ClusterShape.Of(healthy), DateTime.UtcNow);
+        var queue = await Admissible(S.Queue.Select(q => new PendingJob(q.JobId, q.Priority, q.SubmitSequence, q.Devices, q.FusionKey, q.MemoryBytes, q.Gang, q.MaxDevices, q.Growth)));
         var decisionTime = System.Diagnostics.Stopwatch.StartNew();
         var decision = policy.Decide(queue, capacity);
         OrchestratorMetrics.SchedulingLatency.Observe(decisionTime.Elapsed.TotalSeconds);
         await Preempt(decision.Preemptions);
         var placements = decision.Placements;
         if (placements.Count == 0) return;
+        // Running work carries its priority: a gang preempts only arrays of lower priority than its own (assignments
+        // of priority 0 once let any gang preempt jobs of priority 1000, which were then placed again at once).
+        var placedIds = placements.SelectMany(p => p.JobIds).ToHashSet();
+        var priorityOf = queue.Where(q => placedIds.Contains(q.JobId)).ToDictionary(q => q.JobId, q => q.Priority);
 
         foreach (var p in placements)
         {
@@ -197,7 +208,8 @@ public sealed class SchedulerGrain(
                 continue;
             }
             var firstEpoch = S.LastAssignmentEpoch + 1;
-            var members = p.JobIds.Select(id => new Assignment(id, p.NodeId, p.Devices[0], ++S.LastAssignmentEpoch, DateTime.UtcNow, $"array-{firstEpoch}", p.JobIds.Count)).ToList();
+            var members = p.JobIds.Select(id => new Assignment(id, p.NodeId, p.Devices[0], ++S.LastAssignmentEpoch, DateTime.UtcNow, $"array-{firstEpoch}", p.JobIds.Count,
+                Priority: priorityOf.GetValueOrDefault(id))).ToList();
             S.InFlight.AddRange(members);
             await store.WriteStateAsync();
             var accepted = new List<Assignment>();
@@ -211,6 +223,49 @@ public sealed class SchedulerGrain(
         }
         await store.WriteStateAsync();
     }
+
+    /// <summary>
+    /// The queued jobs the cluster as it is can run. The others are marked Unschedulable (once per reason) and left
+    /// out of the pass, so that a gang larger than the cluster does not hold back every gang behind it; a job that
+    /// fits again (a node came back) waits as before.
+    /// </summary>
+    async Task<List<PendingJob>> Admissible(IEnumerable<PendingJob> queue)
+    {
+        var admissible = new List<PendingJob>();
+        foreach (var job in queue)
+        {
+            if (Admission.Check(job, _shape) is { } why)
+            {
+                if (_unschedulable.TryGetValue(job.JobId, out var known) && known == why) continue;
+                _unschedulable[job.JobId] = why;
+                logger.Unschedulable(job.JobId, why.Message);
+                await GrainFactory.GetGrain<IJobGrain>(job.JobId).MarkUnschedulable(Unschedulable.From(why));
+                continue;
+            }
+            if (_unschedulable.Remove(job.JobId)) await GrainFactory.GetGrain<IJobGrain>(job.JobId).MarkSchedulable();
+            admissible.Add(job);
+        }
+        return admissible;
+    }
+
+    public async Task<ClusterSize> GetShape()
+    {
+        if (DateTime.UtcNow - _shapeAt > TimeSpan.FromSeconds(2))
+        {
+            var healthy = new List<(string, int, long)>();
+            foreach (var nodeId in S.Nodes)
+            {
+                var info = await GrainFactory.GetGrain<INodeGrain>(nodeId).GetInfo();
+                if (info.Health == NodeHealth.Healthy) healthy.Add(Offered(nodeId, info));
+            }
+            (_shape, _shapeAt) = (ClusterShape.Of(healthy), DateTime.UtcNow);
+        }
+        return ClusterSize.Of(_shape);
+    }
+
+    /// <summary>A healthy node's devices and the memory of each, for the cluster's shape.</summary>
+    static (string Node, int Devices, long DeviceMemoryBytes) Offered(string nodeId, NodeInfo info) =>
+        (nodeId, info.Devices.Count, info.Devices.Count > 0 ? info.MemoryBytes / info.Devices.Count : 0);
 
     /// <summary>A data-parallel job's ranks, one assignment per device: the job takes all of them or none, then each
     /// goes to its node (a rank a node cannot take is removed from the job again).</summary>

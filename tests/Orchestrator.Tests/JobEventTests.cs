@@ -39,6 +39,8 @@ public sealed class JobEventTests
         JobEvent.RolledBack("w3", 160, 150, TimeSpan.FromMilliseconds(900), "shard restored"),
         JobEvent.NonFiniteStepSkipped("w3", 5, [1]),
         JobEvent.MalformedDataSkipped("w3", "/data/clicks.tsv", 3, "line 9: 39 fields"),
+        JobEvent.FoundUnschedulable(new Unschedulable(Orchestrator.Core.Scheduling.UnschedulableCause.TooManyDevices, 8, 4, null)),
+        JobEvent.FoundSchedulable(),
     ];
 
     [Fact]

@@ -21,6 +21,11 @@ public sealed class JobLifecycleTests
         [(JobState.Scheduled, JobTrigger.Cancelled)] = JobState.Cancelled,
         [(JobState.Running, JobTrigger.Cancelled)] = JobState.Cancelled,
         [(JobState.Recovering, JobTrigger.Cancelled)] = JobState.Cancelled,
+        [(JobState.Pending, JobTrigger.FoundUnschedulable)] = JobState.Unschedulable,
+        [(JobState.Recovering, JobTrigger.FoundUnschedulable)] = JobState.Unschedulable,
+        [(JobState.Unschedulable, JobTrigger.FoundSchedulable)] = JobState.Pending,
+        [(JobState.Unschedulable, JobTrigger.Placed)] = JobState.Scheduled,
+        [(JobState.Unschedulable, JobTrigger.Cancelled)] = JobState.Cancelled,
     };
 
     [Fact]

@@ -143,4 +143,44 @@ public sealed class ElasticProcessTests(ITestOutputHelper output) : ProcessClust
         Assert.Equal(20000, singleDone.Result!.Steps);
         Assert.Equal(300, gangDone.Result!.Steps);
     }
+    /// <summary>
+    /// The livelock, end to end: on 4 devices, two jobs of priority 1000 and two of priority 0 run when a gang of
+    /// priority 1 needing 2 devices arrives. Running assignments carried priority 0, so the gang preempted all four,
+    /// the requeued jobs of priority 1000 outranked it and were placed again at once (80 preemptions in 45 s, the
+    /// gang never started). Now it preempts the two below it, once each, and starts within 60 s (a checkpoint and a
+    /// placement pass, a few seconds here); the jobs of priority 1000 are never touched.
+    /// </summary>
+    [Fact]
+    public async Task AGangOfMiddlePriority_PreemptsOnlyTheJobsBelowIt_OnceEach_AndStarts()
+    {
+        await Cluster.StartSilo();
+        Cluster.StartWorker("w1", devices: "cpu:2");
+        Cluster.StartWorker("w2", devices: "cpu:2");
+        await Cluster.ConnectClient();
+        static string Single(string name, int priority) => JobSpecJson.Write(JobSpecParser.Parse(
+            $"name: {name}\npriority: {priority}\nfusion: never\nmodel: {{type: mlp, hidden: [32]}}\ndata: {{dataset: fashion-mnist, trainLimit: 4096}}\ntrain: {{steps: 1000000, batchSize: 32, checkpointEvery: 200}}",
+            new SpecValidationOptions { CheckFiles = false }));
+        var singles = new[] { ("high-a", 1000), ("high-b", 1000), ("low-a", 0), ("low-b", 0) };
+        foreach (var (name, priority) in singles)
+            await Cluster.Grains.GetGrain<IJobGrain>(name).Submit(new JobSubmission(Single(name, priority), "test"));
+        foreach (var (name, _) in singles) await Cluster.WaitFor(name, j => j.Progress?.Step >= 100, "running", TimeSpan.FromSeconds(120));
+
+        var submitted = DateTime.UtcNow;
+        await Cluster.Grains.GetGrain<IJobGrain>("middle").Submit(new JobSubmission(JobSpecJson.Write(JobSpecParser.Parse(
+            Spec(min: 2, max: 2, steps: 200).Replace("name: elastic", "name: middle\npriority: 1"), new SpecValidationOptions { CheckFiles = false })), "test"));
+        var gang = await Cluster.WaitFor("middle", j => j.State == JobState.Running, "running", TimeSpan.FromSeconds(60));
+        var startedAfter = gang.StartedAt!.Value - submitted;
+        output.WriteLine($"the gang started {startedAfter.TotalSeconds:F1} s after its submission");
+
+        foreach (var (name, priority) in singles)
+        {
+            var events = await Cluster.Events(name);
+            var asked = events.Count(e => e.Kind == JobEventKind.PreemptionRequested && e.OtherJob == "middle");
+            var preempted = events.Count(e => e.Kind == JobEventKind.Preempted);
+            Assert.Equal(priority < 1 ? (1, 1) : (0, 0), (asked, preempted));
+        }
+        Assert.True(startedAfter < TimeSpan.FromSeconds(60));
+        foreach (var (name, priority) in singles.Where(s => s.Item2 == 1000))
+            Assert.Equal(JobState.Running, (await Cluster.Grains.GetGrain<IJobGrain>(name).GetInfo()).State);
+    }
 }

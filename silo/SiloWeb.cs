@@ -30,13 +30,13 @@ public static class SiloWeb
         if (httpPort is not int port)
         {
             var plain = Host.CreateApplicationBuilder();
-            ShutdownDeadline.AddTo(plain.Services);
+            AddProcessServices(plain.Services, settings);
             plain.UseOrleans(settings.Configure);
             more(plain);
             return plain.Build();
         }
         var builder = WebApplication.CreateSlimBuilder();
-        ShutdownDeadline.AddTo(builder.Services);
+        AddProcessServices(builder.Services, settings);
         AddServices(builder, settings.ListenAddress, port);
         builder.UseOrleans(silo =>
         {
@@ -47,6 +47,17 @@ public static class SiloWeb
         var app = builder.Build();
         Map(app);
         return app;
+    }
+
+    /// <summary>What every silo process runs beside the silo: its shutdown deadline and, with Redis, the watch for a
+    /// store that lost its data.</summary>
+    static void AddProcessServices(IServiceCollection services, SiloSettings settings)
+    {
+        ShutdownDeadline.AddTo(services);
+        if (settings.Redis is not { } redis) return;
+        services.AddSingleton(sp => new StoreGeneration(redis, sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ILocalSiloDetails>(),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<StoreGeneration>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<StoreGeneration>());
     }
 
     static void AddServices(WebApplicationBuilder builder, IPAddress listen, int port)
@@ -65,8 +76,10 @@ public static class SiloWeb
         app.UseStaticFiles(new StaticFileOptions { FileProvider = pages });
 
         app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", (IClusterMembershipService membership, ILocalSiloDetails local) =>
-            membership.CurrentSnapshot.GetSiloStatus(local.SiloAddress) == SiloStatus.Active
+        app.MapGet("/readyz", (IClusterMembershipService membership, ILocalSiloDetails local, IServiceProvider services) =>
+            services.GetService<StoreGeneration>()?.Lost is { } lost
+                ? Results.Text($"not ready: the state store lost its data at {lost.At:u} (generation {lost.Generation} gone); restore it and restart the cluster", statusCode: 503)
+                : membership.CurrentSnapshot.GetSiloStatus(local.SiloAddress) == SiloStatus.Active
                 ? Results.Text("ready")
                 : Results.Text($"not ready: this silo is {membership.CurrentSnapshot.GetSiloStatus(local.SiloAddress)} in the cluster", statusCode: 503));
         app.MapOrleansDashboard(routePrefix: "/dashboard");

@@ -3,7 +3,7 @@ using Orchestrator.Core.Reliability;
 namespace Orchestrator.Contracts;
 
 /// <summary>What the cluster noticed.</summary>
-public enum IncidentKind { NodeLost, WorkerRestarted, SiloCrashed, StateStoreUnavailable, Preempted, JobFailed }
+public enum IncidentKind { NodeLost, WorkerRestarted, SiloCrashed, StateStoreUnavailable, Preempted, JobFailed, StateStoreLost }
 
 /// <summary>
 /// One failure the cluster noticed: when, what (<see cref="Kind"/>), its category in the study's taxonomy, the node,
@@ -38,6 +38,8 @@ public sealed record Incident
         IncidentKind.WorkerRestarted => $"the worker of node {NodeId} restarted (new process) with {Assignments} assignment(s){RanksRemoved}; they start again from their checkpoints",
         IncidentKind.SiloCrashed => $"silo {Silo} was declared dead while active; its grains reactivate on the survivors",
         IncidentKind.StateStoreUnavailable => $"the state store did not answer {Detail}",
+        IncidentKind.StateStoreLost => $"the state store lost its data (the cluster's generation marker {Detail} is gone: flushed, or restarted without persistence); " +
+                                       "the jobs, checkpoint references, incidents and membership it held are gone with it: restore the store from its persistence and restart the cluster",
         IncidentKind.Preempted => $"preempted at step {Step}",
         IncidentKind.JobFailed => $"job failed: {Detail}",
         _ => Kind.ToString(),
@@ -63,6 +65,8 @@ public sealed record Incident
     public static Incident SiloCrashed(string silo) => Of(IncidentKind.SiloCrashed, FailureCategory.SiloCrash) with { Silo = silo };
 
     /// <param name="call">The grain call the store did not answer, and its error's first sentence.</param>
+    public static Incident StateStoreLost(string silo, string generation) => Of(IncidentKind.StateStoreLost, FailureCategory.StateStoreOutage) with { Silo = silo, Detail = generation };
+
     public static Incident StateStoreUnavailable(string? silo, string call) => Of(IncidentKind.StateStoreUnavailable, FailureCategory.StateStoreOutage) with { Silo = silo, Detail = call };
 
     public static Incident Preempted(string node, string job, long step) => Of(IncidentKind.Preempted, FailureCategory.Preemption) with { NodeId = node, Jobs = [job], Step = step };

@@ -31,6 +31,40 @@ public sealed class ProcessTests(ITestOutputHelper output) : ProcessClusterTest(
             """);
     }
 
+    /// <summary>
+    /// Helm's Redis kept its data on no volume: a FLUSHALL (standing in for a restart of its pod) made a running job
+    /// vanish within a second, with no incident and /readyz still 200. The silo now notices that the cluster's
+    /// generation marker is gone, records a StateStoreLost incident and reports not ready.
+    /// </summary>
+    [Fact]
+    public async Task AStateStoreThatLostItsData_IsAnIncident_AndTheSiloReportsNotReady()
+    {
+        var web = ProcessCluster.FreePort();
+        await Cluster.StartSilo("--http-port", web.ToString());
+        using var http = new HttpClient();
+        Assert.Equal("ready", await http.GetStringAsync($"http://127.0.0.1:{web}/readyz"));
+        using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"{Cluster.Redis},allowAdmin=true"))
+        {
+            var db = redis.GetDatabase();
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (!await db.KeyExistsAsync(Orchestrator.Silo.StoreGeneration.Key) && DateTime.UtcNow < deadline) await Task.Delay(100);
+            Assert.True(await db.KeyExistsAsync(Orchestrator.Silo.StoreGeneration.Key), "no generation marker was written");
+            await redis.GetServer(Cluster.Redis).FlushAllDatabasesAsync();
+        }
+        var flushed = DateTime.UtcNow;
+
+        HttpResponseMessage ready;
+        while ((ready = await http.GetAsync($"http://127.0.0.1:{web}/readyz")).IsSuccessStatusCode && DateTime.UtcNow - flushed < TimeSpan.FromSeconds(20)) await Task.Delay(200);
+        var noticedAfter = DateTime.UtcNow - flushed;
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("lost its data", await ready.Content.ReadAsStringAsync());
+        Assert.True(noticedAfter < Orchestrator.Silo.StoreGeneration.Period * 3, $"noticed after {noticedAfter.TotalSeconds:F1} s");
+        var incidents = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{web}/api/incidents")).RootElement.EnumerateArray()
+            .Select(v => v.GetProperty("incident")).ToList();
+        Assert.Contains(incidents, i => i.GetProperty("kind").GetString() == "StateStoreLost" && i.GetProperty("category").GetString() == "StateStoreOutage");
+        output.WriteLine($"the lost store was noticed {noticedAfter.TotalSeconds:F1} s after FLUSHALL");
+    }
+
     /// <summary>A silo asked to stop while Redis was down kept retrying its membership writes for over 90 s.</summary>
     [Fact]
     public async Task ASilo_StopsWithinItsDeadline_OnSigterm_WhileTheStateStoreIsDown()

@@ -32,6 +32,9 @@ public sealed class ClusterQueries(IGrainFactory grains)
 
     public async Task<JobDetail> Job(string jobId)
     {
+        // Asked of the index first: an id nobody submitted (or a random one from a crawler) never activates a grain.
+        if (jobId.Length > 256 || !await grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).Contains(jobId))
+            throw new KeyNotFoundException($"no job '{(jobId.Length > 64 ? jobId[..64] + "…" : jobId)}'");
         var job = grains.GetGrain<IJobGrain>(jobId);
         var info = await job.GetInfo();
         var (events, history) = (await job.GetEvents(), await job.GetHistory());

@@ -1,9 +1,9 @@
 namespace Orchestrator.Cli.Jobs;
 
-/// <summary>orch submit, jobs, job, events (logs), cancel, nodes: a user's daily view of their jobs and the cluster.</summary>
+/// <summary>orch submit, jobs, job, events (logs), cancel, delete, nodes: a user's daily view of their jobs and the cluster.</summary>
 public static class JobCommands
 {
-    public static IEnumerable<Command> Create() => [Submit(), List(), Show(), Events("events"), Events("logs"), Cancel(), Nodes()];
+    public static IEnumerable<Command> Create() => [Submit(), List(), Show(), Events("events"), Events("logs"), Cancel(), Delete(), Nodes()];
 
     static Command Submit()
     {
@@ -78,6 +78,36 @@ public static class JobCommands
             return 0;
         }));
         return cancel;
+    }
+
+    static Command Delete()
+    {
+        var ids = new Argument<string[]>("ID") { Description = "Ids of jobs that have ended", Arity = ArgumentArity.ZeroOrMore };
+        var finished = new Option<bool>("--all-finished") { Description = "Delete every job that has ended (succeeded, failed or cancelled) instead" };
+        var delete = new Command("delete", "Delete jobs that have ended: their state, events and checkpoints (running jobs are refused: cancel them first)") { ids, finished };
+        delete.SetAction((p, ct) => Connected(p, ct, async grains =>
+        {
+            var chosen = p.GetValue(finished)
+                ? (await grains.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).List()).Where(j => j.State.IsTerminal()).Select(j => j.JobId).ToList()
+                : p.GetValue(ids)?.ToList() ?? [];
+            if (chosen.Count == 0) throw new UsageException(p.GetValue(finished) ? "no job has ended" : "name the jobs to delete, or pass --all-finished");
+            var failed = 0;
+            foreach (var id in chosen)
+            {
+                try
+                {
+                    await grains.GetGrain<IJobGrain>(id).Delete();
+                    AnsiConsole.MarkupLine($"deleted {Markup.Escape(id)}");
+                }
+                catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException)
+                {
+                    AnsiConsole.MarkupLine($"[red]not deleted[/] {Markup.Escape(id)}: {Markup.Escape(e.Message)}");
+                    failed++;
+                }
+            }
+            return failed == 0 ? 0 : 1;
+        }));
+        return delete;
     }
 
     static Command Nodes()

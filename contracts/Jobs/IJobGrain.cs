@@ -26,6 +26,10 @@ public interface IJobGrain : IGrainWithStringKey
     /// <summary>Cancels a job that has not ended; a running worker stops at its next report.</summary>
     [Alias("cancel")] Task<JobInfo> Cancel(string who);
 
+    /// <summary>Deletes a job that has ended: its state, its checkpoint references (the workers' cleanup then removes
+    /// its checkpoints) and its entry in the index. A job that has not ended is refused: cancel it first.</summary>
+    [Alias("delete")] Task Delete();
+
     // Scheduler side.
     /// <summary>Accepts a placement if the job is waiting and the assignment epoch is new; false otherwise (the caller must not assign it).</summary>
     [Alias("scheduled")] Task<bool> MarkScheduled(Assignment assignment);

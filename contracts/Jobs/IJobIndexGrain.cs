@@ -13,4 +13,10 @@ public interface IJobIndexGrain : IGrainWithStringKey
     [Alias("update")] Task Update(JobInfo info);
 
     [Alias("list")] Task<IReadOnlyList<JobInfo>> List();
+
+    /// <summary>Whether the cluster knows the job: readers ask here first, so an unknown id never activates a job grain.</summary>
+    [Alias("contains")] Task<bool> Contains(string jobId);
+
+    /// <summary>Forgets a deleted job.</summary>
+    [Alias("remove")] Task Remove(string jobId);
 }

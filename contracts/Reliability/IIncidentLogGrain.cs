@@ -31,6 +31,23 @@ public sealed record Incident
     /// <summary>Words from elsewhere (a failure's detail, the store's error), shown as they are.</summary>
     [Id(12)] public string? Detail { get; init; }
 
+    /// <summary>Longest text an incident keeps from elsewhere (a failure's detail, a store's error).</summary>
+    public const int MaxDetailChars = 1000;
+    /// <summary>Most jobs an incident names (a node's loss can hit many; the count says how many more).</summary>
+    public const int MaxJobs = 100;
+
+    /// <summary>The incident with its text and lists cut to what the log keeps, so ten thousand of them stay small.</summary>
+    public Incident Bounded() => this with
+    {
+        Detail = Cut(Detail, MaxDetailChars),
+        NodeId = Cut(NodeId, 256),
+        Silo = Cut(Silo, 256),
+        Jobs = Jobs.Count > MaxJobs ? [.. Jobs.Take(MaxJobs), $"… and {Jobs.Count - MaxJobs} more"] : Jobs,
+        RemovedByPeers = RemovedByPeers is { Count: > MaxJobs } removed ? [.. removed.Take(MaxJobs), $"… and {removed.Count - MaxJobs} more"] : RemovedByPeers,
+    };
+
+    static string? Cut(string? text, int max) => text is { Length: > 0 } t && t.Length > max ? t[..max] + "…" : text;
+
     /// <summary>The incident in words, rendered from its fields.</summary>
     public string Message => Kind switch
     {

@@ -144,6 +144,16 @@ public sealed partial class JobGrain(
         return Info();
     }
 
+    public async Task Delete()
+    {
+        EnsureExists();
+        if (!R.State.IsTerminal()) throw new InvalidOperationException($"job {JobId} is {R.State.ToString().ToLowerInvariant()}: cancel it first (orch cancel {JobId})");
+        await GrainFactory.GetGrain<IJobIndexGrain>(SchedulerKeys.Cluster).Remove(JobId);
+        await checkpoint.ClearStateAsync();
+        await store.ClearStateAsync();
+        DeactivateOnIdle();
+    }
+
     public async Task<bool> MarkScheduled(Assignment a)
     {
         // Only a waiting job can be placed: a second placement (a duplicate scheduler activation, a retried
@@ -310,9 +320,11 @@ public sealed partial class JobGrain(
     public async Task<WorkAck> Fail(long assignmentEpoch, JobFailure failure)
     {
         if (Refused(assignmentEpoch) is { } why) return new WorkAck(why);
+        ArgumentNullException.ThrowIfNull(failure);
         var node = Reporter(assignmentEpoch);
         await ReleaseNode();
-        R.Failure = failure;
+        // A worker's words are kept, but not without bound (the job's state and its incident hold them).
+        R.Failure = failure = failure.Detail is { Length: > Incident.MaxDetailChars } words ? failure with { Detail = words[..Incident.MaxDetailChars] + "…" } : failure;
         End(JobTrigger.Failed);
         AddEvent(JobEvent.Failed(node, failure));
         await SaveAndPublish();

@@ -50,6 +50,16 @@ public sealed class JobIndexGrain([PersistentState("job-index", StorageNames.Sta
         Task.FromResult<IReadOnlyList<JobInfo>>(store.State.Jobs.Values.OfType<JobInfo>()
             .OrderBy(j => store.State.Sequences.GetValueOrDefault(j.JobId)).ToList());
 
+    public Task<bool> Contains(string jobId) => Task.FromResult(store.State.Sequences.ContainsKey(jobId));
+
+    public async Task Remove(string jobId)
+    {
+        if (!store.State.Sequences.Remove(jobId)) return;
+        store.State.Jobs.Remove(jobId);
+        await store.WriteStateAsync();
+        _dirty = false;
+    }
+
     async Task Flush(CancellationToken ct)
     {
         if (!_dirty) return;

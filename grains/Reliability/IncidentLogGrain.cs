@@ -20,8 +20,9 @@ public sealed class IncidentLogGrain(
 
     public async Task Append(Incident incident)
     {
+        ArgumentNullException.ThrowIfNull(incident);
         var log = store.State.Incidents;
-        log.Add(incident);
+        log.Add(incident.Bounded());
         if (log.Count > MaxIncidents) log.RemoveRange(0, log.Count - MaxIncidents);
         await Persist(CancellationToken.None);
     }
